@@ -1,0 +1,1 @@
+//! Shared helpers for kvmstor's runnable examples.

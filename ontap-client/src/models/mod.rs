@@ -1,0 +1,1 @@
+//! Typed ONTAP records (pure serde types, no I/O).

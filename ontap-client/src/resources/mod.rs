@@ -1,0 +1,1 @@
+//! Per-resource accessors on `Client`.

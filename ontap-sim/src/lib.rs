@@ -1,0 +1,7 @@
+//! # ontap-sim
+//!
+//! A stateful simulator of the NetApp ONTAP REST API.
+//!
+//! ```
+//! assert!(true);
+//! ```

@@ -1,0 +1,2 @@
+//! The `ontap-sim` binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Cross-crate integration tests of kvmstor; the tests live in `tests/`.
