@@ -1,2 +1,231 @@
 //! `cargo xtask`: project automation.
-fn main() {}
+//!
+//! * `cargo xtask test [STEP...]` installs what the test tiers need (Debian packages, a Python
+//!   venv), then runs formatting, clippy, the workspace tests and the Python fidelity tier, and
+//!   closes with a summary table and the line `N passed, N failed`.
+//! * `cargo xtask demo` runs the ONTAP-level demo (`examples/src/bin/demo.rs`).
+//! * `cargo xtask bench` compares `ontap-client` with NetApp's `netapp-ontap` against the
+//!   simulator and writes `target/bench/ontap-client.md`.
+//!
+//! Kept to std + anyhow so that it compiles in seconds on a fresh machine.
+
+mod bench;
+mod proc;
+mod setup;
+mod summary;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+
+use crate::proc::{run_streamed, SimDaemon};
+use crate::summary::{Counts, Outcome, Summary};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  test [STEP...]   install what the tests need, then run every step (or only the named ones):
+                   install, fmt, clippy, unit, python
+  demo             build and run the ONTAP-level demo (examples/src/bin/demo.rs)
+  bench            compare ontap-client with netapp-ontap against the simulator;
+                   writes target/bench/ontap-client.md
+  help             print this text
+";
+
+/// The steps of `cargo xtask test`, in the order they run.
+const TEST_STEPS: &[&str] = &["install", "fmt", "clippy", "unit", "python"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("demo") => demo(),
+        Some("bench") => bench::run(),
+        Some("help" | "-h" | "--help") | None => {
+            print!("{USAGE}");
+            Ok(true)
+        }
+        Some(other) => {
+            eprint!("unknown command `{other}`\n\n{USAGE}");
+            Ok(false)
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The repository root: xtask lives in `<root>/xtask`.
+pub(crate) fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent directory")
+        .to_path_buf()
+}
+
+/// Cargo's target directory, as cargo itself would choose it.
+pub(crate) fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                repo_root().join(dir)
+            }
+        }
+        None => repo_root().join("target"),
+    }
+}
+
+/// The `cargo` that runs us, so that the same toolchain builds everything.
+pub(crate) fn cargo() -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(repo_root());
+    cmd
+}
+
+fn test(args: &[String]) -> Result<bool> {
+    for arg in args {
+        if !TEST_STEPS.contains(&arg.as_str()) {
+            bail!(
+                "unknown test step `{arg}`; steps are {}",
+                TEST_STEPS.join(", ")
+            );
+        }
+    }
+    let wanted = |step: &str| args.is_empty() || args.iter().any(|a| a == step);
+    let mut summary = Summary::default();
+
+    if wanted("install") {
+        let tiers: Vec<&str> = setup::TIERS.iter().map(|t| t.name).collect();
+        summary.record("install packages", || setup::install_packages(&tiers));
+    }
+    if wanted("fmt") {
+        summary.record("cargo fmt --check", || {
+            let mut cmd = cargo();
+            cmd.args(["fmt", "--all", "--", "--check"]);
+            Ok(check_step(run_streamed(&mut cmd)?.success))
+        });
+    }
+    if wanted("clippy") {
+        summary.record("cargo clippy", || {
+            let mut cmd = cargo();
+            cmd.args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]);
+            Ok(check_step(run_streamed(&mut cmd)?.success))
+        });
+    }
+    if wanted("unit") {
+        summary.record("cargo test --workspace", || {
+            let mut cmd = cargo();
+            cmd.args(["test", "--workspace", "--no-fail-fast"]);
+            let run = run_streamed(&mut cmd)?;
+            let counts = summary::parse_cargo_test(&run.stdout);
+            Ok(test_step(run.success, counts))
+        });
+    }
+    if wanted("python") {
+        python_tier(&mut summary);
+    }
+
+    summary.print();
+    Ok(summary.all_passed())
+}
+
+/// A step that checks something but runs no tests.
+fn check_step(success: bool) -> Outcome {
+    if success {
+        Outcome::Passed(None)
+    } else {
+        Outcome::Failed(None)
+    }
+}
+
+/// A step that runs tests: a non-zero exit fails the step even when every parsed test passed.
+fn test_step(success: bool, counts: Option<Counts>) -> Outcome {
+    match (success, counts) {
+        (true, Some(c)) if c.failed == 0 && c.passed > 0 => Outcome::Passed(Some(c)),
+        (true, Some(c)) if c.passed == 0 && c.failed == 0 => Outcome::Failed(Some(c)),
+        (true, None) => Outcome::Failed(None),
+        (_, counts) => Outcome::Failed(counts),
+    }
+}
+
+/// The Python fidelity tier: NetApp's own `netapp-ontap` library against our simulator.
+fn python_tier(summary: &mut Summary) {
+    let venv_ok = summary.record("python venv + pip install", || {
+        setup::python_venv().map(|_| Outcome::Passed(None))
+    });
+    let build_ok = summary.record("cargo build -p ontap-sim", || {
+        let mut cmd = cargo();
+        cmd.args(["build", "-p", "ontap-sim", "--bin", "ontap-sim"]);
+        Ok(check_step(run_streamed(&mut cmd)?.success))
+    });
+    if !(venv_ok && build_ok) {
+        summary.skipped("pytest tests/python", "prerequisite step failed");
+        return;
+    }
+    summary.record("pytest tests/python", || {
+        let sim_bin = target_dir().join("debug").join("ontap-sim");
+        let sim = SimDaemon::start(&sim_bin, "pytest", &[])?;
+        let mut cmd = Command::new(setup::venv_python());
+        cmd.current_dir(repo_root())
+            .args([
+                "-m",
+                "pytest",
+                "-v",
+                "-p",
+                "no:cacheprovider",
+                "tests/python",
+            ])
+            .envs(sim.client_env());
+        let run = run_streamed(&mut cmd)?;
+        let counts = summary::parse_pytest(&run.stdout);
+        // pytest exits 5 when it collected no test: that is a failure of the tier.
+        if run.code == Some(5) {
+            eprintln!("xtask: pytest collected no tests");
+            return Ok(Outcome::Failed(counts));
+        }
+        Ok(test_step(run.success, counts))
+    });
+}
+
+fn demo() -> Result<bool> {
+    let demo_src = repo_root().join("examples/src/bin/demo.rs");
+    if !demo_src.exists() {
+        bail!(
+            "the demo is not written yet: {} does not exist",
+            demo_src.display()
+        );
+    }
+    let mut cmd = cargo();
+    cmd.args(["run", "-p", "kvmstor-examples", "--bin", "demo"]);
+    let started = Instant::now();
+    let status = cmd.status()?;
+    println!(
+        "demo {} in {:.1}s",
+        if status.success() {
+            "finished"
+        } else {
+            "FAILED"
+        },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(status.success())
+}

@@ -1,0 +1,372 @@
+//! `/api/storage/volumes/{volume.uuid}/snapshots`: snapshots, with expiry and
+//! tamper-proof locking. POST and DELETE run as jobs; PATCH is synchronous.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use http::StatusCode;
+use serde_json::{json, Map, Value};
+
+use super::{
+    job_accepted, json_response, jobs_accepted, list, select_for_query, volume_ref, ApiError,
+    ApiRequest, ResourceSpec, Sim, Store,
+};
+use crate::api::{opt_str, req_str};
+use crate::backend::Change;
+use crate::error::JobFailure;
+use crate::jobs::{now_timestamp, JobTicket};
+use crate::store::{coll, str_at};
+
+pub(crate) const SPEC: ResourceSpec = ResourceSpec {
+    collection: coll::SNAPSHOTS,
+    key_param: "uuid",
+    identity: &["uuid", "name"],
+    svm_scoped: true,
+};
+
+/// Job code when a snapshot has not expired or is locked (seen in Trident).
+pub(crate) const LOCKED: i64 = 1638555;
+/// Job code when a snapshot backs a FlexClone (unverified against a real system).
+pub(crate) const BUSY: i64 = 1638600;
+
+const POSTABLE: &[&str] = &[
+    "name",
+    "comment",
+    "expiry_time",
+    "snapmirror_label",
+    "snaplock_expiry_time",
+    "snaplock.expiry_time",
+    "svm",
+    "volume",
+];
+const PATCHABLE: &[&str] = &[
+    "name",
+    "comment",
+    "expiry_time",
+    "snapmirror_label",
+    "snaplock_expiry_time",
+    "snaplock.expiry_time",
+];
+
+pub(crate) fn routes() -> Router<Sim> {
+    Router::new()
+        .route(
+            "/api/storage/volumes/{volume}/snapshots",
+            get(list_h).post(create_h).patch(patch_query_h).delete(delete_query_h),
+        )
+        .route(
+            "/api/storage/volumes/{volume}/snapshots/{uuid}",
+            get(get_h).patch(patch_h).delete(delete_h),
+        )
+}
+
+fn parse_time(field: &str, s: &str) -> Result<time::OffsetDateTime, ApiError> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| ApiError::invalid_value(field, s))
+}
+
+fn in_future(s: &str) -> bool {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| t > time::OffsetDateTime::now_utc())
+        .unwrap_or(false)
+}
+
+fn volume<'a>(s: &'a Store, req: &ApiRequest, uuid: &str) -> Result<&'a Value, ApiError> {
+    let tunnel = req.tunnel_svm(s)?;
+    s.get(coll::VOLUMES, uuid)
+        .filter(|v| tunnel.as_ref().is_none_or(|(t, _)| str_at(v, "/svm/uuid") == *t))
+        .ok_or_else(|| ApiError::new(404, "917927", "The specified volume was not found."))
+}
+
+async fn list_h(
+    State(sim): State<Sim>,
+    Path(vol): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    sim.read(|s| volume(s, &req, &vol).map(|_| ()))?;
+    list(&sim, &req, &SPEC, |v| str_at(v, "/volume/uuid") == vol)
+}
+
+async fn get_h(
+    State(sim): State<Sim>,
+    Path((vol, uuid)): Path<(String, String)>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    sim.read(|s| {
+        volume(s, &req, &vol)?;
+        let rec = s
+            .get(coll::SNAPSHOTS, &uuid)
+            .filter(|v| str_at(v, "/volume/uuid") == vol)
+            .ok_or_else(ApiError::not_found)?;
+        Ok(super::render_one(&req, &SPEC, rec))
+    })
+}
+
+/// Applies lock/expiry fields from a body, checking locking is enabled on the volume and
+/// that a lock is never shortened.
+fn apply_times(
+    rec: &mut Value,
+    vol: &Value,
+    body: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    if let Some(t) = opt_str(body, "expiry_time")? {
+        parse_time("expiry_time", &t)?;
+        rec["expiry_time"] = json!(t);
+    }
+    let lock = match (
+        opt_str(body, "snaplock.expiry_time")?,
+        opt_str(body, "snaplock_expiry_time")?,
+    ) {
+        (Some(t), _) => Some(("snaplock.expiry_time", t)),
+        (None, Some(t)) => Some(("snaplock_expiry_time", t)),
+        (None, None) => None,
+    };
+    if let Some((field, t)) = lock {
+        if vol["snapshot_locking_enabled"] != json!(true) {
+            return Err(ApiError::new(
+                400,
+                "1638619",
+                format!(
+                    "Cannot set \"{field}\": snapshot locking is not enabled on volume \"{}\".",
+                    str_at(vol, "/name")
+                ),
+            )
+            .with_target(field));
+        }
+        let new = parse_time(field, &t)?;
+        if let Some(old) = rec.pointer("/snaplock/expiry_time").and_then(Value::as_str) {
+            if let Ok(old_t) = parse_time(field, old) {
+                if new < old_t && old_t > time::OffsetDateTime::now_utc() {
+                    return Err(ApiError::new(
+                        400,
+                        "1638620",
+                        "The SnapLock expiry time of a locked snapshot cannot be shortened.",
+                    )
+                    .with_target(field));
+                }
+            }
+        }
+        rec["snaplock_expiry_time"] = json!(t);
+        rec["snaplock"] = json!({"expiry_time": t, "expired": !in_future(&t)});
+    }
+    Ok(())
+}
+
+async fn create_h(
+    State(sim): State<Sim>,
+    Path(vol): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    req.check_fields(POSTABLE)?;
+    let body = req.body_obj();
+    let name = req_str(&body, "name")?;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let rec = sim.read(|s| {
+        let v = volume(s, &req, &vol)?;
+        if find_in_volume(s, &vol, &name).is_some() {
+            return Err(ApiError::duplicate(format!(
+                "Snapshot copy \"{name}\" already exists on volume \"{}\".",
+                str_at(v, "/name")
+            ))
+            .with_target("name"));
+        }
+        let mut rec = json!({
+            "uuid": uuid, "name": name,
+            "volume": volume_ref(&vol, &str_at(v, "/name")),
+            "svm": v["svm"].clone(),
+            "create_time": now_timestamp(),
+            "state": "valid", "size": 0,
+            "_links": {"self": {"href": format!("/api/storage/volumes/{vol}/snapshots/{uuid}")}},
+        });
+        for f in ["comment", "snapmirror_label"] {
+            if let Some(x) = opt_str(&body, f)? {
+                rec[f] = json!(x);
+            }
+        }
+        apply_times(&mut rec, v, &body)?;
+        Ok(rec)
+    })?;
+    let svm = rec["svm"].clone();
+    let work_sim = sim.clone();
+    let work_rec = rec.clone();
+    let description = format!("POST /api/storage/volumes/{vol}/snapshots/?name={name}");
+    let ticket = sim.spawn_job(description, Some(svm), async move {
+        work_sim
+            .realise(Change::Created {
+                collection: coll::SNAPSHOTS.into(),
+                record: work_rec.clone(),
+            })
+            .await?;
+        work_sim.write(|s| {
+            let vol = str_at(&work_rec, "/volume/uuid");
+            if s.get(coll::VOLUMES, &vol).is_none() {
+                return Err(JobFailure::new(917927, "The specified volume was not found."));
+            }
+            if find_in_volume(s, &vol, &str_at(&work_rec, "/name")).is_some() {
+                return Err(JobFailure::new(1, "Snapshot copy already exists."));
+            }
+            s.insert(coll::SNAPSHOTS, &str_at(&work_rec, "/uuid"), work_rec);
+            Ok(())
+        })
+    });
+    let location = format!("/api/storage/volumes/{vol}/snapshots/?name={name}");
+    let echo = json!({"name": name, "uuid": uuid, "volume": {"name": rec["volume"]["name"], "uuid": vol},
+                      "svm": {"name": rec["svm"]["name"], "uuid": rec["svm"]["uuid"]}});
+    job_accepted(&sim, &req, ticket, Some(location), Some(vec![echo])).await
+}
+
+pub(crate) fn find_in_volume<'a>(s: &'a Store, vol: &str, name: &str) -> Option<(&'a String, &'a Value)> {
+    s.find_named(coll::SNAPSHOTS, None, name, |v| str_at(v, "/volume/uuid") == vol)
+}
+
+fn patch_one(sim: &Sim, req: &ApiRequest, vol: &str, uuid: &str) -> Result<(Value, Value), ApiError> {
+    let body = req.body_obj();
+    sim.read(|s| {
+        let v = volume(s, req, vol)?;
+        let before = s
+            .get(coll::SNAPSHOTS, uuid)
+            .filter(|r| str_at(r, "/volume/uuid") == vol)
+            .ok_or_else(ApiError::not_found)?
+            .clone();
+        let mut after = before.clone();
+        if let Some(n) = opt_str(&body, "name")? {
+            if n != str_at(&before, "/name") && find_in_volume(s, vol, &n).is_some() {
+                return Err(ApiError::duplicate(format!("Snapshot copy \"{n}\" already exists.")));
+            }
+            after["name"] = json!(n);
+        }
+        for f in ["comment", "snapmirror_label"] {
+            if let Some(x) = opt_str(&body, f)? {
+                after[f] = json!(x);
+            }
+        }
+        apply_times(&mut after, v, &body)?;
+        Ok((before, after))
+    })
+}
+
+async fn patch_h(
+    State(sim): State<Sim>,
+    Path((vol, uuid)): Path<(String, String)>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    req.check_fields(PATCHABLE)?;
+    let (before, after) = patch_one(&sim, &req, &vol, &uuid)?;
+    commit_patch(&sim, &uuid, before, after).await?;
+    Ok(json_response(StatusCode::OK, &json!({})))
+}
+
+async fn commit_patch(sim: &Sim, uuid: &str, before: Value, after: Value) -> Result<(), ApiError> {
+    sim.realise(Change::Modified {
+        collection: coll::SNAPSHOTS.into(),
+        before,
+        after: after.clone(),
+    })
+    .await?;
+    sim.write(|s| s.insert(coll::SNAPSHOTS, uuid, after));
+    Ok(())
+}
+
+async fn patch_query_h(
+    State(sim): State<Sim>,
+    Path(vol): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    req.check_fields(PATCHABLE)?;
+    let targets = select_for_query(&sim, &req, &SPEC, |v| str_at(v, "/volume/uuid") == vol)?;
+    for (k, _) in &targets {
+        let (before, after) = patch_one(&sim, &req, &vol, k)?;
+        commit_patch(&sim, k, before, after).await?;
+    }
+    Ok(super::sync_query_done(&req, targets.len()))
+}
+
+fn start_delete(sim: &Sim, req: &ApiRequest, vol: &str, uuid: &str) -> Result<JobTicket, ApiError> {
+    let svm = sim.read(|s| {
+        volume(s, req, vol)?;
+        s.get(coll::SNAPSHOTS, uuid)
+            .filter(|r| str_at(r, "/volume/uuid") == vol)
+            .map(|r| r["svm"].clone())
+            .ok_or_else(ApiError::not_found)
+    })?;
+    let work_sim = sim.clone();
+    let uuid = uuid.to_string();
+    let description = format!("DELETE /api/storage/volumes/{vol}/snapshots/{uuid}");
+    Ok(sim.spawn_job(description, Some(svm), async move {
+        delete_work(&work_sim, &uuid).await
+    }))
+}
+
+async fn delete_work(sim: &Sim, uuid: &str) -> Result<(), JobFailure> {
+    let rec = sim.read(|s| {
+        let Some(rec) = s.get(coll::SNAPSHOTS, uuid) else {
+            return Ok(None);
+        };
+        let vol = s.get(coll::VOLUMES, &str_at(rec, "/volume/uuid"));
+        let vol_name = vol.map(|v| str_at(v, "/name")).unwrap_or_default();
+        let locked = vol.is_some_and(|v| v["snapshot_locking_enabled"] == json!(true))
+            && rec
+                .pointer("/snaplock/expiry_time")
+                .and_then(Value::as_str)
+                .is_some_and(in_future);
+        let unexpired = rec
+            .get("expiry_time")
+            .and_then(Value::as_str)
+            .is_some_and(in_future);
+        if locked || unexpired {
+            return Err(JobFailure::new(
+                LOCKED,
+                format!(
+                    "Snapshot copy \"{}\" of volume \"{vol_name}\" on Vserver \"{}\" has not expired or is locked. Use the \"snapshot show -fields owners, expiry-time\" command to view the expiry and lock status of the Snapshot copy.",
+                    str_at(rec, "/name"),
+                    str_at(rec, "/svm/name")
+                ),
+            ));
+        }
+        if let Some((_, clone)) = s.find(coll::VOLUMES, |v| {
+            v.pointer("/clone/is_flexclone") == Some(&json!(true))
+                && v.pointer("/clone/parent_snapshot/uuid").and_then(Value::as_str) == Some(uuid)
+        }) {
+            return Err(JobFailure::new(
+                BUSY,
+                format!(
+                    "Snapshot copy \"{}\" of volume \"{vol_name}\" is busy: it backs FlexClone volume \"{}\".",
+                    str_at(rec, "/name"),
+                    str_at(clone, "/name")
+                ),
+            ));
+        }
+        Ok(Some(rec.clone()))
+    })?;
+    let Some(rec) = rec else { return Ok(()) };
+    sim.realise(Change::Deleted {
+        collection: coll::SNAPSHOTS.into(),
+        record: rec,
+    })
+    .await?;
+    sim.write(|s| s.remove(coll::SNAPSHOTS, uuid));
+    Ok(())
+}
+
+async fn delete_h(
+    State(sim): State<Sim>,
+    Path((vol, uuid)): Path<(String, String)>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    let ticket = start_delete(&sim, &req, &vol, &uuid)?;
+    job_accepted(&sim, &req, ticket, None, None).await
+}
+
+async fn delete_query_h(
+    State(sim): State<Sim>,
+    Path(vol): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    let targets = select_for_query(&sim, &req, &SPEC, |v| str_at(v, "/volume/uuid") == vol)?;
+    let mut tickets = Vec::new();
+    for (k, _) in targets {
+        tickets.push(start_delete(&sim, &req, &vol, &k)?);
+    }
+    jobs_accepted(&sim, &req, tickets).await
+}

@@ -1,0 +1,387 @@
+//! HTTP(S) serving: TLS, the per-request wrapper (auth, request log, faults, headers,
+//! path normalisation) and the admin endpoints under `/__sim`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use http::{HeaderValue, Request, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::api::json_response;
+use crate::error::{ApiError, SimError};
+use crate::faults::{Fault, FaultAction};
+use crate::sim::{RequestRecord, Sim};
+
+/// A self-signed certificate and its key, PEM.
+pub(crate) struct Cert {
+    pub cert_pem: String,
+    pub cert_der: Vec<u8>,
+    pub key_der: Vec<u8>,
+}
+
+/// Generates a self-signed certificate for `localhost`, `127.0.0.1` and `::1`
+/// (plus `extra` names).
+pub(crate) fn self_signed(extra: &[String]) -> Result<Cert, SimError> {
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    names.extend(extra.iter().cloned());
+    let ck = rcgen::generate_simple_self_signed(names).map_err(SimError::Certificate)?;
+    Ok(Cert {
+        cert_pem: ck.cert.pem(),
+        cert_der: ck.cert.der().to_vec(),
+        key_der: ck.signing_key.serialize_der(),
+    })
+}
+
+pub(crate) fn tls_config(cert: &Cert) -> Result<Arc<rustls::ServerConfig>, SimError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let certs = vec![rustls_pki_types::CertificateDer::from(cert.cert_der.clone())];
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(
+        cert.key_der.clone(),
+    ));
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(SimError::Tls)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(SimError::Tls)?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Why a connection is dropped without an answer (a close-connection fault).
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by fault injection")]
+pub(crate) struct Dropped;
+
+/// Accepts connections until `stop` turns true.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    sim: Sim,
+    mut stop: watch::Receiver<bool>,
+) {
+    let app = crate::resources::router()
+        .merge(admin_routes())
+        .fallback(unknown_api)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(sim.clone());
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, peer)) = accepted else {
+            continue;
+        };
+        let app = app.clone();
+        let sim = sim.clone();
+        let acceptor = acceptor.clone();
+        conns.spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                handle(sim.clone(), app.clone(), req)
+            });
+            let builder = hyper::server::conn::http1::Builder::new();
+            let res = match acceptor {
+                Some(acc) => match acc.accept(stream).await {
+                    Ok(tls) => builder.serve_connection(TokioIo::new(tls), service).await,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                },
+                None => builder.serve_connection(TokioIo::new(stream), service).await,
+            };
+            if let Err(e) = res {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+        // Reap finished connections.
+        while conns.try_join_next().is_some() {}
+    }
+    conns.abort_all();
+}
+
+fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        buf = (buf << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+            buf &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn authorised(sim: &Sim, req: &Request<Incoming>) -> bool {
+    let Some(h) = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let cfg = &sim.inner.cfg;
+    if let Some(b) = h.strip_prefix("Basic ") {
+        let Some(raw) = decode_base64(b.trim()) else {
+            return false;
+        };
+        let Some(colon) = raw.iter().position(|c| *c == b':') else {
+            return false;
+        };
+        let (user, pass) = (&raw[..colon], &raw[colon + 1..]);
+        return same(user, cfg.username.as_bytes())
+            && same(pass, cfg.password.expose_secret().as_bytes());
+    }
+    if let Some(t) = h.strip_prefix("Bearer ") {
+        return cfg
+            .tokens
+            .iter()
+            .any(|k| same(k.expose_secret().as_bytes(), t.trim().as_bytes()));
+    }
+    false
+}
+
+/// Replaces values of keys that look secret before a body enters the request log.
+fn redact(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                let k = k.to_ascii_lowercase();
+                if k.contains("password") || k.contains("secret") || k.contains("token") {
+                    *x = Value::String("<redacted>".into());
+                } else {
+                    redact(x);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+fn finish(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(http::header::SERVER, HeaderValue::from_static("libzapid-httpd"));
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache,no-store,must-revalidate"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+async fn handle(sim: Sim, app: Router, req: Request<Incoming>) -> Result<Response, Dropped> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    if !authorised(&sim, &req) {
+        let mut r = ApiError::unauthorized().into_response();
+        r.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"ontap-sim\""),
+        );
+        return Ok(finish(r));
+    }
+    let (mut parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(Body::new(body), 64 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(_) => return Err(Dropped),
+    };
+    let is_api = path.starts_with("/api");
+    if is_api {
+        let mut logged: Option<Value> = serde_json::from_slice(&bytes).ok();
+        if let Some(b) = logged.as_mut() {
+            redact(b);
+        }
+        sim.log_request(RequestRecord {
+            method: method.to_string(),
+            path: path.clone(),
+            query: query.clone(),
+            svm_name: parts
+                .headers
+                .get("x-dot-svm-name")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body: logged,
+        });
+        let trimmed = path.trim_end_matches('/');
+        for action in sim.faults().on_request(method.as_str(), trimmed) {
+            match action {
+                FaultAction::Delay { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
+                FaultAction::CloseConnection => return Err(Dropped),
+                FaultAction::Error {
+                    status,
+                    code,
+                    message,
+                    target,
+                } => {
+                    let mut e = ApiError::new(status, code, message);
+                    e.target = target;
+                    return Ok(finish(e.into_response()));
+                }
+                FaultAction::FailJob { .. } => {}
+            }
+        }
+        if path.len() > 1 && path.ends_with('/') {
+            let pq = match &query {
+                Some(q) => format!("{}?{q}", path.trim_end_matches('/')),
+                None => path.trim_end_matches('/').to_string(),
+            };
+            if let Ok(uri) = pq.parse() {
+                parts.uri = uri;
+            }
+        }
+    }
+    let req = Request::from_parts(parts, Body::from(bytes));
+    let resp: Result<Response, Infallible> = app.oneshot(req).await;
+    let resp = match resp {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+    Ok(finish(resp))
+}
+
+async fn unknown_api() -> Response {
+    ApiError::new(404, "3", "API not found").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::not_supported("The method is not allowed for this API.").into_response()
+}
+
+fn admin_routes() -> Router<Sim> {
+    Router::new()
+        .route(
+            "/__sim/faults",
+            get(faults_get).post(faults_post).delete(faults_delete),
+        )
+        .route("/__sim/requests", get(requests_get).delete(requests_delete))
+        .route("/__sim/reset", post(reset))
+        .route("/__sim/state", get(state_get))
+        .route("/__sim/files", post(files_post))
+}
+
+async fn faults_get(State(sim): State<Sim>) -> Response {
+    json_response(StatusCode::OK, &json!(sim.faults().active()))
+}
+
+async fn faults_post(State(sim): State<Sim>, body: axum::body::Bytes) -> Response {
+    let parsed: Result<Vec<Fault>, _> = serde_json::from_slice::<Vec<Fault>>(&body)
+        .or_else(|_| serde_json::from_slice::<Fault>(&body).map(|f| vec![f]));
+    match parsed {
+        Ok(faults) => {
+            let n = faults.len();
+            for f in faults {
+                sim.faults().add(f);
+            }
+            json_response(StatusCode::CREATED, &json!({"num_records": n}))
+        }
+        Err(e) => ApiError::invalid(format!("Invalid fault: {e}")).into_response(),
+    }
+}
+
+async fn faults_delete(State(sim): State<Sim>) -> Response {
+    sim.faults().clear();
+    json_response(StatusCode::OK, &json!({}))
+}
+
+async fn requests_get(State(sim): State<Sim>) -> Response {
+    let reqs = sim.requests();
+    json_response(
+        StatusCode::OK,
+        &json!({"num_records": reqs.len(), "records": reqs}),
+    )
+}
+
+async fn requests_delete(State(sim): State<Sim>) -> Response {
+    sim.clear_requests();
+    json_response(StatusCode::OK, &json!({}))
+}
+
+async fn reset(State(sim): State<Sim>) -> Response {
+    match sim.reset() {
+        Ok(()) => json_response(StatusCode::OK, &json!({})),
+        Err(e) => ApiError::new(500, "1", e.to_string()).into_response(),
+    }
+}
+
+async fn state_get(State(sim): State<Sim>) -> Response {
+    let v = sim.read(|s| serde_json::to_value(s).unwrap_or(Value::Null));
+    json_response(StatusCode::OK, &v)
+}
+
+/// `POST /__sim/files {"volume":{"name"|"uuid"},"svm":{"name"}?,"path":"dir/file"}`:
+/// records a file in a volume, as if a client had written it over NFS.
+async fn files_post(State(sim): State<Sim>, body: axum::body::Bytes) -> Response {
+    let res = (|| {
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("Invalid JSON input: {e}")))?;
+        let path = v["path"]
+            .as_str()
+            .ok_or_else(|| ApiError::missing_value("path"))?
+            .to_string();
+        sim.write(|s| {
+            let svm = match v.get("svm") {
+                Some(r) => Some(s.resolve_svm(r)?.0),
+                None => None,
+            };
+            let (uuid, _) =
+                crate::resources::volumes::resolve_volume(s, svm.as_deref(), &v["volume"], "volume")?;
+            s.add_file(&uuid, &path);
+            Ok::<_, ApiError>(())
+        })
+    })();
+    match res {
+        Ok(()) => json_response(StatusCode::CREATED, &json!({})),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The bound address of a listener.
+pub(crate) fn local_addr(l: &TcpListener, asked: SocketAddr) -> Result<SocketAddr, SimError> {
+    l.local_addr().map_err(|source| SimError::Bind {
+        addr: asked,
+        source,
+    })
+}

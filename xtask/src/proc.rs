@@ -1,0 +1,174 @@
+//! Child processes: commands whose output is shown and kept, and the simulator daemon.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+/// What a finished command left behind.
+pub(crate) struct Run {
+    pub(crate) success: bool,
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+}
+
+/// Runs `cmd`, echoing its stdout line by line while keeping a copy to parse; stderr goes
+/// straight to ours.
+pub(crate) fn run_streamed(cmd: &mut Command) -> Result<Run> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut kept = String::new();
+    let mut out = std::io::stdout();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading the child's stdout")?;
+        let _ = writeln!(out, "{line}");
+        kept.push_str(&line);
+        kept.push('\n');
+    }
+    let status = child.wait()?;
+    Ok(Run {
+        success: status.success(),
+        code: status.code(),
+        stdout: kept,
+    })
+}
+
+/// Runs `cmd` and returns its stdout, failing on a non-zero exit.
+pub(crate) fn output_of(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    if !out.status.success() {
+        bail!("{:?} failed with {}", cmd.get_program(), out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Default credentials of `ontap-sim`.
+pub(crate) const SIM_USER: &str = "admin";
+pub(crate) const SIM_PASSWORD: &str = "netapp1!";
+
+/// A running `ontap-sim`, killed and reaped when dropped (also on error paths and panics).
+pub(crate) struct SimDaemon {
+    child: Child,
+    /// The base URL the simulator printed, e.g. `https://127.0.0.1:40123`.
+    pub(crate) url: String,
+    /// PEM of the simulator's self-signed certificate, to trust as a CA.
+    pub(crate) ca_file: PathBuf,
+    log_file: PathBuf,
+}
+
+impl SimDaemon {
+    /// Starts `bin` on a free loopback port over HTTPS and waits for its `listening on URL`
+    /// line. `label` names the log and certificate files under `target/xtask/`.
+    pub(crate) fn start(bin: &Path, label: &str, extra_args: &[&str]) -> Result<SimDaemon> {
+        let dir = crate::target_dir().join("xtask");
+        std::fs::create_dir_all(&dir)?;
+        let ca_file = dir.join(format!("ontap-sim-{label}.pem"));
+        let log_file = dir.join(format!("ontap-sim-{label}.log"));
+        let _ = std::fs::remove_file(&ca_file);
+        let port = free_port()?;
+        let listen = format!("127.0.0.1:{port}");
+        let log = File::create(&log_file)?;
+        let mut child = Command::new(bin)
+            .arg("--listen")
+            .arg(&listen)
+            .arg("--cert-out")
+            .arg(&ca_file)
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        println!(
+            "started {} --listen {listen} (pid {})",
+            bin.display(),
+            child.id()
+        );
+
+        // Read stdout on a thread: it waits for the ready line, then keeps draining so the
+        // simulator never blocks on a full pipe.
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ready_tx = Some(ready_tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.trim().strip_prefix("listening on ") {
+                    if let Some(tx) = ready_tx.take() {
+                        let _ = tx.send(url.trim().to_owned());
+                    }
+                }
+            }
+        });
+        let mut daemon = SimDaemon {
+            child,
+            url: String::new(),
+            ca_file,
+            log_file,
+        };
+        // Seeding 100,000 volumes for the benchmark takes a while in a debug build.
+        match ready_rx.recv_timeout(Duration::from_secs(300)) {
+            Ok(url) => daemon.url = url.trim_end_matches('/').to_owned(),
+            Err(_) => {
+                let status = daemon.child.try_wait()?;
+                bail!(
+                    "ontap-sim did not print `listening on URL` (exit status {status:?}); \
+                     log tail:\n{}",
+                    daemon.log_tail()
+                );
+            }
+        }
+        if !daemon.ca_file.exists() {
+            bail!(
+                "ontap-sim is listening on {} but wrote no certificate to {}",
+                daemon.url,
+                daemon.ca_file.display()
+            );
+        }
+        println!("ontap-sim ready at {}", daemon.url);
+        Ok(daemon)
+    }
+
+    /// Environment variables that tell a client (pytest, the bench binaries) where the
+    /// simulator is. The password travels in the environment, never in argv.
+    pub(crate) fn client_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("ONTAP_SIM_URL", self.url.clone()),
+            ("ONTAP_SIM_CA", self.ca_file.display().to_string()),
+            ("ONTAP_SIM_USER", SIM_USER.to_owned()),
+            ("ONTAP_SIM_PASSWORD", SIM_PASSWORD.to_owned()),
+        ]
+    }
+
+    /// The last lines of the simulator's stderr log.
+    pub(crate) fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log_file).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for SimDaemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding a probe socket")?;
+    Ok(listener.local_addr()?.port())
+}
