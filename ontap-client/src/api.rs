@@ -121,8 +121,20 @@ impl<T: DeserializeOwned + Send + 'static> Api<T> {
     }
 
     /// The single record matching `query`, or `None`; [`Error::NotUnique`] if more match.
+    ///
+    /// A filtered lookup that does not set `return_timeout` is sent with the maximum (120 s):
+    /// on large clusters ONTAP can end a filtered page at its default 15 s with zero records
+    /// and no `next` link (CONTAP-677909), which would read as "not found".
     pub async fn find(&self, query: &Query) -> Result<Option<T>> {
         use futures_util::StreamExt;
+        let query = if query.has_filters() {
+            query
+                .clone()
+                .with_default_return_timeout(crate::query::MAX_RETURN_TIMEOUT)
+        } else {
+            query.clone()
+        };
+        let query = &query;
         let mut stream = std::pin::pin!(self.list(query));
         let Some(first) = stream.next().await.transpose()? else {
             return Ok(None);

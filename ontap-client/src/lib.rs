@@ -73,6 +73,7 @@ pub use job::{Job, JobLink, JobState, JobWaitConfig};
 pub use mutation::{Completed, Created, MutationOutcome, OutcomeKind};
 pub use query::Query;
 pub use raw::Raw;
+pub use resources::Singleton;
 pub use retry::RetryPolicy;
 pub use secrecy::SecretString;
 pub use tls::ClientIdentity;

@@ -507,9 +507,15 @@ async fn delete_where_waits_for_every_job() {
 #[tokio::test]
 async fn find_get_and_keys() {
     let server = Server::start(|req, _| match req.target.as_str() {
-        "/api/storage/volumes?name=one" => Reply::json(200, json!({"records": [vol(1)]})),
-        "/api/storage/volumes?name=none" => Reply::json(200, json!({"records": []})),
-        "/api/storage/volumes?name=v*" => Reply::json(200, json!({"records": [vol(1), vol(2)]})),
+        "/api/storage/volumes?name=one&return_timeout=120" => {
+            Reply::json(200, json!({"records": [vol(1)]}))
+        }
+        "/api/storage/volumes?name=none&return_timeout=120" => {
+            Reply::json(200, json!({"records": []}))
+        }
+        "/api/storage/volumes?name=v*&return_timeout=120" => {
+            Reply::json(200, json!({"records": [vol(1), vol(2)]}))
+        }
         "/api/protocols/cifs/shares/svm-1/my%20share?fields=path" => {
             Reply::json(200, json!({"uuid": "s", "name": "my share"}))
         }

@@ -524,3 +524,60 @@ fn named_ref_helpers() {
     assert_eq!(TIB / GIB, 1024);
     assert_eq!(PIB / TIB, 1024);
 }
+
+/// Every string enum: an unknown value decodes to `Unknown` and re-encodes verbatim, and a
+/// known value survives `Display` -> `FromStr`.
+macro_rules! check_enums {
+    ($($ty:ty => $known:expr),+ $(,)?) => {$(
+        let unknown: $ty = serde_json::from_value(json!("zz_from_the_future")).unwrap();
+        assert_eq!(unknown.as_str(), "zz_from_the_future", stringify!($ty));
+        assert_eq!(serde_json::to_value(&unknown).unwrap(), json!("zz_from_the_future"));
+        let known: $ty = $known;
+        let text = known.to_string();
+        assert_ne!(text, "zz_from_the_future");
+        assert_eq!(text.parse::<$ty>().unwrap(), known, stringify!($ty));
+        assert_eq!(serde_json::to_value(&known).unwrap(), json!(text));
+    )+};
+}
+
+#[test]
+fn every_enum_keeps_unknown_values() {
+    check_enums! {
+        NodeState => NodeState::TakenOver,
+        SvmState => SvmState::Running,
+        SvmSubtype => SvmSubtype::DpDestination,
+        AggregateState => AggregateState::Online,
+        InterfaceState => InterfaceState::Up,
+        InterfaceScope => InterfaceScope::Svm,
+        IpFamily => IpFamily::Ipv6,
+        IpService => IpService::DataNfs,
+        FcDataProtocol => FcDataProtocol::FcNvme,
+        VolumeStyle => VolumeStyle::Flexgroup,
+        VolumeType => VolumeType::Dp,
+        VolumeState => VolumeState::Restricted,
+        SecurityStyle => SecurityStyle::Ntfs,
+        GuaranteeType => GuaranteeType::None,
+        AutosizeMode => AutosizeMode::GrowShrink,
+        EfficiencyMode => EfficiencyMode::Mixed,
+        TieringPolicy => TieringPolicy::Backup,
+        EncryptionState => EncryptionState::Rekeying,
+        EncryptionType => EncryptionType::Aggregate,
+        AntiRansomwareState => AntiRansomwareState::DryRunPaused,
+        SnapshotState => SnapshotState::Valid,
+        NfsSecurityFlavor => NfsSecurityFlavor::Krb5i,
+        ExportProtocol => ExportProtocol::Flexcache,
+        CifsPermission => CifsPermission::NoAccess,
+        CifsAclType => CifsAclType::UnixGroup,
+        UnixSymlink => UnixSymlink::Disable,
+        LunOsType => LunOsType::SolarisEfi,
+        IgroupOsType => IgroupOsType::Xen,
+        IgroupProtocol => IgroupProtocol::Iscsi,
+        LunClass => LunClass::Vvol,
+        IscsiAuthType => IscsiAuthType::Chap,
+        NvmeOsType => NvmeOsType::Windows,
+        SnapmirrorState => SnapmirrorState::OutOfSync,
+        SnapmirrorTransferState => SnapmirrorTransferState::HardAborted,
+        SnapmirrorPolicyType => SnapmirrorPolicyType::Sync,
+        MavRequestState => MavRequestState::Executed,
+    }
+}

@@ -125,7 +125,10 @@ async fn export_policy_by_name() {
         .unwrap()
         .unwrap();
     assert_eq!(p.id, Some(5));
-    assert_eq!(mock.single().params(), ["name=default", "svm.name=svm1"]);
+    assert_eq!(
+        mock.single().params(),
+        ["name=default", "return_timeout=120", "svm.name=svm1"]
+    );
 }
 
 #[tokio::test]

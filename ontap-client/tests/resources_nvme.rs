@@ -255,7 +255,7 @@ async fn snapmirror_create_and_state_changes() {
     let lookup = seen.last().unwrap();
     assert_eq!(
         lookup.query.as_deref(),
-        Some("destination.path=vs1:vol1_dst")
+        Some("destination.path=vs1:vol1_dst&return_timeout=120")
     );
     assert_eq!(rels.transfers("r-u").path(), transfers);
 }

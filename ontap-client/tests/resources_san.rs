@@ -64,7 +64,10 @@ async fn lun_by_name_resize_delete() {
     luns.resize(&uuid, 400 * GIB).await.unwrap();
     luns.delete(&uuid).await.unwrap();
     let seen = mock.recorded();
-    assert_eq!(seen[0].params(), ["name=/vol/vol1/lun1", "svm.name=svm1"]);
+    assert_eq!(
+        seen[0].params(),
+        ["name=/vol/vol1/lun1", "return_timeout=120", "svm.name=svm1"]
+    );
     assert_eq!(
         (seen[1].method.as_str(), seen[1].path.as_str()),
         ("PATCH", item)

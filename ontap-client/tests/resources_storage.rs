@@ -190,7 +190,10 @@ async fn volume_by_name() {
         .unwrap()
         .unwrap();
     assert_eq!(v.uuid.as_deref(), Some("u1"));
-    assert_eq!(mock.single().params(), ["name=vol1", "svm.name=svm1"]);
+    assert_eq!(
+        mock.single().params(),
+        ["name=vol1", "return_timeout=120", "svm.name=svm1"]
+    );
 }
 
 #[tokio::test]
@@ -464,8 +467,14 @@ async fn svm_and_aggregate_lookups() {
     assert_eq!(svm.state, Some(SvmState::Running));
     assert!(c.aggregates().by_name("nope").await.unwrap().is_none());
     let seen = mock.recorded();
-    assert_eq!(seen[0].query.as_deref(), Some("name=svm1"));
-    assert_eq!(seen[1].query.as_deref(), Some("name=nope"));
+    assert_eq!(
+        seen[0].query.as_deref(),
+        Some("name=svm1&return_timeout=120")
+    );
+    assert_eq!(
+        seen[1].query.as_deref(),
+        Some("name=nope&return_timeout=120")
+    );
 }
 
 #[tokio::test]
