@@ -7,7 +7,10 @@ use secrecy::SecretString;
 
 #[tokio::test]
 async fn true_succeeds_with_empty_output() {
-    let out = SystemRunner::new().run(&Command::new("true")).await.unwrap();
+    let out = SystemRunner::new()
+        .run(&Command::new("true"))
+        .await
+        .unwrap();
     assert_eq!(out.status, Exit::Code(0));
     assert_eq!(out.stdout, "");
     assert_eq!(out.stderr, "");
@@ -38,7 +41,11 @@ async fn false_fails_with_typed_error() {
 #[tokio::test]
 async fn accepted_nonzero_code_is_ok() {
     let out = SystemRunner::new()
-        .run(&Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]).ok_codes([0, 3]))
+        .run(
+            &Command::new("sh")
+                .args(["-c", "echo out; echo err >&2; exit 3"])
+                .ok_codes([0, 3]),
+        )
         .await
         .unwrap();
     assert_eq!(out.status, Exit::Code(3));
@@ -56,14 +63,22 @@ async fn environment_is_clean_and_c_locale() {
     lines.sort_unstable();
     assert_eq!(
         lines,
-        ["KVMSTOR_X=1", "LANG=C", "LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
+        [
+            "KVMSTOR_X=1",
+            "LANG=C",
+            "LC_ALL=C",
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+        ]
     );
 }
 
 #[tokio::test]
 async fn stderr_tail_names_the_failure() {
     let err = SystemRunner::new()
-        .run(&Command::new("sh").args(["-c", "echo first >&2; echo 'mount: permission denied' >&2; exit 32"]))
+        .run(&Command::new("sh").args([
+            "-c",
+            "echo first >&2; echo 'mount: permission denied' >&2; exit 32",
+        ]))
         .await
         .unwrap_err();
     assert!(err.is_exit_code(32));
@@ -106,7 +121,10 @@ fn process_gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         // A zombie waiting for its new parent to reap it is dead too.
-        Ok(stat) => stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z')),
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z')),
     }
 }
 
@@ -117,10 +135,18 @@ async fn timeout_kills_the_whole_process_group() {
     let script = format!("sleep 5 & echo $! > {}; wait", pidfile.display());
     let started = Instant::now();
     let err = SystemRunner::new()
-        .run(&Command::new("sh").args(["-c", &script]).timeout(Duration::from_millis(200)))
+        .run(
+            &Command::new("sh")
+                .args(["-c", &script])
+                .timeout(Duration::from_millis(200)),
+        )
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     match &err {
         Error::Timeout {
             program,
@@ -133,10 +159,17 @@ async fn timeout_kills_the_whole_process_group() {
         other => panic!("unexpected {other:?}"),
     }
     assert!(err.is_timeout());
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
     while !process_gone(pid) {
-        assert!(Instant::now() < deadline, "grandchild sleep {pid} survived the timeout");
+        assert!(
+            Instant::now() < deadline,
+            "grandchild sleep {pid} survived the timeout"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -144,20 +177,39 @@ async fn timeout_kills_the_whole_process_group() {
 #[tokio::test]
 async fn fake_answers_in_order_and_verifies() {
     let fake = FakeRunner::new();
-    fake.expect(Expect::new("iscsiadm", ["-m", "session"]).stdout("tcp: [1] 10.0.0.1:3260,1 iqn.1992-08.com.netapp:sn.1:vs.3 (non-flash)\n"))
-        .expect(Expect::new("iscsiadm", ["-m", "node"]).exit(21, "", "iscsiadm: No records found"))
-        .expect(Expect::any_args("mount").timeout());
-    let out = fake.run(&Command::new("iscsiadm").args(["-m", "session"])).await.unwrap();
+    fake.expect(
+        Expect::new("iscsiadm", ["-m", "session"])
+            .stdout("tcp: [1] 10.0.0.1:3260,1 iqn.1992-08.com.netapp:sn.1:vs.3 (non-flash)\n"),
+    )
+    .expect(Expect::new("iscsiadm", ["-m", "node"]).exit(21, "", "iscsiadm: No records found"))
+    .expect(Expect::any_args("mount").timeout());
+    let out = fake
+        .run(&Command::new("iscsiadm").args(["-m", "session"]))
+        .await
+        .unwrap();
     assert!(out.stdout.starts_with("tcp: [1]"));
-    let err = fake.run(&Command::new("iscsiadm").args(["-m", "node"])).await.unwrap_err();
-    assert!(err.is_exit_code(21));
-    assert_eq!(err.to_string(), "command `iscsiadm -m node` failed with exit code 21: iscsiadm: No records found");
     let err = fake
-        .run(&Command::new("mount").args(["-t", "nfs"]).timeout(Duration::from_secs(7)))
+        .run(&Command::new("iscsiadm").args(["-m", "node"]))
+        .await
+        .unwrap_err();
+    assert!(err.is_exit_code(21));
+    assert_eq!(
+        err.to_string(),
+        "command `iscsiadm -m node` failed with exit code 21: iscsiadm: No records found"
+    );
+    let err = fake
+        .run(
+            &Command::new("mount")
+                .args(["-t", "nfs"])
+                .timeout(Duration::from_secs(7)),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { after, .. } if after == Duration::from_secs(7)));
-    assert_eq!(fake.calls(), ["iscsiadm -m session", "iscsiadm -m node", "mount -t nfs"]);
+    assert_eq!(
+        fake.calls(),
+        ["iscsiadm -m session", "iscsiadm -m node", "mount -t nfs"]
+    );
     fake.verify();
 }
 
@@ -177,9 +229,14 @@ async fn fake_rejects_unexpected_calls_naming_them() {
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(fake.unmet(), ["systemctl reload autofs"]);
-    fake.run(&Command::new("systemctl").args(["reload", "autofs"])).await.unwrap();
+    fake.run(&Command::new("systemctl").args(["reload", "autofs"]))
+        .await
+        .unwrap();
     let err = fake.run(&Command::new("true")).await.unwrap_err();
-    assert_eq!(err.to_string(), "unexpected command `true` (next expected: nothing)");
+    assert_eq!(
+        err.to_string(),
+        "unexpected command `true` (next expected: nothing)"
+    );
     fake.verify();
 }
 

@@ -152,7 +152,10 @@ pub fn parse_sessions_p3(text: &str) -> Result<Vec<SessionDetail>> {
             if out.last().is_some_and(|_| !sid_seen) {
                 return Err(err("previous target has no SID"));
             }
-            let name = rest.split_whitespace().next().ok_or_else(|| err("empty target"))?;
+            let name = rest
+                .split_whitespace()
+                .next()
+                .ok_or_else(|| err("empty target"))?;
             out.push(SessionDetail {
                 target: name.to_owned(),
                 ..SessionDetail::default()
@@ -223,7 +226,11 @@ pub fn parse_sessions_p3(text: &str) -> Result<Vec<SessionDetail>> {
         }
     }
     if !out.is_empty() && !sid_seen {
-        return Err(Error::parse(Format::IscsiSessionP3, 0, "last target has no SID"));
+        return Err(Error::parse(
+            Format::IscsiSessionP3,
+            0,
+            "last target has no SID",
+        ));
     }
     Ok(out)
 }
@@ -273,7 +280,9 @@ pub fn parse_discoverydb(text: &str) -> Result<Vec<SendTargetsRecord>> {
             continue;
         }
         if let Some(rest) = line.strip_prefix("DiscoveryAddress: ") {
-            let (addr, port) = rest.rsplit_once(',').ok_or_else(|| err("expected address,port"))?;
+            let (addr, port) = rest
+                .rsplit_once(',')
+                .ok_or_else(|| err("expected address,port"))?;
             let address = Portal::parse(&format!("{addr}:{port}"))
                 .ok_or_else(|| err("expected address,port"))?;
             out.push(SendTargetsRecord {
@@ -281,7 +290,9 @@ pub fn parse_discoverydb(text: &str) -> Result<Vec<SendTargetsRecord>> {
                 targets: Vec::new(),
             });
         } else if let Some(rest) = line.strip_prefix("Target: ") {
-            let rec = out.last_mut().ok_or_else(|| err("target before any DiscoveryAddress"))?;
+            let rec = out
+                .last_mut()
+                .ok_or_else(|| err("target before any DiscoveryAddress"))?;
             rec.targets.push(DiscoveredTarget {
                 target: rest.trim().to_owned(),
                 portals: Vec::new(),
@@ -328,5 +339,9 @@ pub fn parse_initiator_name(text: &str) -> Result<Iqn> {
             }
         }
     }
-    Err(Error::parse(Format::InitiatorName, 0, "no InitiatorName= line"))
+    Err(Error::parse(
+        Format::InitiatorName,
+        0,
+        "no InitiatorName= line",
+    ))
 }

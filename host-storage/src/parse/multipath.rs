@@ -26,7 +26,8 @@ pub struct MpathPath {
 impl MpathPath {
     /// True when device-mapper uses the path and the checker finds it ready.
     pub fn is_healthy(&self) -> bool {
-        self.dm_state == "active" && matches!(self.checker_state.as_str(), "ready" | "ghost" | "undef")
+        self.dm_state == "active"
+            && matches!(self.checker_state.as_str(), "ready" | "ghost" | "undef")
     }
 }
 
@@ -122,17 +123,22 @@ pub fn parse_multipath_ll(text: &str) -> Result<Vec<MpathMap>> {
             continue;
         }
         if let Some(rest) = line.strip_prefix("size=") {
-            let map = maps.last_mut().ok_or_else(|| err("size line before a map header"))?;
+            let map = maps
+                .last_mut()
+                .ok_or_else(|| err("size line before a map header"))?;
             parse_props(map, rest);
             continue;
         }
         if line.starts_with(['|', '`', ' ', '\\']) {
             let body = line.trim_start_matches(['|', '`', '-', '+', ' ', '\\', '_']);
-            let map = maps.last_mut().ok_or_else(|| err("path line before a map header"))?;
+            let map = maps
+                .last_mut()
+                .ok_or_else(|| err("path line before a map header"))?;
             if body.starts_with("policy=") {
-                map.groups.push(parse_group(body).ok_or_else(|| {
-                    err("expected `policy='…' prio=N status=S`")
-                })?);
+                map.groups.push(
+                    parse_group(body)
+                        .ok_or_else(|| err("expected `policy='…' prio=N status=S`"))?,
+                );
             } else {
                 let path = parse_path(body).ok_or_else(|| {
                     err("expected `H:C:T:L dev maj:min dm_state checker_state dev_state`")
@@ -145,7 +151,10 @@ pub fn parse_multipath_ll(text: &str) -> Result<Vec<MpathMap>> {
             }
             continue;
         }
-        maps.push(parse_header(line).ok_or_else(|| err("expected `[alias (]WWID[)] [dm-N] VENDOR,PRODUCT`"))?);
+        maps.push(
+            parse_header(line)
+                .ok_or_else(|| err("expected `[alias (]WWID[)] [dm-N] VENDOR,PRODUCT`"))?,
+        );
     }
     Ok(maps)
 }

@@ -278,7 +278,11 @@ pub fn parse_hostnqn(text: &str) -> Result<Nqn> {
 pub fn parse_hostid(text: &str) -> Result<String> {
     let v = text.trim();
     if !is_uuid(v) {
-        return Err(Error::parse(Format::NvmeHostFile, 1, "hostid is not a UUID"));
+        return Err(Error::parse(
+            Format::NvmeHostFile,
+            1,
+            "hostid is not a UUID",
+        ));
     }
     Ok(v.to_ascii_lowercase())
 }

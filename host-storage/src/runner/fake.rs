@@ -173,7 +173,10 @@ impl FakeRunner {
     pub fn verify(&self) {
         let unmet = self.unmet();
         self.lock().verified = true;
-        assert!(unmet.is_empty(), "FakeRunner: expected calls not made: {unmet:#?}");
+        assert!(
+            unmet.is_empty(),
+            "FakeRunner: expected calls not made: {unmet:#?}"
+        );
     }
 }
 

@@ -193,7 +193,8 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.args.extend(args.into_iter().map(|a| Arg::Plain(a.into())));
+        self.args
+            .extend(args.into_iter().map(|a| Arg::Plain(a.into())));
         self
     }
 
@@ -420,7 +421,9 @@ mod tests {
         let cmd = Command::new("x")
             .arg_secret(SecretString::from("s3cr3t"))
             .stdin_secret(SecretString::from("t0ken"));
-        let stderr: String = (1..=15).map(|i| format!("line {i} s3cr3t t0ken\n")).collect();
+        let stderr: String = (1..=15)
+            .map(|i| format!("line {i} s3cr3t t0ken\n"))
+            .collect();
         let err = cmd.check(Output::exit(2, "", stderr)).unwrap_err();
         match err {
             Error::Command {

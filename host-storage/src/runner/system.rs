@@ -72,7 +72,8 @@ impl SystemRunner {
         for dir in &self.dirs {
             let candidate = dir.join(program);
             if is_executable(&candidate) {
-                self.lock_cache().insert(program.to_owned(), candidate.clone());
+                self.lock_cache()
+                    .insert(program.to_owned(), candidate.clone());
                 return Ok(candidate);
             }
         }
@@ -146,7 +147,10 @@ impl Runner for SystemRunner {
         };
         match tokio::time::timeout(cmd.get_timeout(), work).await {
             Ok(Ok(out)) => {
-                let status = match (out.status.code(), std::os::unix::process::ExitStatusExt::signal(&out.status)) {
+                let status = match (
+                    out.status.code(),
+                    std::os::unix::process::ExitStatusExt::signal(&out.status),
+                ) {
                     (Some(c), _) => Exit::Code(c),
                     (None, Some(s)) => Exit::Signal(s),
                     (None, None) => Exit::Code(-1),
