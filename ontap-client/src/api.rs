@@ -161,6 +161,7 @@ impl<T: DeserializeOwned + Send + 'static> Api<T> {
         body: &B,
     ) -> Result<Created<T>> {
         let body = to_body(&Method::POST, &self.path, body)?;
+        let scope = crate::mutation::scope_of_body(&body);
         let query = query.clone().with_default_return_records(true);
         let outcome = self
             .client
@@ -169,7 +170,7 @@ impl<T: DeserializeOwned + Send + 'static> Api<T> {
         outcome
             .wait(&self.client)
             .await?
-            .into_created(&self.client)
+            .into_created_in(&self.client, &scope)
             .await
     }
 

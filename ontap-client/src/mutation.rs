@@ -153,6 +153,18 @@ impl Completed {
     where
         T: DeserializeOwned + Send + 'static,
     {
+        self.resolve_created_in(client, &Query::new()).await
+    }
+
+    /// [`Self::resolve_created`], narrowing a query-style `Location` with `scope`.
+    ///
+    /// ONTAP's `Location` for a FlexClone or snapshot is `…/?name=NAME` without the SVM,
+    /// so a same-named record in another SVM would make the lookup ambiguous; the POST's
+    /// own `svm` (see [`scope_of_body`]) disambiguates it.
+    pub async fn resolve_created_in<T>(&self, client: &Client, scope: &Query) -> Result<Option<T>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
         if let Some(first) = self.outcome.records.first() {
             return decode_value(first.clone(), "records[0]").map(Some);
         }
@@ -162,6 +174,7 @@ impl Completed {
         let path = href_to_path(location);
         if path.contains('?') {
             use futures_util::StreamExt;
+            let path = scope.append_to(&path)?;
             let found: Vec<Result<T>> = client.list(&path, &Query::new()).take(2).collect().await;
             let mut found = found.into_iter().collect::<Result<Vec<T>>>()?;
             match found.len() {
@@ -184,11 +197,37 @@ impl Completed {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let record = self.resolve_created(client).await?;
+        self.into_created_in(client, &Query::new()).await
+    }
+
+    /// [`Self::into_created`] with a lookup scope: [`Self::resolve_created_in`].
+    pub async fn into_created_in<T>(self, client: &Client, scope: &Query) -> Result<Created<T>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let record = self.resolve_created_in(client, scope).await?;
         Ok(Created {
             record,
             completed: self,
         })
+    }
+}
+
+/// The SVM a POST body names (`svm.uuid` preferred, else `svm.name`) as a query filter, so
+/// a query-style `Location` can be narrowed to it. Empty when the body names no SVM (the
+/// client's SVM tunnel then scopes the lookup).
+pub fn scope_of_body(body: &[u8]) -> Query {
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+        return Query::new();
+    };
+    let svm = map.get("svm");
+    let pick = |key: &str| svm.and_then(|s| s.get(key)).and_then(Value::as_str);
+    if let Some(uuid) = pick("uuid") {
+        Query::new().filter("svm.uuid", uuid)
+    } else if let Some(name) = pick("name") {
+        Query::new().filter("svm.name", name)
+    } else {
+        Query::new()
     }
 }
 
@@ -242,6 +281,21 @@ pub(crate) fn to_body<B: Serialize + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_of_body_prefers_uuid_then_name() {
+        let enc = |b: &str| scope_of_body(b.as_bytes()).encode().unwrap();
+        assert_eq!(
+            enc(r#"{"name":"c1","svm":{"name":"svm1","uuid":"u-1"}}"#),
+            "svm.uuid=u-1"
+        );
+        assert_eq!(
+            enc(r#"{"name":"c1","svm":{"name":"svm1"}}"#),
+            "svm.name=svm1"
+        );
+        assert_eq!(enc(r#"{"name":"c1"}"#), "");
+        assert_eq!(enc("not json"), "");
+    }
 
     fn parse(status: u16, location: Option<&str>, body: &str) -> Result<MutationOutcome> {
         MutationOutcome::parse(

@@ -245,9 +245,10 @@ async fn volume_create_waits_for_job_and_resolves_record() {
         "/api/cluster/jobs/b89bc5dd-94a3-11e8-a7a3-0050568edf84"
     );
     assert_eq!(seen.len(), 3);
-    // The Location's collection query is followed verbatim (trailing `/` included).
+    // The Location's collection query is followed verbatim (trailing `/` included),
+    // narrowed to the SVM the POST named: ONTAP's `?name=` Location carries no SVM.
     assert_eq!(seen[2].path, "/api/storage/volumes/");
-    assert_eq!(seen[2].params(), ["name=vol1"]);
+    assert_eq!(seen[2].params(), ["name=vol1", "svm.name=vs1"]);
 }
 
 #[tokio::test]
