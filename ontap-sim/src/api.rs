@@ -47,13 +47,14 @@ impl<S: Send + Sync> FromRequest<S> for ApiRequest {
         let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024)
             .await
             .map_err(|_| ApiError::invalid("Cannot read the request body."))?;
-        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
-            None
-        } else {
-            Some(serde_json::from_slice::<Value>(&bytes).map_err(|e| {
-                ApiError::new(400, "262200", format!("Invalid JSON input: {e}"))
-            })?)
-        };
+        let body =
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                Some(serde_json::from_slice::<Value>(&bytes).map_err(|e| {
+                    ApiError::new(400, "262200", format!("Invalid JSON input: {e}"))
+                })?)
+            };
         if let Some(b) = &body {
             if !b.is_object() && parts.method != Method::GET {
                 return Err(ApiError::new(
@@ -109,7 +110,9 @@ impl ApiRequest {
         let found = if by == "uuid" {
             store.get(coll::SVMS, v)
         } else {
-            store.find_named(coll::SVMS, None, v, |_| true).map(|(_, r)| r)
+            store
+                .find_named(coll::SVMS, None, v, |_| true)
+                .map(|(_, r)| r)
         };
         match found {
             Some(r) => Ok(Some((str_at(r, "/uuid"), str_at(r, "/name")))),

@@ -107,6 +107,13 @@ impl From<BackendError> for JobFailure {
 /// an error aborts the change (the HTTP call or the job fails with its code and message).
 #[async_trait]
 pub trait Backend: Send + Sync + fmt::Debug {
+    /// Called once when the server starts, with the whole initial state (seeded or
+    /// reloaded from `--state`), so a backend can reconcile what already exists (walk it
+    /// with [`crate::store::Store::iter`]). The default does nothing.
+    async fn start(&self, _state: &crate::store::Store) -> Result<(), BackendError> {
+        Ok(())
+    }
+
     /// Realises one change.
     async fn apply(&self, change: &Change) -> Result<(), BackendError>;
 }

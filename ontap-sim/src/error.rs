@@ -213,6 +213,9 @@ pub enum SimError {
         #[source]
         source: serde_json::Error,
     },
+    /// The backend refused to start with the initial state.
+    #[error("backend refused the initial state")]
+    Backend(#[source] crate::backend::BackendError),
     /// The seed described something inconsistent (an unknown SVM, a duplicate name, ...).
     #[error("seed rejected: {0}")]
     Seed(#[source] ApiError),

@@ -237,11 +237,21 @@ mod tests {
     #[test]
     fn nth_and_times() {
         let h = FaultHandle::default();
-        h.add(Fault::close_connection(Some("get"), "/api/storage/*").nth(2).times(2));
+        h.add(
+            Fault::close_connection(Some("get"), "/api/storage/*")
+                .nth(2)
+                .times(2),
+        );
         assert!(h.on_request("GET", "/api/storage/volumes").is_empty());
         assert!(h.on_request("POST", "/api/storage/volumes").is_empty());
-        assert_eq!(h.on_request("GET", "/api/storage/luns"), vec![FaultAction::CloseConnection]);
-        assert_eq!(h.on_request("GET", "/api/storage/luns"), vec![FaultAction::CloseConnection]);
+        assert_eq!(
+            h.on_request("GET", "/api/storage/luns"),
+            vec![FaultAction::CloseConnection]
+        );
+        assert_eq!(
+            h.on_request("GET", "/api/storage/luns"),
+            vec![FaultAction::CloseConnection]
+        );
         assert!(h.on_request("GET", "/api/storage/luns").is_empty());
         assert!(h.active().is_empty());
     }
@@ -249,9 +259,17 @@ mod tests {
     #[test]
     fn job_faults_match_descriptions() {
         let h = FaultHandle::default();
-        h.add(Fault::fail_job(Some("DELETE"), "/api/storage/volumes/*", 9, "boom"));
+        h.add(Fault::fail_job(
+            Some("DELETE"),
+            "/api/storage/volumes/*",
+            9,
+            "boom",
+        ));
         assert!(h.on_request("DELETE", "/api/storage/volumes/u1").is_empty());
-        assert_eq!(h.on_job("DELETE /api/storage/volumes/u1"), Some((9, "boom".into())));
+        assert_eq!(
+            h.on_job("DELETE /api/storage/volumes/u1"),
+            Some((9, "boom".into()))
+        );
         assert_eq!(h.on_job("DELETE /api/storage/volumes/u1"), None);
     }
 }

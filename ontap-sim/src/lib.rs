@@ -11,6 +11,37 @@
 //! [`SimServer::faults`] or `POST /__sim/faults`; `GET /__sim/requests` lists what
 //! clients sent.
 //!
+//! ## Endpoints outside `/api` (same basic auth)
+//!
+//! | endpoint | effect |
+//! |---|---|
+//! | `POST /__sim/faults` | arm one [`Fault`] or an array of them (JSON as in [`Fault`]) |
+//! | `GET /__sim/faults`, `DELETE /__sim/faults` | list / disarm all faults |
+//! | `GET /__sim/requests`, `DELETE /__sim/requests` | `{"num_records","records":[{method,path,query,svm_name?,body?}]}` of `/api` requests (secret-looking body fields redacted) / forget them |
+//! | `POST /__sim/reset` | back to the seed; clears jobs, faults and the request log |
+//! | `GET /__sim/state` | the whole store, as [`SimServer::state`] |
+//! | `POST /__sim/files` | `{"volume":{"name"\|"uuid"},"svm"?:{"name"},"path":"dir/f"}`: record a file in a volume (file clones accept any source in memory) |
+//!
+//! ## The binary
+//!
+//! `ontap-sim [--listen 127.0.0.1:8443] [--http] [--cert-out FILE] [--username admin]
+//! [--password-file FILE | ONTAP_SIM_PASSWORD=… | --password …] [--state FILE]
+//! [--seed FILE] [--bulk-volumes N] [--job-ms 200] [--job-ttl 300] [--cert-name NAME]`
+//! prints exactly `listening on URL` on stdout when ready and logs to stderr
+//! (`ONTAP_SIM_LOG=debug` for a line per request). The seed format is documented in
+//! [`seed`]. `--state FILE` is rewritten atomically after every mutation (jobs are not
+//! kept) and reloaded at start instead of the seed.
+//!
+//! ## Behaviour worth knowing
+//!
+//! * Volumes POST/PATCH/DELETE, snapshots POST/DELETE, file clone POST and SVM
+//!   POST/DELETE answer 202 with a job; the change is committed when the job ends, so a
+//!   `GET` on the `Location` can be empty until then. `return_timeout=N` waits.
+//! * Export policies/rules, CIFS shares and IP interfaces are synchronous (201/200).
+//! * Records are ordered by key (UUID) in collections; `next` links carry
+//!   `start.uuid=` (or `start.offset=` with `order_by`).
+//! * Filters on fields a record does not have simply do not match (ONTAP would reject
+//!   unknown field names).
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use ontap_sim::{Fault, SimServer};
@@ -171,6 +202,7 @@ impl SimServerBuilder {
             .backend
             .unwrap_or_else(|| Arc::new(MemoryBackend::new()));
         let faults = FaultHandle::default();
+        backend.start(&store).await.map_err(SimError::Backend)?;
         let sim = sim::Sim::new(store, backend, cfg, self.seed, faults.clone());
         // Write the initial state so a fresh state file exists right away.
         sim.write(|_| ());

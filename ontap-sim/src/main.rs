@@ -92,7 +92,10 @@ async fn run(args: Args) -> Result<(), SimError> {
         .listen(args.listen)
         .seed(seed)
         .credentials(&args.username, SecretString::from(password))
-        .job_duration(std::time::Duration::ZERO, std::time::Duration::from_millis(args.job_ms))
+        .job_duration(
+            std::time::Duration::ZERO,
+            std::time::Duration::from_millis(args.job_ms),
+        )
         .job_ttl(std::time::Duration::from_secs(args.job_ttl));
     if args.http {
         b = b.http();

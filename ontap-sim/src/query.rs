@@ -131,7 +131,9 @@ impl Query {
 
     /// Whether `record` passes every filter.
     pub fn matches(&self, record: &Value) -> bool {
-        self.filters.iter().all(|(f, e)| filter_matches(record, f, e))
+        self.filters
+            .iter()
+            .all(|(f, e)| filter_matches(record, f, e))
     }
 }
 
@@ -202,11 +204,8 @@ fn collect<'a>(v: &'a Value, path: &[&str], out: &mut Vec<&'a Value>) {
                 collect(item, path, out);
             }
         }
-        _ if path.is_empty() => {
-            if !v.is_null() {
-                out.push(v)
-            }
-        }
+        Value::Null => {}
+        _ if path.is_empty() => out.push(v),
         Value::Object(m) => {
             if let Some(child) = m.get(path[0]) {
                 collect(child, &path[1..], out);

@@ -224,8 +224,18 @@ impl Default for Seed {
                     lif("lif_cifs", "192.0.2.11", n2, &["data_core", "data_cifs"]),
                     lif("lif_iscsi1", "192.0.2.21", n1, &["data_core", "data_iscsi"]),
                     lif("lif_iscsi2", "192.0.2.22", n2, &["data_core", "data_iscsi"]),
-                    lif("lif_nvme1", "192.0.2.31", n1, &["data_core", "data_nvme_tcp"]),
-                    lif("lif_nvme2", "192.0.2.32", n2, &["data_core", "data_nvme_tcp"]),
+                    lif(
+                        "lif_nvme1",
+                        "192.0.2.31",
+                        n1,
+                        &["data_core", "data_nvme_tcp"],
+                    ),
+                    lif(
+                        "lif_nvme2",
+                        "192.0.2.32",
+                        n2,
+                        &["data_core", "data_nvme_tcp"],
+                    ),
                 ],
                 fc_interfaces: vec![
                     SeedFcInterface {
@@ -321,14 +331,13 @@ impl Seed {
             );
         }
         let cluster_name = self.cluster.name.clone();
-        for (si, svm) in self.svms.iter().enumerate() {
-            self.build_svm(&mut s, si, svm, &cluster_name)?;
+        for svm in &self.svms {
+            self.build_svm(&mut s, svm, &cluster_name)?;
         }
         for body in &self.volumes {
-            let obj = body
-                .as_object()
-                .cloned()
-                .ok_or_else(|| SimError::Seed(ApiError::invalid("volume seed must be an object")))?;
+            let obj = body.as_object().cloned().ok_or_else(|| {
+                SimError::Seed(ApiError::invalid("volume seed must be an object"))
+            })?;
             let svm = s
                 .resolve_svm(obj.get("svm").unwrap_or(&Value::Null))
                 .map_err(SimError::Seed)?;
@@ -362,13 +371,7 @@ impl Seed {
         Ok(s)
     }
 
-    fn build_svm(
-        &self,
-        s: &mut Store,
-        index: usize,
-        svm: &SeedSvm,
-        cluster_name: &str,
-    ) -> Result<(), SimError> {
+    fn build_svm(&self, s: &mut Store, svm: &SeedSvm, cluster_name: &str) -> Result<(), SimError> {
         let u = new_uuid();
         let has = |p: &str| svm.protocols.iter().any(|x| x == p);
         let mut aggrs = Vec::new();
@@ -385,7 +388,11 @@ impl Seed {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .ok_or_else(|| missing("node", &l.node))?;
             let lu = new_uuid();
-            let family = if l.address.contains(':') { "ipv6" } else { "ipv4" };
+            let family = if l.address.contains(':') {
+                "ipv6"
+            } else {
+                "ipv4"
+            };
             let rec = json!({
                 "uuid": lu, "name": l.name, "scope": "svm",
                 "svm": svm_ref(&u, &svm.name),
@@ -401,8 +408,10 @@ impl Seed {
                 "enabled": true, "state": "up",
                 "_links": {"self": {"href": format!("/api/network/ip/interfaces/{lu}")}},
             });
-            lifs.push(json!({"name": l.name, "uuid": lu, "ip": {"address": l.address},
-                             "services": l.services}));
+            lifs.push(
+                json!({"name": l.name, "uuid": lu, "ip": {"address": l.address},
+                             "services": l.services}),
+            );
             s.insert(coll::IP_INTERFACES, &lu, rec);
         }
         for f in &svm.fc_interfaces {
@@ -411,13 +420,20 @@ impl Seed {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .ok_or_else(|| missing("node", &f.node))?;
             let fu = new_uuid();
-            let wwnn = format!("20:00:00:50:56:bb:{:02x}:00", index + 1);
+            let port_address = format!("{:x}", 0x10400 + s.next_counter("fc_port_address"));
+            let hex: String = u.chars().filter(char::is_ascii_hexdigit).take(6).collect();
+            let wwnn = format!(
+                "20:00:00:a0:98:{}:{}:{}",
+                &hex[0..2],
+                &hex[2..4],
+                &hex[4..6]
+            );
             s.insert(
                 coll::FC_INTERFACES,
                 &fu,
                 json!({"uuid": fu, "name": f.name, "svm": svm_ref(&u, &svm.name),
                        "data_protocol": f.data_protocol, "wwpn": f.wwpn, "wwnn": wwnn,
-                       "port_address": format!("{:x}", 0x10400 + fu.len() + index),
+                       "port_address": port_address,
                        "state": "up", "enabled": true,
                        "location": {"home_node": href_ref("/api/cluster/nodes", &nu, &f.node),
                                     "home_port": {"name": f.port, "node": {"name": f.node}},
@@ -440,28 +456,64 @@ impl Seed {
             "_links": {"self": {"href": format!("/api/svm/svms/{u}")}},
         });
         s.insert(coll::SVMS, &u, rec);
-        crate::resources::nas::insert_default_policy(s, &u, &svm.name);
-        if has("iscsi") {
-            let serial: String = u.replace('-', "").chars().take(16).collect();
-            s.insert(
-                coll::ISCSI_SERVICES,
-                &u,
-                json!({"svm": svm_ref(&u, &svm.name), "enabled": true,
-                       "target": {"name": format!("iqn.1992-08.com.netapp:sn.{serial}:vs.{}", index + 3),
-                                  "alias": svm.name},
-                       "_links": {"self": {"href": format!("/api/protocols/san/iscsi/services/{u}")}}}),
-            );
-        }
-        if has("nvme") {
-            s.insert(
-                coll::NVME_SERVICES,
-                &u,
-                json!({"svm": svm_ref(&u, &svm.name), "enabled": true,
-                       "_links": {"self": {"href": format!("/api/protocols/nvme/services/{u}")}}}),
-            );
-        }
-        let _ = cluster_name;
+        let protocols: Vec<&str> = svm.protocols.iter().map(String::as_str).collect();
+        insert_services(s, &u, &svm.name, &protocols, cluster_name);
         Ok(())
+    }
+}
+
+/// Creates what an SVM gets with it: the `default` export policy and a service record
+/// for each enabled protocol among `iscsi`, `nvme`, `nfs`, `cifs` (the FCP service is
+/// created through the API).
+pub(crate) fn insert_services(
+    s: &mut Store,
+    svm_uuid: &str,
+    svm_name: &str,
+    protocols: &[&str],
+    cluster_name: &str,
+) {
+    let has = |p: &str| protocols.contains(&p);
+    let vserver_id = s.next_counter("vserver_id") + 2;
+    crate::resources::nas::insert_default_policy(s, svm_uuid, svm_name);
+    if has("iscsi") {
+        let serial: String = svm_uuid.replace('-', "").chars().take(16).collect();
+        s.insert(
+                coll::ISCSI_SERVICES,
+                svm_uuid,
+                json!({"svm": svm_ref(svm_uuid, svm_name), "enabled": true,
+                       "target": {"name": format!("iqn.1992-08.com.netapp:sn.{serial}:vs.{}", vserver_id),
+                                  "alias": svm_name},
+                       "_links": {"self": {"href": format!("/api/protocols/san/iscsi/services/{svm_uuid}")}}}),
+            );
+    }
+    if has("nvme") {
+        s.insert(
+                coll::NVME_SERVICES,
+                svm_uuid,
+                json!({"svm": svm_ref(svm_uuid, svm_name), "enabled": true,
+                       "_links": {"self": {"href": format!("/api/protocols/nvme/services/{svm_uuid}")}}}),
+            );
+    }
+    if has("nfs") {
+        s.insert(
+                coll::NFS_SERVICES,
+                svm_uuid,
+                json!({"svm": svm_ref(svm_uuid, svm_name), "enabled": true, "state": "online",
+                       "protocol": {"v3_enabled": true, "v4_enabled": true,
+                                    "v41_enabled": true, "v42_enabled": true},
+                       "transport": {"tcp_enabled": true, "udp_enabled": false},
+                       "_links": {"self": {"href": format!("/api/protocols/nfs/services/{svm_uuid}")}}}),
+            );
+    }
+    if has("cifs") {
+        s.insert(
+                coll::CIFS_SERVICES,
+                svm_uuid,
+                json!({"svm": svm_ref(svm_uuid, svm_name), "enabled": true,
+                       "name": svm_name.to_uppercase(),
+                       "ad_domain": {"fqdn": format!("{}.SIM.EXAMPLE", cluster_name.to_uppercase())},
+                       "_links": {"self": {"href": format!("/api/protocols/cifs/services/{svm_uuid}")}}}),
+            );
     }
 }
 
@@ -481,6 +533,9 @@ mod tests {
         assert_eq!(s.len(coll::FC_INTERFACES), 2);
         assert_eq!(s.len(coll::ISCSI_SERVICES), 1);
         assert_eq!(s.len(coll::NVME_SERVICES), 1);
+        assert_eq!(s.len(coll::FCP_SERVICES), 0);
+        assert_eq!(s.len(coll::NFS_SERVICES), 1);
+        assert_eq!(s.len(coll::CIFS_SERVICES), 1);
         assert_eq!(s.len(coll::EXPORT_POLICIES), 1);
     }
 

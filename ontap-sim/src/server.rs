@@ -51,7 +51,9 @@ pub(crate) fn self_signed(extra: &[String]) -> Result<Cert, SimError> {
 
 pub(crate) fn tls_config(cert: &Cert) -> Result<Arc<rustls::ServerConfig>, SimError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let certs = vec![rustls_pki_types::CertificateDer::from(cert.cert_der.clone())];
+    let certs = vec![rustls_pki_types::CertificateDer::from(
+        cert.cert_der.clone(),
+    )];
     let key = rustls_pki_types::PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(
         cert.key_der.clone(),
     ));
@@ -108,7 +110,11 @@ pub(crate) async fn serve(
                         return;
                     }
                 },
-                None => builder.serve_connection(TokioIo::new(stream), service).await,
+                None => {
+                    builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                }
             };
             if let Err(e) = res {
                 tracing::debug!(%peer, error = %e, "connection ended");
@@ -198,7 +204,10 @@ fn redact(v: &mut Value) {
 
 fn finish(mut r: Response) -> Response {
     let h = r.headers_mut();
-    h.insert(http::header::SERVER, HeaderValue::from_static("libzapid-httpd"));
+    h.insert(
+        http::header::SERVER,
+        HeaderValue::from_static("libzapid-httpd"),
+    );
     h.insert(
         http::header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache,no-store,must-revalidate"),
@@ -210,8 +219,69 @@ fn finish(mut r: Response) -> Response {
     r
 }
 
+/// Whether the client asked for plain JSON (`Accept: application/json` without HAL).
+fn wants_plain_json<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|a| a.contains("application/json"))
+        && !req
+            .headers()
+            .get_all(http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|a| a.contains("hal+json"))
+}
+
+/// Plain JSON carries no HAL links except the collection's `next`.
+fn strip_links(v: &mut Value, top: bool) {
+    match v {
+        Value::Object(m) => {
+            if let Some(links) = m.remove("_links") {
+                if let (true, Some(next)) = (top, links.get("next")) {
+                    m.insert("_links".into(), json!({ "next": next }));
+                }
+            }
+            for x in m.values_mut() {
+                strip_links(x, false);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| strip_links(x, false)),
+        _ => {}
+    }
+}
+
+async fn to_plain_json(resp: Response) -> Result<Response, Dropped> {
+    let is_hal = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/hal+json");
+    if !is_hal {
+        return Ok(resp);
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|_| Dropped)?;
+    let out = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(mut v) => {
+            strip_links(&mut v, true);
+            serde_json::to_vec(&v).unwrap_or_else(|_| bytes.to_vec())
+        }
+        Err(_) => bytes.to_vec(),
+    };
+    parts.headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    Ok(Response::from_parts(parts, Body::from(out)))
+}
+
 async fn handle(sim: Sim, app: Router, req: Request<Incoming>) -> Result<Response, Dropped> {
     let method = req.method().clone();
+    let plain_json = wants_plain_json(&req);
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
     if !authorised(&sim, &req) {
@@ -279,6 +349,11 @@ async fn handle(sim: Sim, app: Router, req: Request<Incoming>) -> Result<Respons
         Err(never) => match never {},
     };
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+    let resp = if plain_json && is_api {
+        to_plain_json(resp).await?
+    } else {
+        resp
+    };
     Ok(finish(resp))
 }
 
@@ -366,8 +441,12 @@ async fn files_post(State(sim): State<Sim>, body: axum::body::Bytes) -> Response
                 Some(r) => Some(s.resolve_svm(r)?.0),
                 None => None,
             };
-            let (uuid, _) =
-                crate::resources::volumes::resolve_volume(s, svm.as_deref(), &v["volume"], "volume")?;
+            let (uuid, _) = crate::resources::volumes::resolve_volume(
+                s,
+                svm.as_deref(),
+                &v["volume"],
+                "volume",
+            )?;
             s.add_file(&uuid, &path);
             Ok::<_, ApiError>(())
         })

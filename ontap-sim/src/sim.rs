@@ -60,7 +60,7 @@ pub(crate) struct SimInner {
     pub faults: FaultHandle,
     pub backend: Arc<dyn Backend>,
     pub cfg: SimConfig,
-    pub requests: Mutex<Vec<RequestRecord>>,
+    pub requests: Mutex<std::collections::VecDeque<RequestRecord>>,
     pub seed: Seed,
     persist: Mutex<()>,
 }
@@ -73,6 +73,9 @@ struct StateDoc {
 }
 
 const STATE_FORMAT: &str = "ontap-sim-state/1";
+
+/// The request log keeps this many most recent requests.
+pub const MAX_LOGGED_REQUESTS: usize = 100_000;
 
 impl Sim {
     pub(crate) fn new(
@@ -89,7 +92,7 @@ impl Sim {
                 faults,
                 backend,
                 cfg,
-                requests: Mutex::new(Vec::new()),
+                requests: Mutex::new(std::collections::VecDeque::new()),
                 seed,
                 persist: Mutex::new(()),
             }),
@@ -114,12 +117,12 @@ impl Sim {
         let (r, doc) = {
             let mut g = self.lock();
             let r = f(&mut g);
-            let doc = self
-                .inner
-                .cfg
-                .state_file
-                .as_ref()
-                .map(|_| serde_json::to_vec(&StateDocRef { format: STATE_FORMAT, store: &g }));
+            let doc = self.inner.cfg.state_file.as_ref().map(|_| {
+                serde_json::to_vec(&StateDocRef {
+                    format: STATE_FORMAT,
+                    store: &g,
+                })
+            });
             (r, doc)
         };
         if let (Some(Ok(bytes)), Some(path)) = (doc, self.inner.cfg.state_file.as_ref()) {
@@ -165,7 +168,8 @@ impl Sim {
         let uuid = ticket.uuid.clone();
         let cfg = &self.inner.cfg;
         let span = cfg.job_max.saturating_sub(cfg.job_min).as_millis() as u64;
-        let delay = cfg.job_min + Duration::from_millis(if span > 0 { fastrand::u64(0..=span) } else { 0 });
+        let delay =
+            cfg.job_min + Duration::from_millis(if span > 0 { fastrand::u64(0..=span) } else { 0 });
         let ttl = cfg.job_ttl;
         tokio::spawn(async move {
             sim.inner.jobs.set_running(&uuid);
@@ -182,13 +186,20 @@ impl Sim {
     }
 
     /// Reads the job table.
-    pub fn with_jobs<R>(&self, f: impl FnOnce(&std::collections::BTreeMap<String, Value>) -> R) -> R {
+    pub fn with_jobs<R>(
+        &self,
+        f: impl FnOnce(&std::collections::BTreeMap<String, Value>) -> R,
+    ) -> R {
         self.inner.jobs.with(f)
     }
 
     pub(crate) fn log_request(&self, rec: RequestRecord) {
         if let Ok(mut l) = self.inner.requests.lock() {
-            l.push(rec);
+            // Long benchmark runs must not grow without bound.
+            if l.len() >= MAX_LOGGED_REQUESTS {
+                l.pop_front();
+            }
+            l.push_back(rec);
         }
     }
 
@@ -196,7 +207,7 @@ impl Sim {
         self.inner
             .requests
             .lock()
-            .map(|l| l.clone())
+            .map(|l| l.iter().cloned().collect())
             .unwrap_or_default()
     }
 

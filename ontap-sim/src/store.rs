@@ -39,6 +39,13 @@ pub mod coll {
     /// `/api/protocols/nvme/services` (key: SVM UUID; seeded here, served by the NVMe
     /// resources).
     pub const NVME_SERVICES: &str = "nvme_services";
+    /// `/api/protocols/san/fcp/services` (key: SVM UUID; seeded here, served by the SAN
+    /// resources).
+    pub const FCP_SERVICES: &str = "fcp_services";
+    /// `/api/protocols/nfs/services` (key: SVM UUID).
+    pub const NFS_SERVICES: &str = "nfs_services";
+    /// `/api/protocols/cifs/services` (key: SVM UUID).
+    pub const CIFS_SERVICES: &str = "cifs_services";
 }
 
 /// All simulated state except jobs.
@@ -123,7 +130,15 @@ impl Store {
 
     /// Records of a collection in key order.
     pub fn iter<'a>(&'a self, coll: &str) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
-        self.collections.get(coll).into_iter().flat_map(|m| m.iter())
+        self.collections
+            .get(coll)
+            .into_iter()
+            .flat_map(|m| m.iter())
+    }
+
+    /// Names of the collections that hold records.
+    pub fn collection_names(&self) -> Vec<String> {
+        self.collections.keys().cloned().collect()
     }
 
     /// Number of records in a collection.
@@ -158,8 +173,8 @@ impl Store {
         let recs = self.collections.get(coll)?;
         idx.iter().find_map(|k| {
             let (key, v) = recs.get_key_value(k)?;
-            let svm_ok = svm_uuid
-                .is_none_or(|s| v.pointer("/svm/uuid").and_then(Value::as_str) == Some(s));
+            let svm_ok =
+                svm_uuid.is_none_or(|s| v.pointer("/svm/uuid").and_then(Value::as_str) == Some(s));
             (svm_ok && extra(v)).then_some((key, v))
         })
     }
@@ -189,12 +204,40 @@ impl Store {
             .insert(path.trim_start_matches('/').to_string())
     }
 
+    /// Removes a file, or a directory (with everything below it when `recurse`; an empty
+    /// directory otherwise). Returns how many entries went.
+    pub fn remove_files(&mut self, volume_uuid: &str, path: &str, recurse: bool) -> usize {
+        let Some(set) = self.files.get_mut(volume_uuid) else {
+            return 0;
+        };
+        let path = path.trim_matches('/');
+        if set.remove(path) {
+            return 1;
+        }
+        let prefix = format!("{path}/");
+        let below: Vec<String> = set
+            .iter()
+            .filter(|f| f.starts_with(&prefix) && f.as_str() != prefix)
+            .cloned()
+            .collect();
+        if !below.is_empty() && !recurse {
+            return 0;
+        }
+        let mut n = usize::from(set.remove(&prefix));
+        for f in below {
+            set.remove(&f);
+            n += 1;
+        }
+        n
+    }
+
     /// Resolves an SVM reference object (`{"name":…}` or `{"uuid":…}`) to `(uuid, name)`.
     pub fn resolve_svm(&self, r: &Value) -> Result<(String, String), ApiError> {
         let rec = if let Some(u) = r.get("uuid").and_then(Value::as_str) {
             self.get(coll::SVMS, u)
         } else if let Some(n) = r.get("name").and_then(Value::as_str) {
-            self.find_named(coll::SVMS, None, n, |_| true).map(|(_, v)| v)
+            self.find_named(coll::SVMS, None, n, |_| true)
+                .map(|(_, v)| v)
         } else {
             return Err(ApiError::missing_value("svm.name"));
         };
@@ -221,7 +264,8 @@ impl Store {
                     coll::SNAPSHOTS => false,
                     coll::VOLUMES => {
                         v.pointer("/clone/is_flexclone") == Some(&Value::Bool(true))
-                            && v.pointer("/clone/parent_volume/uuid").and_then(Value::as_str)
+                            && v.pointer("/clone/parent_volume/uuid")
+                                .and_then(Value::as_str)
                                 == Some(volume_uuid)
                     }
                     _ => {
@@ -267,7 +311,8 @@ mod tests {
         s.insert("volumes", "k1", json!({"name":"a","svm":{"uuid":"s1"}}));
         s.insert("volumes", "k2", json!({"name":"a","svm":{"uuid":"s2"}}));
         assert_eq!(
-            s.find_named("volumes", Some("s2"), "a", |_| true).map(|(k, _)| k.as_str()),
+            s.find_named("volumes", Some("s2"), "a", |_| true)
+                .map(|(k, _)| k.as_str()),
             Some("k2")
         );
         s.insert("volumes", "k2", json!({"name":"b","svm":{"uuid":"s2"}}));

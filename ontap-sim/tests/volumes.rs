@@ -19,7 +19,10 @@ async fn create_returns_job_location_and_accounts_space() -> anyhow::Result<()> 
         )
         .await?;
     assert_eq!(r.status, 202);
-    assert_eq!(r.header("location"), Some("/api/storage/volumes/?name=vol1"));
+    assert_eq!(
+        r.header("location"),
+        Some("/api/storage/volumes/?name=vol1")
+    );
     assert_eq!(r.header("server"), Some("libzapid-httpd"));
     let uuid = r.body["job"]["uuid"].as_str().unwrap().to_string();
     assert_eq!(
@@ -31,7 +34,9 @@ async fn create_returns_job_location_and_accounts_space() -> anyhow::Result<()> 
     assert_eq!(job["code"], 0);
     assert_eq!(job["description"], "POST /api/storage/volumes");
     // The Location works, trailing slash and all.
-    let got = env.get("/api/storage/volumes/?name=vol1&fields=size,nas.path,style").await?;
+    let got = env
+        .get("/api/storage/volumes/?name=vol1&fields=size,nas.path,style")
+        .await?;
     assert_eq!(got.status, 200);
     let rec = &got.body["records"][0];
     assert_eq!(rec["size"], 10 * GIB);
@@ -57,23 +62,36 @@ async fn create_returns_job_location_and_accounts_space() -> anyhow::Result<()> 
         .run_job(
             Method::POST,
             "/api/storage/volumes",
-            Some(json!({"name":"huge","svm":{"name":"svm1"},"aggregates":[{"name":"aggr1"}],
-                        "size":"2TB"})),
+            Some(
+                json!({"name":"huge","svm":{"name":"svm1"},"aggregates":[{"name":"aggr1"}],
+                        "size":"2TB"}),
+            ),
         )
         .await?;
     assert_eq!(job["state"], "failure");
     assert_eq!(job["code"], 917537);
-    assert!(job["message"].as_str().unwrap().contains("not enough space in aggregate \"aggr1\""));
+    assert!(job["message"]
+        .as_str()
+        .unwrap()
+        .contains("not enough space in aggregate \"aggr1\""));
 
     // Resize up, then delete: space comes back.
     let (_, job) = env
-        .run_job(Method::PATCH, &format!("/api/storage/volumes/{}", rec["uuid"].as_str().unwrap()), Some(json!({"size": "20GB"})))
+        .run_job(
+            Method::PATCH,
+            &format!("/api/storage/volumes/{}", rec["uuid"].as_str().unwrap()),
+            Some(json!({"size": "20GB"})),
+        )
         .await?;
     assert_eq!(job["state"], "success", "{job}");
     let aggr = env.find("/api/storage/aggregates", "aggr1").await?;
     assert_eq!(aggr["space"]["block_storage"]["used"], 20 * GIB);
     let (_, job) = env
-        .run_job(Method::DELETE, &format!("/api/storage/volumes/{}", rec["uuid"].as_str().unwrap()), None)
+        .run_job(
+            Method::DELETE,
+            &format!("/api/storage/volumes/{}", rec["uuid"].as_str().unwrap()),
+            None,
+        )
         .await?;
     assert_eq!(job["state"], "success");
     let aggr = env.find("/api/storage/aggregates", "aggr1").await?;
@@ -106,13 +124,21 @@ async fn unexpected_field_and_bad_enum_are_refused() -> anyhow::Result<()> {
     assert_eq!(r.body["error"]["code"], "262185");
     assert_eq!(r.body["error"]["target"], "efficiency.compression");
     let r = env
-        .post("/api/storage/volumes", json!({"name":"v","aggregates":[{"name":"aggr1"}]}))
+        .post(
+            "/api/storage/volumes",
+            json!({"name":"v","aggregates":[{"name":"aggr1"}]}),
+        )
         .await?;
     assert_eq!(r.status, 400);
     assert_eq!(r.body["error"]["code"], "262177");
-    let r = env.get("/api/storage/volumes/00000000-0000-0000-0000-000000000000").await?;
+    let r = env
+        .get("/api/storage/volumes/00000000-0000-0000-0000-000000000000")
+        .await?;
     assert_eq!(r.status, 404);
-    assert_eq!(r.body, json!({"error":{"message":"entry doesn't exist","code":"4"}}));
+    assert_eq!(
+        r.body,
+        json!({"error":{"message":"entry doesn't exist","code":"4"}})
+    );
     Ok(())
 }
 
@@ -156,8 +182,13 @@ async fn flexclone_create_split_and_delete_rules() -> anyhow::Result<()> {
         )
         .await?;
     assert_eq!(r.status, 202);
-    assert_eq!(r.header("location"), Some("/api/storage/volumes/?name=base_clone"));
-    let job = env.wait_job(r.body["job"]["uuid"].as_str().unwrap()).await?;
+    assert_eq!(
+        r.header("location"),
+        Some("/api/storage/volumes/?name=base_clone")
+    );
+    let job = env
+        .wait_job(r.body["job"]["uuid"].as_str().unwrap())
+        .await?;
     assert_eq!(job["state"], "success");
     let c = env.find("/api/storage/volumes", "base_clone").await?;
     assert_eq!(c["clone"]["is_flexclone"], true);
@@ -167,11 +198,19 @@ async fn flexclone_create_split_and_delete_rules() -> anyhow::Result<()> {
     // Only the parent is charged.
     let aggr = env.find("/api/storage/aggregates", "aggr1").await?;
     assert_eq!(aggr["space"]["block_storage"]["used"], GIB);
-    let r = env.get("/api/storage/volumes?clone.is_flexclone=true").await?;
+    let r = env
+        .get("/api/storage/volumes?clone.is_flexclone=true")
+        .await?;
     assert_eq!(r.body["num_records"], 1);
 
     // The parent cannot go while the clone exists.
-    let (_, job) = env.run_job(Method::DELETE, &format!("/api/storage/volumes/{parent}"), None).await?;
+    let (_, job) = env
+        .run_job(
+            Method::DELETE,
+            &format!("/api/storage/volumes/{parent}"),
+            None,
+        )
+        .await?;
     assert_eq!(job["state"], "failure");
     assert_eq!(job["code"], 8);
     assert_eq!(
@@ -182,18 +221,89 @@ async fn flexclone_create_split_and_delete_rules() -> anyhow::Result<()> {
     // Split: the clone becomes independent and is charged.
     let cu = c["uuid"].as_str().unwrap();
     let (_, job) = env
-        .run_job(Method::PATCH, &format!("/api/storage/volumes/{cu}"), Some(json!({"clone":{"split_initiated":true}})))
+        .run_job(
+            Method::PATCH,
+            &format!("/api/storage/volumes/{cu}"),
+            Some(json!({"clone":{"split_initiated":true}})),
+        )
         .await?;
     assert_eq!(job["state"], "success");
-    let c = env.get(&format!("/api/storage/volumes/{cu}?fields=clone")).await?;
+    let c = env
+        .get(&format!("/api/storage/volumes/{cu}?fields=clone"))
+        .await?;
     assert_eq!(c.body["clone"]["is_flexclone"], false);
     let aggr = env.find("/api/storage/aggregates", "aggr1").await?;
     assert_eq!(aggr["space"]["block_storage"]["used"], 2 * GIB);
-    let (_, job) = env.run_job(Method::DELETE, &format!("/api/storage/volumes/{parent}"), None).await?;
+    let (_, job) = env
+        .run_job(
+            Method::DELETE,
+            &format!("/api/storage/volumes/{parent}"),
+            None,
+        )
+        .await?;
     assert_eq!(job["state"], "success");
 
     // Splitting a non-clone is refused synchronously.
-    let r = env.patch(&format!("/api/storage/volumes/{cu}"), json!({"clone":{"split_initiated":true}})).await?;
+    let r = env
+        .patch(
+            &format!("/api/storage/volumes/{cu}"),
+            json!({"clone":{"split_initiated":true}}),
+        )
+        .await?;
     assert_eq!(r.status, 400);
+    Ok(())
+}
+
+/// A backend that refuses volumes larger than 5 GiB, as a kernel backend short of disk would.
+#[derive(Debug, Default)]
+struct SmallDisk {
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl ontap_sim::Backend for SmallDisk {
+    async fn apply(&self, change: &ontap_sim::Change) -> Result<(), ontap_sim::BackendError> {
+        if let ontap_sim::Change::Created { collection, record } = change {
+            self.seen.lock().unwrap().push(format!(
+                "{collection}:{}",
+                record["name"].as_str().unwrap_or("")
+            ));
+            if collection == "volumes" && record["size"].as_u64().unwrap_or(0) > 5 * GIB {
+                return Err(ontap_sim::BackendError::new(13, "backing store is full"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn backend_refusal_fails_the_job_and_commits_nothing() -> anyhow::Result<()> {
+    let backend = std::sync::Arc::new(SmallDisk::default());
+    let env = common::start_with(
+        ontap_sim::SimServer::builder()
+            .backend(backend.clone())
+            .job_duration(
+                std::time::Duration::ZERO,
+                std::time::Duration::from_millis(10),
+            ),
+    )
+    .await?;
+    let (_, job) = env
+        .run_job(Method::POST, "/api/storage/volumes",
+                 Some(json!({"name":"big","svm":{"name":"svm1"},"aggregates":[{"name":"aggr1"}],"size":"6GB"})))
+        .await?;
+    assert_eq!(job["state"], "failure");
+    assert_eq!(job["code"], 13);
+    assert_eq!(job["message"], "backing store is full");
+    let aggr = env.find("/api/storage/aggregates", "aggr1").await?;
+    assert_eq!(aggr["space"]["block_storage"]["used"], 0);
+    env.create_volume(
+        json!({"name":"small","svm":{"name":"svm1"},"aggregates":[{"name":"aggr1"}],"size":"1GB"}),
+    )
+    .await?;
+    assert_eq!(
+        *backend.seen.lock().unwrap(),
+        ["volumes:big", "volumes:small"]
+    );
     Ok(())
 }

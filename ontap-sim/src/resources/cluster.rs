@@ -83,14 +83,19 @@ const SVM_PATCHABLE: &[&str] = &[
 pub(crate) fn routes() -> Router<Sim> {
     Router::new()
         .route("/api/cluster", get(cluster_h))
-        .route("/api/cluster/nodes", get(|State(sim): State<Sim>, req: ApiRequest| async move {
-            list(&sim, &req, &NODES, |_| true)
-        }))
+        .route(
+            "/api/cluster/nodes",
+            get(|State(sim): State<Sim>, req: ApiRequest| async move {
+                list(&sim, &req, &NODES, |_| true)
+            }),
+        )
         .route(
             "/api/cluster/nodes/{uuid}",
-            get(|State(sim): State<Sim>, Path(u): Path<String>, req: ApiRequest| async move {
-                get_one(&sim, &req, &NODES, &u)
-            }),
+            get(
+                |State(sim): State<Sim>, Path(u): Path<String>, req: ApiRequest| async move {
+                    get_one(&sim, &req, &NODES, &u)
+                },
+            ),
         )
         .route(
             "/api/storage/aggregates",
@@ -100,9 +105,11 @@ pub(crate) fn routes() -> Router<Sim> {
         )
         .route(
             "/api/storage/aggregates/{uuid}",
-            get(|State(sim): State<Sim>, Path(u): Path<String>, req: ApiRequest| async move {
-                get_one(&sim, &req, &AGGREGATES, &u)
-            }),
+            get(
+                |State(sim): State<Sim>, Path(u): Path<String>, req: ApiRequest| async move {
+                    get_one(&sim, &req, &AGGREGATES, &u)
+                },
+            ),
         )
         .route(
             "/api/storage/snapshot-policies",
@@ -112,9 +119,11 @@ pub(crate) fn routes() -> Router<Sim> {
         )
         .route(
             "/api/storage/snapshot-policies/{uuid}",
-            get(|State(sim): State<Sim>, Path(u): Path<String>, req: ApiRequest| async move {
-                get_one(&sim, &req, &SNAPSHOT_POLICIES, &u)
-            }),
+            get(
+                |State(sim): State<Sim>, Path(u): Path<String>, req: ApiRequest| async move {
+                    get_one(&sim, &req, &SNAPSHOT_POLICIES, &u)
+                },
+            ),
         )
         .route("/api/svm/svms", get(svms_list).post(svm_create))
         .route(
@@ -125,7 +134,9 @@ pub(crate) fn routes() -> Router<Sim> {
 
 async fn cluster_h(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
     sim.read(|s| {
-        let rec = s.get(coll::CLUSTER, "cluster").ok_or_else(ApiError::not_found)?;
+        let rec = s
+            .get(coll::CLUSTER, "cluster")
+            .ok_or_else(ApiError::not_found)?;
         Ok(render_one(&req, &CLUSTER, rec))
     })
 }
@@ -176,7 +187,9 @@ async fn svm_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
     }
     sim.read(|s| {
         if s.find_named(coll::SVMS, None, &name, |_| true).is_some() {
-            return Err(ApiError::duplicate(format!("Duplicate SVM name \"{name}\".")).with_target("name"));
+            return Err(
+                ApiError::duplicate(format!("Duplicate SVM name \"{name}\".")).with_target("name"),
+            );
         }
         if let Some(Value::Array(aggrs)) = body.get("aggregates") {
             let mut out = Vec::new();
@@ -184,7 +197,9 @@ async fn svm_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
                 let n = a.get("name").and_then(Value::as_str).unwrap_or_default();
                 let (k, _) = s
                     .find_named(coll::AGGREGATES, None, n, |_| true)
-                    .ok_or_else(|| ApiError::not_found_msg(format!("Aggregate \"{n}\" does not exist.")))?;
+                    .ok_or_else(|| {
+                        ApiError::not_found_msg(format!("Aggregate \"{n}\" does not exist."))
+                    })?;
                 out.push(json!({"name": n, "uuid": k}));
             }
             rec["aggregates"] = Value::Array(out);
@@ -203,16 +218,34 @@ async fn svm_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
         work_sim.write(|s| {
             let name = str_at(&work_rec, "/name");
             if s.find_named(coll::SVMS, None, &name, |_| true).is_some() {
-                return Err(JobFailure::new(1, format!("Duplicate SVM name \"{name}\".")));
+                return Err(JobFailure::new(
+                    1,
+                    format!("Duplicate SVM name \"{name}\"."),
+                ));
             }
             let uuid = str_at(&work_rec, "/uuid");
-            s.insert(coll::SVMS, &uuid, work_rec);
-            super::nas::insert_default_policy(s, &uuid, &name);
+            let protocols: Vec<&str> = ["nfs", "cifs", "iscsi", "fcp", "nvme"]
+                .into_iter()
+                .filter(|p| work_rec[*p]["enabled"] == json!(true))
+                .collect();
+            s.insert(coll::SVMS, &uuid, work_rec.clone());
+            let cluster = s
+                .get(coll::CLUSTER, "cluster")
+                .map(|c| str_at(c, "/name"))
+                .unwrap_or_default();
+            crate::seed::insert_services(s, &uuid, &name, &protocols, &cluster);
             Ok(())
         })
     });
     let location = format!("/api/svm/svms/{uuid}");
-    job_accepted(&sim, &req, ticket, Some(location), Some(vec![json!({"name": name, "uuid": uuid})])).await
+    job_accepted(
+        &sim,
+        &req,
+        ticket,
+        Some(location),
+        Some(vec![json!({"name": name, "uuid": uuid})]),
+    )
+    .await
 }
 
 async fn svm_patch(
@@ -237,7 +270,9 @@ async fn svm_patch(
         if n != str_at(&before, "/name")
             && sim.read(|s| s.find_named(coll::SVMS, None, &n, |_| true).is_some())
         {
-            return Err(ApiError::duplicate(format!("Duplicate SVM name \"{n}\".")).with_target("name"));
+            return Err(
+                ApiError::duplicate(format!("Duplicate SVM name \"{n}\".")).with_target("name")
+            );
         }
         after["name"] = json!(n);
     }
@@ -256,53 +291,57 @@ async fn svm_delete(
     Path(uuid): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let rec = sim.read(|s| s.get(coll::SVMS, &uuid).cloned().ok_or_else(ApiError::not_found))?;
+    let rec = sim.read(|s| {
+        s.get(coll::SVMS, &uuid)
+            .cloned()
+            .ok_or_else(ApiError::not_found)
+    })?;
     let work_sim = sim.clone();
     let svm = svm_ref(&uuid, &str_at(&rec, "/name"));
-    let ticket = sim.spawn_job(format!("DELETE /api/svm/svms/{uuid}"), Some(svm), async move {
-        let vols = work_sim.read(|s| {
-            s.iter(coll::VOLUMES)
-                .filter(|(_, v)| str_at(v, "/svm/uuid") == uuid)
-                .count()
-        });
-        if vols > 0 {
-            return Err(JobFailure::new(
-                13434916,
-                format!(
-                    "Cannot delete SVM \"{}\" because it contains {vols} volume(s).",
-                    str_at(&rec, "/name")
-                ),
-            ));
-        }
-        work_sim
-            .realise(Change::Deleted {
-                collection: coll::SVMS.into(),
-                record: rec.clone(),
-            })
-            .await?;
-        work_sim.write(|s| {
-            s.remove(coll::SVMS, &uuid);
-            let owned: Vec<(String, String)> = [
-                coll::EXPORT_POLICIES,
-                coll::IP_INTERFACES,
-                coll::FC_INTERFACES,
-                coll::ISCSI_SERVICES,
-                coll::NVME_SERVICES,
-                coll::CIFS_SHARES,
-            ]
-            .iter()
-            .flat_map(|c| {
-                s.iter(c)
+    let ticket = sim.spawn_job(
+        format!("DELETE /api/svm/svms/{uuid}"),
+        Some(svm),
+        async move {
+            let vols = work_sim.read(|s| {
+                s.iter(coll::VOLUMES)
                     .filter(|(_, v)| str_at(v, "/svm/uuid") == uuid)
-                    .map(|(k, _)| (c.to_string(), k.clone()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-            for (c, k) in owned {
-                s.remove(&c, &k);
+                    .count()
+            });
+            if vols > 0 {
+                return Err(JobFailure::new(
+                    13434916,
+                    format!(
+                        "Cannot delete SVM \"{}\" because it contains {vols} volume(s).",
+                        str_at(&rec, "/name")
+                    ),
+                ));
             }
-        });
-        Ok(())
-    });
+            work_sim
+                .realise(Change::Deleted {
+                    collection: coll::SVMS.into(),
+                    record: rec.clone(),
+                })
+                .await?;
+            work_sim.write(|s| {
+                s.remove(coll::SVMS, &uuid);
+                // Everything else the SVM owned (policies, LIFs, services, shares, SAN
+                // objects, ...) goes with it.
+                let owned: Vec<(String, String)> = s
+                    .collection_names()
+                    .iter()
+                    .flat_map(|c| {
+                        s.iter(c)
+                            .filter(|(_, v)| str_at(v, "/svm/uuid") == uuid)
+                            .map(|(k, _)| (c.clone(), k.clone()))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                for (c, k) in owned {
+                    s.remove(&c, &k);
+                }
+            });
+            Ok(())
+        },
+    );
     job_accepted(&sim, &req, ticket, None, None).await
 }

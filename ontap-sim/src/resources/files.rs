@@ -1,8 +1,11 @@
-//! `POST /api/storage/file/clone`: file clones inside a volume, run as a job.
+//! `POST /api/storage/file/clone`: file clones inside a volume, run as a job; and
+//! `/api/storage/volumes/{volume.uuid}/files/{path}`: list (GET), create (POST, a file or
+//! a `directory`) and delete (DELETE) entries of a volume's file set.
 //!
 //! Real files come from NFS writes; in memory the simulator accepts any source path
 //! (a backend may refuse) and records source and destination in the volume's file set
-//! (`POST /__sim/files` adds files explicitly).
+//! (`POST /__sim/files` or the files POST add files explicitly). Directories are implied
+//! by file paths; an explicit directory is recorded as `dir/`.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -34,7 +37,177 @@ const POSTABLE: &[&str] = &[
 ];
 
 pub(crate) fn routes() -> Router<Sim> {
-    Router::new().route("/api/storage/file/clone", post(clone_h))
+    Router::new()
+        .route("/api/storage/file/clone", post(clone_h))
+        // `files/%2E` (the root) arrives as `files` from clients that normalise dot
+        // segments, as WHATWG URL parsers do.
+        .route(
+            "/api/storage/volumes/{volume}/files",
+            axum::routing::get(
+                |st: State<Sim>,
+                 axum::extract::Path(v): axum::extract::Path<String>,
+                 req: ApiRequest| {
+                    files_get(st, axum::extract::Path((v, ".".to_string())), req)
+                },
+            ),
+        )
+        .route(
+            "/api/storage/volumes/{volume}/files/{*path}",
+            axum::routing::get(files_get)
+                .post(files_post)
+                .delete(files_delete),
+        )
+}
+
+const FILES: super::ResourceSpec = super::ResourceSpec {
+    collection: "files",
+    key_param: "path",
+    identity: &["name", "path", "type"],
+    svm_scoped: false,
+};
+
+/// `.` (ONTAP's `%2E`) and `/` both mean the volume root.
+fn norm_dir(p: &str) -> String {
+    let p = p.trim_matches('/');
+    if p == "." {
+        String::new()
+    } else {
+        p.to_string()
+    }
+}
+
+fn entry(vol: &Value, vol_uuid: &str, path: &str, is_dir: bool) -> Value {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    serde_json::json!({
+        "name": name, "path": path,
+        "type": if is_dir { "directory" } else { "file" },
+        "volume": super::volume_ref(vol_uuid, &str_at(vol, "/name")),
+        "_links": {"self": {"href": format!("/api/storage/volumes/{vol_uuid}/files/{}",
+                                              crate::query::percent_encode(path).replace('/', "%2F"))}},
+    })
+}
+
+/// The entries of a directory (or the file itself) in a volume's file set.
+fn entries(
+    files: &std::collections::BTreeSet<String>,
+    vol: &Value,
+    vol_uuid: &str,
+    path: &str,
+) -> Option<Vec<Value>> {
+    let clean: Vec<String> = files
+        .iter()
+        .map(|f| f.trim_end_matches('/').to_string())
+        .collect();
+    if !path.is_empty() && files.contains(path) {
+        return Some(vec![entry(vol, vol_uuid, path, false)]);
+    }
+    let prefix = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
+    let mut out = std::collections::BTreeMap::new();
+    let mut exists = path.is_empty();
+    for f in &clean {
+        if f == path {
+            exists = true;
+            continue;
+        }
+        let Some(rest) = f.strip_prefix(&prefix) else {
+            continue;
+        };
+        exists = true;
+        let (child, is_dir) = match rest.split_once('/') {
+            Some((d, _)) => (d.to_string(), true),
+            None => (rest.to_string(), files.contains(&format!("{f}/"))),
+        };
+        let full = format!("{prefix}{child}");
+        let was_dir = out.get(&full).copied().unwrap_or(false);
+        out.insert(full, is_dir || was_dir);
+    }
+    exists.then(|| {
+        out.into_iter()
+            .map(|(p, d)| entry(vol, vol_uuid, &p, d))
+            .collect()
+    })
+}
+
+async fn files_get(
+    State(sim): State<Sim>,
+    axum::extract::Path((vol_uuid, path)): axum::extract::Path<(String, String)>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    let path = norm_dir(&path);
+    sim.read(|s| {
+        let vol = s
+            .get(coll::VOLUMES, &vol_uuid)
+            .ok_or_else(|| ApiError::new(404, "917927", "The specified volume was not found."))?;
+        let empty = Default::default();
+        let files = s.files(&vol_uuid).unwrap_or(&empty);
+        let recs = entries(files, vol, &vol_uuid, &path)
+            .ok_or_else(|| ApiError::not_found_msg(format!("Path \"{path}\" does not exist.")))?;
+        let map: std::collections::BTreeMap<String, Value> =
+            recs.into_iter().map(|r| (str_at(&r, "/path"), r)).collect();
+        super::list_records(&req, &FILES, &map, |_| true)
+    })
+}
+
+async fn files_post(
+    State(sim): State<Sim>,
+    axum::extract::Path((vol_uuid, path)): axum::extract::Path<(String, String)>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    req.check_fields(&["type", "data", "unix_permissions", "byte_offset"])?;
+    let body = req.body_obj();
+    let path = norm_dir(&path);
+    if path.is_empty() {
+        return Err(ApiError::invalid_value("path", "."));
+    }
+    let kind = crate::api::opt_enum(&body, "type", &["file", "directory"])?
+        .unwrap_or_else(|| "file".into());
+    sim.write(|s| {
+        s.get(coll::VOLUMES, &vol_uuid)
+            .ok_or_else(|| ApiError::new(404, "917927", "The specified volume was not found."))?;
+        let key = if kind == "directory" {
+            format!("{path}/")
+        } else {
+            path.clone()
+        };
+        s.add_file(&vol_uuid, &key);
+        Ok::<_, ApiError>(())
+    })?;
+    Ok(super::json_response_at(
+        http::StatusCode::CREATED,
+        &serde_json::json!({}),
+        Some(&format!(
+            "/api/storage/volumes/{vol_uuid}/files/{}",
+            path.replace('/', "%2F")
+        )),
+    ))
+}
+
+async fn files_delete(
+    State(sim): State<Sim>,
+    axum::extract::Path((vol_uuid, path)): axum::extract::Path<(String, String)>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    let path = norm_dir(&path);
+    let recurse = req.query.flag("recurse")?.unwrap_or(false);
+    sim.write(|s| {
+        s.get(coll::VOLUMES, &vol_uuid)
+            .ok_or_else(|| ApiError::new(404, "917927", "The specified volume was not found."))?;
+        let removed = s.remove_files(&vol_uuid, &path, recurse);
+        if removed == 0 {
+            return Err(ApiError::not_found_msg(format!(
+                "Path \"{path}\" does not exist or is a non-empty directory (recurse=true deletes it)."
+            )));
+        }
+        Ok(())
+    })?;
+    Ok(super::json_response(
+        http::StatusCode::OK,
+        &serde_json::json!({}),
+    ))
 }
 
 fn clean(p: &str) -> String {
@@ -69,9 +242,7 @@ async fn clone_h(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, Ap
     let work_sim = sim.clone();
     let svm = vol["svm"].clone();
     let ticket = sim.spawn_job(job_description(&req), Some(svm), async move {
-        let exists = work_sim.read(|s| {
-            s.files(&vol_uuid).is_some_and(|f| f.contains(&dest))
-        });
+        let exists = work_sim.read(|s| s.files(&vol_uuid).is_some_and(|f| f.contains(&dest)));
         if exists && !overwrite {
             return Err(JobFailure::new(
                 DESTINATION_EXISTS,
@@ -90,7 +261,10 @@ async fn clone_h(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, Ap
             .await?;
         work_sim.write(|s| {
             if s.get(coll::VOLUMES, &vol_uuid).is_none() {
-                return Err(JobFailure::new(917927, "The specified volume was not found."));
+                return Err(JobFailure::new(
+                    917927,
+                    "The specified volume was not found.",
+                ));
             }
             s.add_file(&vol_uuid, &source);
             s.add_file(&vol_uuid, &dest);

@@ -68,8 +68,12 @@ pub(crate) use crate::store::Store;
 mod cluster;
 mod files;
 mod jobs;
+pub(crate) mod mav;
 pub(crate) mod nas;
 pub(crate) mod network;
+pub(crate) mod nvme;
+pub(crate) mod san;
+pub(crate) mod snapmirror;
 mod snapshots;
 pub(crate) mod volumes;
 
@@ -83,6 +87,10 @@ pub(crate) fn router() -> Router<Sim> {
         .merge(snapshots::routes())
         .merge(files::routes())
         .merge(nas::routes())
+        .merge(san::routes())
+        .merge(nvme::routes())
+        .merge(snapmirror::routes())
+        .merge(mav::routes())
 }
 
 /// Static description of a resource for the generic read paths.
@@ -170,9 +178,9 @@ pub(crate) fn list_records(
     let mut next_token: Option<(String, String)> = None;
     if q.order_by.is_empty() {
         let iter: Box<dyn Iterator<Item = (&String, &Value)>> = match &q.start {
-            Some((_, k)) => Box::new(
-                recs.range::<String, _>((Bound::Excluded(k.clone()), Bound::Unbounded)),
-            ),
+            Some((_, k)) => {
+                Box::new(recs.range::<String, _>((Bound::Excluded(k.clone()), Bound::Unbounded)))
+            }
             None => Box::new(recs.iter()),
         };
         let mut last: Option<&String> = None;

@@ -53,7 +53,9 @@ const RULE_FIELDS: &[&str] = &[
     "allow_nfs_tls_only",
     "index",
 ];
-const FLAVORS: &[&str] = &["any", "none", "never", "krb5", "krb5i", "krb5p", "ntlm", "sys"];
+const FLAVORS: &[&str] = &[
+    "any", "none", "never", "krb5", "krb5i", "krb5p", "ntlm", "sys",
+];
 const PROTOCOLS: &[&str] = &["any", "nfs", "nfs3", "nfs4", "cifs", "flexcache", "nfs41"];
 
 const SHARE_FIELDS: &[&str] = &[
@@ -79,8 +81,50 @@ const SHARE_FIELDS: &[&str] = &[
     "no_strict_security",
 ];
 
+const NFS_SERVICES: ResourceSpec = ResourceSpec {
+    collection: coll::NFS_SERVICES,
+    key_param: "svm.uuid",
+    identity: &["svm.uuid", "svm.name"],
+    svm_scoped: true,
+};
+
+const CIFS_SERVICES: ResourceSpec = ResourceSpec {
+    collection: coll::CIFS_SERVICES,
+    key_param: "svm.uuid",
+    identity: &["svm.uuid", "svm.name", "name"],
+    svm_scoped: true,
+};
+
 pub(crate) fn routes() -> Router<Sim> {
     Router::new()
+        .route(
+            "/api/protocols/nfs/services",
+            get(|State(sim): State<Sim>, req: ApiRequest| async move {
+                list(&sim, &req, &NFS_SERVICES, |_| true)
+            }),
+        )
+        .route(
+            "/api/protocols/nfs/services/{svm}",
+            get(
+                |State(sim): State<Sim>, Path(u): Path<String>, req: ApiRequest| async move {
+                    super::get_one(&sim, &req, &NFS_SERVICES, &u)
+                },
+            ),
+        )
+        .route(
+            "/api/protocols/cifs/services",
+            get(|State(sim): State<Sim>, req: ApiRequest| async move {
+                list(&sim, &req, &CIFS_SERVICES, |_| true)
+            }),
+        )
+        .route(
+            "/api/protocols/cifs/services/{svm}",
+            get(
+                |State(sim): State<Sim>, Path(u): Path<String>, req: ApiRequest| async move {
+                    super::get_one(&sim, &req, &CIFS_SERVICES, &u)
+                },
+            ),
+        )
         .route(
             "/api/protocols/nfs/export-policies",
             get(|State(sim): State<Sim>, req: ApiRequest| async move {
@@ -113,6 +157,14 @@ pub(crate) fn routes() -> Router<Sim> {
             "/api/protocols/cifs/shares/{svm}/{name}",
             get(share_get).patch(share_patch).delete(share_delete),
         )
+        .route(
+            "/api/protocols/cifs/shares/{svm}/{name}/acls",
+            get(acls_list).post(acl_create),
+        )
+        .route(
+            "/api/protocols/cifs/shares/{svm}/{name}/acls/{who}/{kind}",
+            get(acl_get).patch(acl_patch).delete(acl_delete),
+        )
 }
 
 fn policy_href(id: u64) -> String {
@@ -131,8 +183,14 @@ pub(crate) fn insert_default_policy(s: &mut Store, svm_uuid: &str, svm_name: &st
 }
 
 fn parse_id(id: &str) -> Result<u64, ApiError> {
-    id.parse()
-        .map_err(|_| ApiError::new(404, "2", format!("\"{id}\" is an invalid value for field \"id\"")).with_target("id"))
+    id.parse().map_err(|_| {
+        ApiError::new(
+            404,
+            "2",
+            format!("\"{id}\" is an invalid value for field \"id\""),
+        )
+        .with_target("id")
+    })
 }
 
 fn policy<'a>(s: &'a Store, req: &ApiRequest, id: &str) -> Result<&'a Value, ApiError> {
@@ -254,7 +312,9 @@ async fn policy_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respon
     }
     let (id, rec) = sim.write(|s| {
         let svm = req.create_svm(s)?;
-        if s.find_named(coll::EXPORT_POLICIES, Some(&svm.0), &name, |_| true).is_some() {
+        if s.find_named(coll::EXPORT_POLICIES, Some(&svm.0), &name, |_| true)
+            .is_some()
+        {
             return Err(ApiError::duplicate(format!(
                 "Export policy \"{name}\" already exists in SVM \"{}\".",
                 svm.1
@@ -277,14 +337,20 @@ async fn policy_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respon
     })?;
     let svm_uuid = str_at(&rec, "/svm/uuid");
     let check_name = name.clone();
-    commit_create(&sim, coll::EXPORT_POLICIES, &int_key(id), rec.clone(), move |s| {
-        match s.find_named(coll::EXPORT_POLICIES, Some(&svm_uuid), &check_name, |_| true) {
+    commit_create(
+        &sim,
+        coll::EXPORT_POLICIES,
+        &int_key(id),
+        rec.clone(),
+        move |s| match s.find_named(coll::EXPORT_POLICIES, Some(&svm_uuid), &check_name, |_| {
+            true
+        }) {
             Some(_) => Err(ApiError::duplicate(format!(
                 "Export policy \"{check_name}\" already exists."
             ))),
             None => Ok(()),
-        }
-    })
+        },
+    )
     .await?;
     Ok(created(&req, &rec, &policy_href(id)))
 }
@@ -312,7 +378,8 @@ async fn update_policy(sim: &Sim, before: Value, after: Value) -> Result<(), Api
             let vols: Vec<String> = s
                 .iter(coll::VOLUMES)
                 .filter(|(_, v)| {
-                    str_at(v, "/svm/uuid") == svm && v.pointer("/nas/export_policy/id") == Some(&after["id"])
+                    str_at(v, "/svm/uuid") == svm
+                        && v.pointer("/nas/export_policy/id") == Some(&after["id"])
                 })
                 .map(|(k, _)| k.clone())
                 .collect();
@@ -339,10 +406,17 @@ async fn policy_patch(
         let mut after = before.clone();
         if let Some(n) = opt_str(&body, "name")? {
             if n != str_at(&before, "/name")
-                && s.find_named(coll::EXPORT_POLICIES, Some(&str_at(&before, "/svm/uuid")), &n, |_| true)
-                    .is_some()
+                && s.find_named(
+                    coll::EXPORT_POLICIES,
+                    Some(&str_at(&before, "/svm/uuid")),
+                    &n,
+                    |_| true,
+                )
+                .is_some()
             {
-                return Err(ApiError::duplicate(format!("Export policy \"{n}\" already exists.")));
+                return Err(ApiError::duplicate(format!(
+                    "Export policy \"{n}\" already exists."
+                )));
             }
             after["name"] = json!(n);
         }
@@ -390,7 +464,12 @@ async fn remove_policy(sim: &Sim, rec: Value) -> Result<(), ApiError> {
         record: rec.clone(),
     })
     .await?;
-    sim.write(|s| s.remove(coll::EXPORT_POLICIES, &int_key(rec["id"].as_u64().unwrap_or(0))));
+    sim.write(|s| {
+        s.remove(
+            coll::EXPORT_POLICIES,
+            &int_key(rec["id"].as_u64().unwrap_or(0)),
+        )
+    });
     Ok(())
 }
 
@@ -404,7 +483,10 @@ async fn policy_delete(
     Ok(json_response(StatusCode::OK, &json!({})))
 }
 
-async fn policy_delete_query(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
+async fn policy_delete_query(
+    State(sim): State<Sim>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
     let targets = select_for_query(&sim, &req, &POLICIES, |_| true)?;
     for (_, rec) in &targets {
         remove_policy(&sim, rec.clone()).await?;
@@ -454,7 +536,9 @@ async fn rule_get(
     sim.read(|s| {
         let p = policy(s, &req, &id)?;
         let rules = rules_map(p);
-        let r = rules.get(&rule_key(&index)?).ok_or_else(ApiError::not_found)?;
+        let r = rules
+            .get(&rule_key(&index)?)
+            .ok_or_else(ApiError::not_found)?;
         Ok(render_one(&req, &RULES, r))
     })
 }
@@ -471,7 +555,11 @@ async fn rule_create(
         let rule = add_rule(&mut after, &body)?;
         Ok::<_, ApiError>((before, after, rule))
     })?;
-    let href = format!("{}/rules/{}", policy_href(after["id"].as_u64().unwrap_or(0)), rule["index"]);
+    let href = format!(
+        "{}/rules/{}",
+        policy_href(after["id"].as_u64().unwrap_or(0)),
+        rule["index"]
+    );
     update_policy(&sim, before, after).await?;
     Ok(created(&req, &rule, &href))
 }
@@ -487,15 +575,24 @@ async fn rule_patch(
         let key = rule_key(&index)?;
         let pos = before["rules"]
             .as_array()
-            .and_then(|rs| rs.iter().position(|r| int_key(r["index"].as_u64().unwrap_or(0)) == key))
+            .and_then(|rs| {
+                rs.iter()
+                    .position(|r| int_key(r["index"].as_u64().unwrap_or(0)) == key)
+            })
             .ok_or_else(ApiError::not_found)?;
-        let mut merged = before["rules"][pos].as_object().cloned().unwrap_or_default();
+        let mut merged = before["rules"][pos]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         merged.remove("_links");
         for (k, v) in &body {
             merged.insert(k.clone(), v.clone());
         }
         check_fields(&body, RULE_FIELDS)?;
-        let new_index = merged.remove("index").and_then(|v| v.as_u64()).unwrap_or(pos as u64 + 1);
+        let new_index = merged
+            .remove("index")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(pos as u64 + 1);
         let pid = before["id"].as_u64().unwrap_or(0);
         let rule = build_rule(&merged, new_index, pid)?;
         let mut after = before.clone();
@@ -575,10 +672,15 @@ fn validate_share(body: &Map<String, Value>, rec: &mut Value) -> Result<(), ApiE
         let mut out = Vec::new();
         for a in acls {
             let obj = a.as_object().cloned().unwrap_or_default();
-            check_fields(&obj, &["permission", "type", "user_or_group"])
-                .map_err(|e| ApiError::unexpected_argument(&format!("acls.{}", e.target.unwrap_or_default())))?;
-            let perm = opt_enum(&obj, "permission", &["no_access", "read", "change", "full_control"])?
-                .ok_or_else(|| ApiError::missing_value("acls.permission"))?;
+            check_fields(&obj, &["permission", "type", "user_or_group"]).map_err(|e| {
+                ApiError::unexpected_argument(&format!("acls.{}", e.target.unwrap_or_default()))
+            })?;
+            let perm = opt_enum(
+                &obj,
+                "permission",
+                &["no_access", "read", "change", "full_control"],
+            )?
+            .ok_or_else(|| ApiError::missing_value("acls.permission"))?;
             let typ = opt_enum(&obj, "type", &["windows", "unix_user", "unix_group"])?
                 .unwrap_or_else(|| "windows".into());
             let who = req_str(&obj, "user_or_group")
@@ -594,9 +696,11 @@ fn path_exists(s: &Store, svm_uuid: &str, path: &str) -> bool {
     path == "/"
         || s.find(coll::VOLUMES, |v| {
             str_at(v, "/svm/uuid") == svm_uuid
-                && v.pointer("/nas/path").and_then(Value::as_str).is_some_and(|j| {
-                    path == j || path.starts_with(&format!("{}/", j.trim_end_matches('/')))
-                })
+                && v.pointer("/nas/path")
+                    .and_then(Value::as_str)
+                    .is_some_and(|j| {
+                        path == j || path.starts_with(&format!("{}/", j.trim_end_matches('/')))
+                    })
         })
         .is_some()
 }
@@ -607,7 +711,12 @@ async fn share_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respons
     let name = req_str(&body, "name")?;
     let path = req_str(&body, "path")?;
     if name.len() > 80 {
-        return Err(ApiError::new(400, "655577", "The CIFS share name cannot be more than 80 characters long").with_target("name"));
+        return Err(ApiError::new(
+            400,
+            "655577",
+            "The CIFS share name cannot be more than 80 characters long",
+        )
+        .with_target("name"));
     }
     let (key, rec) = sim.read(|s| {
         let svm = req.create_svm(s)?;
@@ -647,11 +756,11 @@ async fn share_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respons
         Ok((key, rec))
     })?;
     let check_key = key.clone();
-    commit_create(&sim, coll::CIFS_SHARES, &key, rec.clone(), move |s| {
-        match s.get(coll::CIFS_SHARES, &check_key) {
-            Some(_) => Err(ApiError::duplicate("Share already exists.")),
-            None => Ok(()),
-        }
+    commit_create(&sim, coll::CIFS_SHARES, &key, rec.clone(), move |s| match s
+        .get(coll::CIFS_SHARES, &check_key)
+    {
+        Some(_) => Err(ApiError::duplicate("Share already exists.")),
+        None => Ok(()),
     })
     .await?;
     let href = str_at(&rec, "/_links/self/href");
@@ -738,4 +847,182 @@ async fn share_delete_query(State(sim): State<Sim>, req: ApiRequest) -> Result<R
         remove_share(&sim, k).await?;
     }
     Ok(sync_query_done(&req, targets.len()))
+}
+
+const ACLS: ResourceSpec = ResourceSpec {
+    collection: "cifs_share_acls",
+    key_param: "key",
+    identity: &["user_or_group", "type"],
+    svm_scoped: false,
+};
+
+const PERMISSIONS: &[&str] = &["no_access", "read", "change", "full_control"];
+const ACL_TYPES: &[&str] = &["windows", "unix_user", "unix_group"];
+
+fn acl_records(share: &Value) -> BTreeMap<String, Value> {
+    let base = str_at(share, "/_links/self/href");
+    share["acls"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|acl| {
+                    let who = str_at(acl, "/user_or_group");
+                    let kind = str_at(acl, "/type");
+                    let mut r = acl.clone();
+                    r["share"] = json!(share["name"]);
+                    r["svm"] = json!({"name": share["svm"]["name"], "uuid": share["svm"]["uuid"]});
+                    r["_links"] = json!({"self": {"href": format!(
+                        "{base}/acls/{}/{kind}",
+                        crate::query::percent_encode(&who)
+                    )}});
+                    (format!("{}/{kind}", who.to_lowercase()), r)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn acls_list(
+    State(sim): State<Sim>,
+    Path((svm, name)): Path<(String, String)>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    sim.read(|s| {
+        let sh = share(s, &req, &svm, &name)?;
+        list_records(&req, &ACLS, &acl_records(sh), |_| true)
+    })
+}
+
+async fn acl_get(
+    State(sim): State<Sim>,
+    Path((svm, name, who, kind)): Path<(String, String, String, String)>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    sim.read(|s| {
+        let sh = share(s, &req, &svm, &name)?;
+        let recs = acl_records(sh);
+        let r = recs
+            .get(&format!("{}/{kind}", who.to_lowercase()))
+            .ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "655516",
+                    "The share ACL does not exist for given user and share",
+                )
+            })?;
+        Ok(render_one(&req, &ACLS, r))
+    })
+}
+
+/// Replaces a share's ACL list through `edit`, then realises and stores the share.
+async fn edit_acls(
+    sim: &Sim,
+    req: &ApiRequest,
+    svm: &str,
+    name: &str,
+    edit: impl FnOnce(&mut Vec<Value>) -> Result<(), ApiError>,
+) -> Result<Value, ApiError> {
+    let (before, after) = sim.read(|s| {
+        let before = share(s, req, svm, name)?.clone();
+        let mut acls = before["acls"].as_array().cloned().unwrap_or_default();
+        edit(&mut acls)?;
+        let mut after = before.clone();
+        after["acls"] = Value::Array(acls);
+        Ok::<_, ApiError>((before, after))
+    })?;
+    sim.realise(Change::Modified {
+        collection: coll::CIFS_SHARES.into(),
+        before,
+        after: after.clone(),
+    })
+    .await?;
+    sim.write(|s| s.insert(coll::CIFS_SHARES, &share_key(svm, name), after.clone()));
+    Ok(after)
+}
+
+fn same_acl(a: &Value, who: &str, kind: &str) -> bool {
+    str_at(a, "/user_or_group").eq_ignore_ascii_case(who) && str_at(a, "/type") == kind
+}
+
+async fn acl_create(
+    State(sim): State<Sim>,
+    Path((svm, name)): Path<(String, String)>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    req.check_fields(&["user_or_group", "type", "permission"])?;
+    let body = req.body_obj();
+    let who = req_str(&body, "user_or_group")?;
+    let kind = opt_enum(&body, "type", ACL_TYPES)?.unwrap_or_else(|| "windows".into());
+    let perm = opt_enum(&body, "permission", PERMISSIONS)?
+        .ok_or_else(|| ApiError::missing_value("permission"))?;
+    let acl = json!({"user_or_group": who, "type": kind, "permission": perm});
+    let new = acl.clone();
+    let after = edit_acls(&sim, &req, &svm, &name, |acls| {
+        if acls.iter().any(|a| same_acl(a, &who, &kind)) {
+            return Err(ApiError::duplicate(format!(
+                "The ACL for \"{who}\" already exists on share \"{name}\"."
+            )));
+        }
+        acls.push(new);
+        Ok(())
+    })
+    .await?;
+    let recs = acl_records(&after);
+    let rec = recs
+        .get(&format!(
+            "{}/{}",
+            str_at(&acl, "/user_or_group").to_lowercase(),
+            str_at(&acl, "/type")
+        ))
+        .cloned()
+        .unwrap_or(acl);
+    let href = str_at(&rec, "/_links/self/href");
+    Ok(created(&req, &rec, &href))
+}
+
+async fn acl_patch(
+    State(sim): State<Sim>,
+    Path((svm, name, who, kind)): Path<(String, String, String, String)>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    req.check_fields(&["permission"])?;
+    let perm = opt_enum(&req.body_obj(), "permission", PERMISSIONS)?
+        .ok_or_else(|| ApiError::missing_value("permission"))?;
+    edit_acls(&sim, &req, &svm, &name, |acls| {
+        let a = acls
+            .iter_mut()
+            .find(|a| same_acl(a, &who, &kind))
+            .ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "655516",
+                    "The share ACL does not exist for given user and share",
+                )
+            })?;
+        a["permission"] = json!(perm);
+        Ok(())
+    })
+    .await?;
+    Ok(json_response(StatusCode::OK, &json!({})))
+}
+
+async fn acl_delete(
+    State(sim): State<Sim>,
+    Path((svm, name, who, kind)): Path<(String, String, String, String)>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    edit_acls(&sim, &req, &svm, &name, |acls| {
+        let before = acls.len();
+        acls.retain(|a| !same_acl(a, &who, &kind));
+        if acls.len() == before {
+            return Err(ApiError::new(
+                404,
+                "655516",
+                "The share ACL does not exist for given user and share",
+            ));
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(json_response(StatusCode::OK, &json!({})))
 }

@@ -50,11 +50,17 @@ const PATCHABLE: &[&str] = &["name", "enabled", "service_policy", "location.auto
 
 /// Built-in service policies and their services.
 const POLICIES: &[(&str, &[&str])] = &[
-    ("default-data-files", &["data_core", "data_nfs", "data_cifs", "data_flexcache"]),
+    (
+        "default-data-files",
+        &["data_core", "data_nfs", "data_cifs", "data_flexcache"],
+    ),
     ("default-data-blocks", &["data_core", "data_iscsi"]),
     ("default-data-iscsi", &["data_core", "data_iscsi"]),
     ("default-data-nvme-tcp", &["data_core", "data_nvme_tcp"]),
-    ("default-management", &["data_core", "management_https", "management_ssh"]),
+    (
+        "default-management",
+        &["data_core", "management_https", "management_ssh"],
+    ),
     ("default-intercluster", &["intercluster_core"]),
 ];
 
@@ -84,9 +90,11 @@ pub(crate) fn routes() -> Router<Sim> {
         )
         .route(
             "/api/network/ip/interfaces/{uuid}",
-            get(|State(sim): State<Sim>, Path(u): Path<String>, req: ApiRequest| async move {
-                get_one(&sim, &req, &IP, &u)
-            })
+            get(
+                |State(sim): State<Sim>, Path(u): Path<String>, req: ApiRequest| async move {
+                    get_one(&sim, &req, &IP, &u)
+                },
+            )
             .patch(patch_h)
             .delete(delete_h),
         )
@@ -98,9 +106,11 @@ pub(crate) fn routes() -> Router<Sim> {
         )
         .route(
             "/api/network/fc/interfaces/{uuid}",
-            get(|State(sim): State<Sim>, Path(u): Path<String>, req: ApiRequest| async move {
-                get_one(&sim, &req, &FC, &u)
-            }),
+            get(
+                |State(sim): State<Sim>, Path(u): Path<String>, req: ApiRequest| async move {
+                    get_one(&sim, &req, &FC, &u)
+                },
+            ),
         )
 }
 
@@ -128,25 +138,28 @@ async fn create_h(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, A
         Some(Value::Number(n)) => n.to_string(),
         _ => "24".to_string(),
     };
-    let policy = opt_str(&body, "service_policy.name")?
-        .unwrap_or_else(|| "default-data-files".to_string());
+    let policy =
+        opt_str(&body, "service_policy.name")?.unwrap_or_else(|| "default-data-files".to_string());
     let services = services_of(&policy)?;
     let uuid = uuid::Uuid::new_v4().to_string();
     let rec = sim.read(|s| {
         let svm = req.create_svm(s)?;
-        if s.find_named(coll::IP_INTERFACES, Some(&svm.0), &name, |_| true).is_some() {
+        if s.find_named(coll::IP_INTERFACES, Some(&svm.0), &name, |_| true)
+            .is_some()
+        {
             return Err(ApiError::duplicate(format!(
                 "Duplicate interface name \"{name}\" in SVM \"{}\".",
                 svm.1
             ))
             .with_target("name"));
         }
-        if s
-            .find(coll::IP_INTERFACES, |v| str_at(v, "/ip/address") == address)
+        if s.find(coll::IP_INTERFACES, |v| str_at(v, "/ip/address") == address)
             .is_some()
         {
-            return Err(ApiError::duplicate(format!("Address {address} is already in use."))
-                .with_target("ip.address"));
+            return Err(
+                ApiError::duplicate(format!("Address {address} is already in use."))
+                    .with_target("ip.address"),
+            );
         }
         let node_name = opt_str(&body, "location.home_node.name")?;
         let (nu, nn) = match node_name {
@@ -164,7 +177,11 @@ async fn create_h(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, A
                 .ok_or_else(ApiError::not_found)?,
         };
         let port = opt_str(&body, "location.home_port.name")?.unwrap_or_else(|| "e0c".into());
-        let family = if address.contains(':') { "ipv6" } else { "ipv4" };
+        let family = if address.contains(':') {
+            "ipv6"
+        } else {
+            "ipv4"
+        };
         Ok(json!({
             "uuid": uuid, "name": name, "scope": "svm",
             "svm": svm_ref(&svm.0, &svm.1),
@@ -185,16 +202,24 @@ async fn create_h(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, A
     })?;
     let svm_uuid = str_at(&rec, "/svm/uuid");
     let check_name = name.clone();
-    commit_create(&sim, coll::IP_INTERFACES, &uuid, rec.clone(), move |s| {
-        match s.find_named(coll::IP_INTERFACES, Some(&svm_uuid), &check_name, |_| true) {
+    commit_create(
+        &sim,
+        coll::IP_INTERFACES,
+        &uuid,
+        rec.clone(),
+        move |s| match s.find_named(coll::IP_INTERFACES, Some(&svm_uuid), &check_name, |_| true) {
             Some(_) => Err(ApiError::duplicate(format!(
                 "Duplicate interface name \"{check_name}\"."
             ))),
             None => Ok(()),
-        }
-    })
+        },
+    )
     .await?;
-    Ok(created(&req, &rec, &format!("/api/network/ip/interfaces/{uuid}")))
+    Ok(created(
+        &req,
+        &rec,
+        &format!("/api/network/ip/interfaces/{uuid}"),
+    ))
 }
 
 async fn patch_h(

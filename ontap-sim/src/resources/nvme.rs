@@ -2,6 +2,34 @@
 //!
 //! Pure rules (NQNs, NSIDs, sizes) sit in [`rules`]; the handlers below apply them to the store.
 
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use self::rules::{
+    check_block_size, check_namespace_size, check_nqn, check_subsystem_name, hex_id,
+    lowest_free_nsid, new_subsystem_serial, parse_hex_id, target_nqn, DEFAULT_BLOCK_SIZE,
+    NAMESPACE_OS_TYPES, SUBSYSTEM_OS_TYPES,
+};
+use super::san::rules::PathKind;
+use super::san::{
+    block_path_taken, charge, check_room, find_ref, for_each_selected, ok_empty, realise, req_enum,
+    resolve_location, size_input, svm_or, visible,
+};
+use super::{
+    get_one, href_ref, json_response_at, list, list_records, svm_ref, volume_ref, ApiError,
+    ApiRequest, ResourceSpec, Sim, Store,
+};
+use crate::api::{opt_bool, opt_str, req_str};
+use crate::backend::Change;
+use crate::jobs::now_timestamp;
+use crate::store::{coll, str_at, u64_at};
+
 /// Pure NVMe rules, independent of HTTP and of the record store.
 pub(crate) mod rules {
     use crate::resources::san::rules::{parse_size, SizeInput, Violation};
@@ -23,7 +51,10 @@ pub(crate) mod rules {
     pub(crate) fn check_nqn(nqn: &str) -> Result<(), Violation> {
         const EXAMPLE: &str = "An example of a valid NQN is nqn.1992-01.com.example:string.";
         let Some(rest) = nqn.strip_prefix("nqn.") else {
-            return Err(Violation::bad(72089772, format!("The NQN is invalid. Add the prefix 'nqn'. {EXAMPLE}")));
+            return Err(Violation::bad(
+                72089772,
+                format!("The NQN is invalid. Add the prefix 'nqn'. {EXAMPLE}"),
+            ));
         };
         let date = rest.get(..7).unwrap_or(rest);
         let b = date.as_bytes();
@@ -40,7 +71,11 @@ pub(crate) mod rules {
         }
         let after = &rest[7..];
         let qualifier = after.strip_prefix('.').unwrap_or("");
-        if qualifier.is_empty() || qualifier.starts_with(':') || nqn.len() > MAX_NQN_LEN || nqn.contains(' ') {
+        if qualifier.is_empty()
+            || qualifier.starts_with(':')
+            || nqn.len() > MAX_NQN_LEN
+            || nqn.contains(' ')
+        {
             return Err(Violation::bad(
                 72089771,
                 format!("The NQN is invalid. A non-empty qualifier is required after the prefix. {EXAMPLE}"),
@@ -59,13 +94,22 @@ pub(crate) mod rules {
         if ok {
             Ok(())
         } else {
-            Err(Violation::bad(72089709, "The NVMe subsystem name contains an invalid character.").at("name"))
+            Err(Violation::bad(
+                72089709,
+                "The NVMe subsystem name contains an invalid character.",
+            )
+            .at("name"))
         }
     }
 
     /// Formats an NSID or ANA group id as ONTAP does: 8 zero-filled hex digits and `h`.
     pub(crate) fn hex_id(n: u32) -> String {
         format!("{n:08x}h")
+    }
+
+    /// Reads back an id written by [`hex_id`].
+    pub(crate) fn parse_hex_id(s: &str) -> Option<u32> {
+        u32::from_str_radix(s.strip_suffix('h')?, 16).ok()
     }
 
     /// Lowest NSID not in `used`, counting from 1 (NSID 0 is reserved by the NVMe spec).
@@ -118,13 +162,25 @@ pub(crate) mod rules {
             Violation::bad(262185, "An invalid size value was provided.").at("space.size")
         })?;
         if size < 0 {
-            return Err(Violation::bad(72089722, "A negative size was provided for the NVMe namespace.").at("space.size"));
+            return Err(Violation::bad(
+                72089722,
+                "A negative size was provided for the NVMe namespace.",
+            )
+            .at("space.size"));
         }
         if size < i128::from(MIN_BLOCK_DEVICE_SIZE) {
-            return Err(Violation::bad(72089723, "The specified size is too small for the NVMe namespace.").at("space.size"));
+            return Err(Violation::bad(
+                72089723,
+                "The specified size is too small for the NVMe namespace.",
+            )
+            .at("space.size"));
         }
         if size > i128::from(MAX_BLOCK_DEVICE_SIZE) {
-            return Err(Violation::bad(72089724, "The specified size is too large for the NVMe namespace.").at("space.size"));
+            return Err(Violation::bad(
+                72089724,
+                "The specified size is too large for the NVMe namespace.",
+            )
+            .at("space.size"));
         }
         Ok(size as u64)
     }
@@ -144,11 +200,25 @@ pub(crate) mod rules {
 
         #[test]
         fn nqn_validation() {
-            assert_eq!(check_nqn("nqn.2014-08.org.nvmexpress:uuid:12372496-59c4-4d1b-be09-74362c0c1afc"), Ok(()));
+            assert_eq!(
+                check_nqn("nqn.2014-08.org.nvmexpress:uuid:12372496-59c4-4d1b-be09-74362c0c1afc"),
+                Ok(())
+            );
             assert_eq!(check_nqn("nqn.1992-01.com.example:string"), Ok(()));
-            assert_eq!(check_nqn("iqn.1992-01.com.example:string").unwrap_err().code, 72089772);
-            assert_eq!(check_nqn("nqn.92-01.com.example").unwrap_err().code, 72089773);
-            assert_eq!(check_nqn("nqn.1992-13.com.example").unwrap_err().code, 72089773);
+            assert_eq!(
+                check_nqn("iqn.1992-01.com.example:string")
+                    .unwrap_err()
+                    .code,
+                72089772
+            );
+            assert_eq!(
+                check_nqn("nqn.92-01.com.example").unwrap_err().code,
+                72089773
+            );
+            assert_eq!(
+                check_nqn("nqn.1992-13.com.example").unwrap_err().code,
+                72089773
+            );
             assert_eq!(check_nqn("nqn.1992-01").unwrap_err().code, 72089771);
             assert_eq!(check_nqn("nqn.1992-01.").unwrap_err().code, 72089771);
             assert_eq!(check_nqn("nqn.").unwrap_err().code, 72089773);
@@ -165,6 +235,8 @@ pub(crate) mod rules {
         fn ids() {
             assert_eq!(hex_id(1), "00000001h");
             assert_eq!(hex_id(0x103050), "00103050h");
+            assert_eq!(parse_hex_id("0000000ah"), Some(10));
+            assert_eq!(parse_hex_id("0000000a"), None);
             assert_eq!(lowest_free_nsid([]), 1);
             assert_eq!(lowest_free_nsid([1, 2, 4]), 3);
         }
@@ -181,9 +253,1022 @@ pub(crate) mod rules {
             assert_eq!(check_block_size(512), Ok(512));
             assert_eq!(check_block_size(1024).unwrap_err().code, 262185);
             assert_eq!(check_namespace_size(&SizeInput::Text("1G")), Ok(1 << 30));
-            assert_eq!(check_namespace_size(&SizeInput::Int(-5)).unwrap_err().code, 72089722);
-            assert_eq!(check_namespace_size(&SizeInput::Int(100)).unwrap_err().code, 72089723);
-            assert_eq!(check_namespace_size(&SizeInput::Text("20T")).unwrap_err().code, 72089724);
+            assert_eq!(
+                check_namespace_size(&SizeInput::Int(-5)).unwrap_err().code,
+                72089722
+            );
+            assert_eq!(
+                check_namespace_size(&SizeInput::Int(100)).unwrap_err().code,
+                72089723
+            );
+            assert_eq!(
+                check_namespace_size(&SizeInput::Text("20T"))
+                    .unwrap_err()
+                    .code,
+                72089724
+            );
         }
     }
+}
+
+/// Store collection of NVMe namespaces.
+pub(crate) const NAMESPACES: &str = "nvme_namespaces";
+/// Store collection of NVMe subsystems.
+pub(crate) const SUBSYSTEMS: &str = "nvme_subsystems";
+/// Store collection of subsystem maps (key `SUBSYSTEM_UUID/NAMESPACE_UUID`).
+pub(crate) const SUBSYSTEM_MAPS: &str = "nvme_subsystem_maps";
+
+const SERVICE_SPEC: ResourceSpec = ResourceSpec {
+    collection: coll::NVME_SERVICES,
+    key_param: "svm.uuid",
+    identity: &["svm"],
+    svm_scoped: true,
+};
+const NAMESPACE_SPEC: ResourceSpec = ResourceSpec {
+    collection: NAMESPACES,
+    key_param: "uuid",
+    identity: &["uuid", "name"],
+    svm_scoped: true,
+};
+const SUBSYSTEM_SPEC: ResourceSpec = ResourceSpec {
+    collection: SUBSYSTEMS,
+    key_param: "uuid",
+    identity: &["uuid", "name"],
+    svm_scoped: true,
+};
+const HOST_SPEC: ResourceSpec = ResourceSpec {
+    collection: SUBSYSTEMS,
+    key_param: "nqn",
+    identity: &["nqn"],
+    svm_scoped: false,
+};
+const MAP_SPEC: ResourceSpec = ResourceSpec {
+    collection: SUBSYSTEM_MAPS,
+    key_param: "key",
+    identity: &["svm", "subsystem", "namespace"],
+    svm_scoped: true,
+};
+
+pub(crate) fn routes() -> Router<Sim> {
+    Router::new()
+        .route(
+            "/api/protocols/nvme/services",
+            get(service_list).post(service_create),
+        )
+        .route(
+            "/api/protocols/nvme/services/{svm}",
+            get(service_get).patch(service_patch).delete(service_delete),
+        )
+        .route(
+            "/api/storage/namespaces",
+            get(ns_list).post(ns_create).delete(
+                |State(sim): State<Sim>, req: ApiRequest| async move {
+                    for_each_selected(&sim, req, &NAMESPACE_SPEC, |sim, k, req| {
+                        ns_delete(State(sim), Path(k), req)
+                    })
+                    .await
+                },
+            ),
+        )
+        .route(
+            "/api/storage/namespaces/{uuid}",
+            get(ns_get).patch(ns_patch).delete(ns_delete),
+        )
+        .route(
+            "/api/protocols/nvme/subsystems",
+            get(sub_list).post(sub_create),
+        )
+        .route(
+            "/api/protocols/nvme/subsystems/{uuid}",
+            get(sub_get).patch(sub_patch).delete(sub_delete),
+        )
+        .route(
+            "/api/protocols/nvme/subsystems/{uuid}/hosts",
+            get(host_list).post(host_add),
+        )
+        .route(
+            "/api/protocols/nvme/subsystems/{uuid}/hosts/{nqn}",
+            get(host_get).delete(host_remove),
+        )
+        .route(
+            "/api/protocols/nvme/subsystem-maps",
+            get(map_list).post(map_create),
+        )
+        .route(
+            "/api/protocols/nvme/subsystem-maps/{subsystem}/{namespace}",
+            get(map_get).delete(map_delete),
+        )
+}
+
+// ---------------------------------------------------------------- services
+
+fn no_service() -> ApiError {
+    ApiError::new(
+        404,
+        "72089651",
+        "The supplied SVM does not have an NVMe service.",
+    )
+}
+
+async fn service_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
+    list(&sim, &req, &SERVICE_SPEC, |_| true)
+}
+
+async fn service_get(
+    State(sim): State<Sim>,
+    Path(svm): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    if sim.read(|s| s.get(coll::NVME_SERVICES, &svm).is_none()) {
+        return Err(sim.read(|s| svm_or(s, &svm, no_service())));
+    }
+    get_one(&sim, &req, &SERVICE_SPEC, &svm)
+}
+
+async fn service_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
+    req.check_fields(&["svm", "enabled"])?;
+    let body = req.body_obj();
+    let enabled = opt_bool(&body, "enabled")?.unwrap_or(true);
+    let plan = |s: &Store| -> Result<(String, String), ApiError> {
+        let (u, n) = req.create_svm(s)?;
+        if s.get(coll::NVME_SERVICES, &u).is_some() {
+            return Err(ApiError::new(
+                409,
+                "72089650",
+                "An NVMe service already exists for the specified SVM.",
+            ));
+        }
+        Ok((u, n))
+    };
+    let (u, n) = sim.read(plan)?;
+    let record = json!({
+        "svm": svm_ref(&u, &n),
+        "enabled": enabled,
+        "_links": {"self": {"href": format!("/api/protocols/nvme/services/{u}")}},
+    });
+    realise(
+        &sim,
+        Change::Created {
+            collection: coll::NVME_SERVICES.into(),
+            record: record.clone(),
+        },
+    )
+    .await?;
+    sim.write(|s| -> Result<(), ApiError> {
+        plan(s)?;
+        s.insert(coll::NVME_SERVICES, &u, record.clone());
+        if let Some(v) = s.get_mut(coll::SVMS, &u) {
+            v["nvme"]["enabled"] = json!(true);
+        }
+        Ok(())
+    })?;
+    Ok(super::created(
+        &req,
+        &record,
+        &format!("/api/protocols/nvme/services/{u}"),
+    ))
+}
+
+async fn service_patch(
+    State(sim): State<Sim>,
+    Path(svm): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    req.check_fields(&["enabled"])?;
+    let body = req.body_obj();
+    let before = sim
+        .read(|s| visible(s, &req, coll::NVME_SERVICES, &svm))?
+        .ok_or_else(|| sim.read(|s| svm_or(s, &svm, no_service())))?;
+    let mut after = before.clone();
+    if let Some(e) = opt_bool(&body, "enabled")? {
+        after["enabled"] = json!(e);
+    }
+    realise(
+        &sim,
+        Change::Modified {
+            collection: coll::NVME_SERVICES.into(),
+            before,
+            after: after.clone(),
+        },
+    )
+    .await?;
+    sim.write(|s| s.insert(coll::NVME_SERVICES, &svm, after));
+    Ok(ok_empty())
+}
+
+async fn service_delete(
+    State(sim): State<Sim>,
+    Path(svm): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    let rec = sim
+        .read(|s| visible(s, &req, coll::NVME_SERVICES, &svm))?
+        .ok_or_else(|| sim.read(|s| svm_or(s, &svm, no_service())))?;
+    if rec["enabled"] == true {
+        return Err(ApiError::new(409, "72090028", "The NVMe service is enabled. The NVMe service must be disabled before it can be deleted."));
+    }
+    if sim.read(|s| {
+        s.find(SUBSYSTEMS, |v| str_at(v, "/svm/uuid") == svm)
+            .is_some()
+    }) {
+        return Err(ApiError::new(409, "72089653", "There are subsystems associated with the NVMe service SVM. The subsystems must be removed before deleting the NVMe service."));
+    }
+    realise(
+        &sim,
+        Change::Deleted {
+            collection: coll::NVME_SERVICES.into(),
+            record: rec,
+        },
+    )
+    .await?;
+    sim.write(|s| {
+        s.remove(coll::NVME_SERVICES, &svm);
+        if let Some(v) = s.get_mut(coll::SVMS, &svm) {
+            v["nvme"]["enabled"] = json!(false);
+        }
+    });
+    Ok(ok_empty())
+}
+
+// ---------------------------------------------------------------- namespaces
+
+fn ns_not_found() -> ApiError {
+    ApiError::new(404, "72090006", "The specified namespace was not found.")
+}
+
+async fn ns_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
+    list(&sim, &req, &NAMESPACE_SPEC, |_| true)
+}
+
+async fn ns_get(
+    State(sim): State<Sim>,
+    Path(uuid): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    get_one(&sim, &req, &NAMESPACE_SPEC, &uuid)
+}
+
+async fn ns_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
+    req.check_fields(&[
+        "svm",
+        "name",
+        "location.volume",
+        "location.qtree",
+        "location.namespace",
+        "os_type",
+        "space.size",
+        "space.block_size",
+        "comment",
+        "enabled",
+    ])?;
+    let body = req.body_obj();
+    let os_type = req_enum(&body, "os_type", NAMESPACE_OS_TYPES)?;
+    let size = match size_input(&body, "space.size")? {
+        Some(s) => check_namespace_size(&s)?,
+        None => return Err(ApiError::missing_value("space.size")),
+    };
+    let block = match body.get("space").and_then(|s| s.get("block_size")) {
+        None | Some(Value::Null) => DEFAULT_BLOCK_SIZE,
+        Some(v) => check_block_size(
+            v.as_u64()
+                .ok_or_else(|| ApiError::invalid_value("space.block_size", &v.to_string()))?,
+        )?,
+    };
+    let comment = opt_str(&body, "comment")?.unwrap_or_default();
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let record = sim.read(|s| -> Result<Value, ApiError> {
+        let (svm_uuid, svm_name) = req.create_svm(s)?;
+        let (path, vuuid, vrec) =
+            resolve_location(s, &svm_uuid, &body, PathKind::Namespace, "namespace")?;
+        if vrec["type"] == "ls" {
+            return Err(ApiError::new(400, "72089721", "The volume specified is in a load sharing mirror relationship. Namespaces are not supported in load sharing mirrors."));
+        }
+        if vrec["style"] == "flexgroup" {
+            return Err(ApiError::new(400, "72089728", "NVMe namespaces cannot be created on a FlexGroup volume."));
+        }
+        if block_path_taken(s, &svm_uuid, &path.full()) {
+            return Err(ApiError::new(409, "72089725", "A LUN or NVMe namespace already exists at the specified path.").with_target("name"));
+        }
+        check_room(&vrec, size, "namespace")?;
+        let mut location = json!({"namespace": path.name, "volume": volume_ref(&vuuid, &path.volume)});
+        if let Some(q) = &path.qtree {
+            location["qtree"] = json!({"name": q});
+        }
+        Ok(json!({
+            "uuid": uuid,
+            "name": path.full(),
+            "svm": svm_ref(&svm_uuid, &svm_name),
+            "location": location,
+            "os_type": os_type,
+            "enabled": true,
+            "comment": comment,
+            "create_time": now_timestamp(),
+            "space": {"size": size, "used": 0, "block_size": block,
+                      "guarantee": {"requested": false, "reserved": false}},
+            "status": {"state": "online", "container_state": "online", "read_only": false,
+                       "mapped": false},
+            "_links": {"self": {"href": format!("/api/storage/namespaces/{uuid}")}},
+        }))
+    })?;
+    realise(
+        &sim,
+        Change::Created {
+            collection: NAMESPACES.into(),
+            record: record.clone(),
+        },
+    )
+    .await?;
+    sim.write(|s| -> Result<(), ApiError> {
+        if block_path_taken(s, &str_at(&record, "/svm/uuid"), &str_at(&record, "/name")) {
+            return Err(ApiError::new(
+                409,
+                "72089725",
+                "A LUN or NVMe namespace already exists at the specified path.",
+            )
+            .with_target("name"));
+        }
+        charge(
+            s,
+            &str_at(&record, "/location/volume/uuid"),
+            size as i64,
+            "namespace",
+        )?;
+        s.insert(NAMESPACES, &uuid, record.clone());
+        Ok(())
+    })?;
+    Ok(super::created(
+        &req,
+        &record,
+        &format!("/api/storage/namespaces/{uuid}"),
+    ))
+}
+
+async fn ns_patch(
+    State(sim): State<Sim>,
+    Path(uuid): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    req.check_fields(&["space.size", "comment", "enabled"])?;
+    let body = req.body_obj();
+    let before = sim
+        .read(|s| visible(s, &req, NAMESPACES, &uuid))?
+        .ok_or_else(ns_not_found)?;
+    let mut after = before.clone();
+    let old = u64_at(&before, "/space/size");
+    let vuuid = str_at(&before, "/location/volume/uuid");
+    let mut delta = 0i64;
+    if let Some(s) = size_input(&body, "space.size")? {
+        let size = check_namespace_size(&s)?;
+        if size < old {
+            // ONTAP documents no code for shrinking a namespace; refuse as an invalid value.
+            return Err(ApiError::new(
+                400,
+                "262185",
+                "Reducing the size of an NVMe namespace is not supported.",
+            )
+            .with_target("space.size"));
+        }
+        delta = (size - old) as i64;
+        after["space"]["size"] = json!(size);
+    }
+    if let Some(c) = opt_str(&body, "comment")? {
+        after["comment"] = json!(c);
+    }
+    if let Some(e) = opt_bool(&body, "enabled")? {
+        after["enabled"] = json!(e);
+    }
+    if delta > 0 {
+        let vrec = sim
+            .read(|s| s.get(coll::VOLUMES, &vuuid).cloned())
+            .ok_or_else(ApiError::not_found)?;
+        check_room(&vrec, delta as u64, "namespace")?;
+    }
+    realise(
+        &sim,
+        Change::Modified {
+            collection: NAMESPACES.into(),
+            before,
+            after: after.clone(),
+        },
+    )
+    .await?;
+    sim.write(|s| -> Result<(), ApiError> {
+        if delta != 0 {
+            charge(s, &vuuid, delta, "namespace")?;
+        }
+        if let Some(cur) = s.get(NAMESPACES, &uuid) {
+            if let Some(m) = cur.get("subsystem_map") {
+                after["subsystem_map"] = m.clone();
+            }
+            after["status"]["mapped"] = cur["status"]["mapped"].clone();
+        }
+        s.insert(NAMESPACES, &uuid, after);
+        Ok(())
+    })?;
+    Ok(ok_empty())
+}
+
+async fn ns_delete(
+    State(sim): State<Sim>,
+    Path(uuid): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    let rec = sim
+        .read(|s| visible(s, &req, NAMESPACES, &uuid))?
+        .ok_or_else(ns_not_found)?;
+    let map = sim.read(|s| {
+        s.iter(SUBSYSTEM_MAPS)
+            .find(|(_, m)| str_at(m, "/namespace/uuid") == uuid)
+            .map(|(_, m)| m.clone())
+    });
+    let allow = req
+        .query
+        .flag("allow_delete_while_mapped")?
+        .unwrap_or(false);
+    if map.is_some() && !allow {
+        // The 9.7 API lists no code for this; the generic "in use" code is used.
+        return Err(ApiError::in_use("The NVMe namespace is mapped to an NVMe subsystem. Use the \"allow_delete_while_mapped\" query parameter to delete it."));
+    }
+    crate::resources::mav::guard(
+        &sim,
+        "vserver nvme namespace delete",
+        &[
+            ("vserver", &str_at(&rec, "/svm/name")),
+            ("path", &str_at(&rec, "/name")),
+        ],
+    )?;
+    if let Some(m) = &map {
+        realise(
+            &sim,
+            Change::Deleted {
+                collection: SUBSYSTEM_MAPS.into(),
+                record: m.clone(),
+            },
+        )
+        .await?;
+    }
+    realise(
+        &sim,
+        Change::Deleted {
+            collection: NAMESPACES.into(),
+            record: rec.clone(),
+        },
+    )
+    .await?;
+    sim.write(|s| -> Result<(), ApiError> {
+        if let Some(m) = &map {
+            unmap_in_store(s, &str_at(m, "/subsystem/uuid"), &uuid);
+        }
+        if s.remove(NAMESPACES, &uuid).is_some() {
+            let vuuid = str_at(&rec, "/location/volume/uuid");
+            if s.get(coll::VOLUMES, &vuuid).is_some() {
+                charge(
+                    s,
+                    &vuuid,
+                    -(u64_at(&rec, "/space/size") as i64),
+                    "namespace",
+                )?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(ok_empty())
+}
+
+// ---------------------------------------------------------------- subsystems
+
+fn sub_not_found() -> ApiError {
+    ApiError::new(
+        404,
+        "72090001",
+        "The NVMe subsystem specified by \"subsystem.uuid\" was not found.",
+    )
+}
+
+fn host_nqns(v: &Value) -> Vec<String> {
+    v["hosts"]
+        .as_array()
+        .map(|a| a.iter().map(|h| str_at(h, "/nqn")).collect())
+        .unwrap_or_default()
+}
+
+fn host_record(sub_uuid: &str, nqn: &str) -> Value {
+    json!({"nqn": nqn,
+           "_links": {"self": {"href": format!("/api/protocols/nvme/subsystems/{sub_uuid}/hosts/{nqn}")}}})
+}
+
+/// Host NQNs from `hosts[{nqn}]` or `records[{nqn}]`, validated and unique.
+fn nqn_entries(v: &Value, field: &str, existing: &[String]) -> Result<Vec<String>, ApiError> {
+    let items = v
+        .as_array()
+        .ok_or_else(|| ApiError::invalid_value(field, &v.to_string()))?;
+    let mut out: Vec<String> = Vec::new();
+    for i in items {
+        let nqn = i
+            .get("nqn")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::missing_value(&format!("{field}.nqn")))?;
+        check_nqn(nqn).map_err(|e| ApiError::from(e).with_target(format!("{field}.nqn")))?;
+        if out.iter().any(|o| o == nqn) {
+            return Err(ApiError::new(
+                400,
+                "72090036",
+                "The \"hosts.nqn\" NVMe subsystem property must contain unique values.",
+            ));
+        }
+        if existing.iter().any(|o| o == nqn) {
+            return Err(ApiError::new(
+                409,
+                "72089705",
+                "The NVMe subsystem host already exists for the NVMe subsystem.",
+            ));
+        }
+        out.push(nqn.to_string());
+    }
+    Ok(out)
+}
+
+async fn sub_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
+    list(&sim, &req, &SUBSYSTEM_SPEC, |_| true)
+}
+
+async fn sub_get(
+    State(sim): State<Sim>,
+    Path(uuid): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    get_one(&sim, &req, &SUBSYSTEM_SPEC, &uuid)
+}
+
+async fn sub_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
+    req.check_fields(&[
+        "svm",
+        "name",
+        "os_type",
+        "hosts",
+        "comment",
+        "delete_on_unmap",
+    ])?;
+    let body = req.body_obj();
+    let name = req_str(&body, "name")?;
+    check_subsystem_name(&name)?;
+    let os_type = req_enum(&body, "os_type", SUBSYSTEM_OS_TYPES)?;
+    let hosts = match body.get("hosts") {
+        Some(h) => nqn_entries(h, "hosts", &[])?,
+        None => Vec::new(),
+    };
+    let comment = opt_str(&body, "comment")?;
+    let delete_on_unmap = opt_bool(&body, "delete_on_unmap")?.unwrap_or(false);
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let plan = |s: &Store| -> Result<(String, String), ApiError> {
+        let (u, n) = req.create_svm(s)?;
+        if s.get(coll::NVME_SERVICES, &u).is_none() {
+            return Err(ApiError::new(
+                400,
+                "72090029",
+                "The NVMe service does not exist.",
+            ));
+        }
+        if s.find_named(SUBSYSTEMS, Some(&u), &name, |_| true)
+            .is_some()
+        {
+            return Err(ApiError::new(
+                409,
+                "72090025",
+                "The NVMe subsystem already exists for the SVM.",
+            )
+            .with_target("name"));
+        }
+        Ok((u, n))
+    };
+    let (svm_uuid, svm_name) = sim.read(plan)?;
+    let mut record = json!({
+        "uuid": uuid,
+        "name": name,
+        "svm": svm_ref(&svm_uuid, &svm_name),
+        "os_type": os_type,
+        "target_nqn": target_nqn(&svm_uuid, &name),
+        "serial_number": new_subsystem_serial(|n| fastrand::usize(..n)),
+        "hosts": hosts.iter().map(|h| host_record(&uuid, h)).collect::<Vec<_>>(),
+        "io_queue": {"default": {"count": 4, "depth": 32}},
+        "delete_on_unmap": delete_on_unmap,
+        "subsystem_maps": [],
+        "_links": {"self": {"href": format!("/api/protocols/nvme/subsystems/{uuid}")}},
+    });
+    if let Some(c) = comment {
+        record["comment"] = json!(c);
+    }
+    realise(
+        &sim,
+        Change::Created {
+            collection: SUBSYSTEMS.into(),
+            record: record.clone(),
+        },
+    )
+    .await?;
+    sim.write(|s| -> Result<(), ApiError> {
+        plan(s)?;
+        s.insert(SUBSYSTEMS, &uuid, record.clone());
+        Ok(())
+    })?;
+    Ok(super::created(
+        &req,
+        &record,
+        &format!("/api/protocols/nvme/subsystems/{uuid}"),
+    ))
+}
+
+async fn sub_patch(
+    State(sim): State<Sim>,
+    Path(uuid): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    req.check_fields(&["comment", "delete_on_unmap"])?;
+    let body = req.body_obj();
+    let before = sim
+        .read(|s| visible(s, &req, SUBSYSTEMS, &uuid))?
+        .ok_or_else(sub_not_found)?;
+    let mut after = before.clone();
+    if let Some(c) = opt_str(&body, "comment")? {
+        after["comment"] = json!(c);
+    }
+    if let Some(d) = opt_bool(&body, "delete_on_unmap")? {
+        after["delete_on_unmap"] = json!(d);
+    }
+    realise(
+        &sim,
+        Change::Modified {
+            collection: SUBSYSTEMS.into(),
+            before,
+            after: after.clone(),
+        },
+    )
+    .await?;
+    sim.write(|s| {
+        if let Some(cur) = s.get_mut(SUBSYSTEMS, &uuid) {
+            cur["comment"] = after["comment"].clone();
+            cur["delete_on_unmap"] = after["delete_on_unmap"].clone();
+        }
+    });
+    Ok(ok_empty())
+}
+
+async fn sub_delete(
+    State(sim): State<Sim>,
+    Path(uuid): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    let rec = sim
+        .read(|s| visible(s, &req, SUBSYSTEMS, &uuid))?
+        .ok_or_else(sub_not_found)?;
+    let maps: Vec<Value> = sim.read(|s| {
+        s.iter(SUBSYSTEM_MAPS)
+            .filter(|(_, m)| str_at(m, "/subsystem/uuid") == uuid)
+            .map(|(_, m)| m.clone())
+            .collect()
+    });
+    if !maps.is_empty()
+        && !req
+            .query
+            .flag("allow_delete_while_mapped")?
+            .unwrap_or(false)
+    {
+        return Err(ApiError::new(409, "72090023", "The NVMe subsystem contains one or more mapped namespaces. Use the \"allow_delete_while_mapped\" query parameter to delete an NVMe subsystem with mapped NVMe namespaces."));
+    }
+    if !host_nqns(&rec).is_empty() && !req.query.flag("allow_delete_with_hosts")?.unwrap_or(false) {
+        return Err(ApiError::new(409, "72090024", "The NVMe subsystem contains one or more NVMe hosts. Use the \"allow_delete_with_hosts\" query parameter to delete an NVMe subsystem with NVMe hosts."));
+    }
+    crate::resources::mav::guard(
+        &sim,
+        "vserver nvme subsystem delete",
+        &[
+            ("vserver", &str_at(&rec, "/svm/name")),
+            ("subsystem", &str_at(&rec, "/name")),
+        ],
+    )?;
+    for m in &maps {
+        realise(
+            &sim,
+            Change::Deleted {
+                collection: SUBSYSTEM_MAPS.into(),
+                record: m.clone(),
+            },
+        )
+        .await?;
+    }
+    realise(
+        &sim,
+        Change::Deleted {
+            collection: SUBSYSTEMS.into(),
+            record: rec,
+        },
+    )
+    .await?;
+    sim.write(|s| {
+        for m in &maps {
+            unmap_in_store(s, &uuid, &str_at(m, "/namespace/uuid"));
+        }
+        s.remove(SUBSYSTEMS, &uuid);
+    });
+    Ok(ok_empty())
+}
+
+fn host_map(rec: &Value) -> BTreeMap<String, Value> {
+    rec["hosts"]
+        .as_array()
+        .map(|a| a.iter().map(|h| (str_at(h, "/nqn"), h.clone())).collect())
+        .unwrap_or_default()
+}
+
+async fn host_list(
+    State(sim): State<Sim>,
+    Path(uuid): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    let rec = sim
+        .read(|s| visible(s, &req, SUBSYSTEMS, &uuid))?
+        .ok_or_else(sub_not_found)?;
+    list_records(&req, &HOST_SPEC, &host_map(&rec), |_| true)
+}
+
+async fn host_get(
+    State(sim): State<Sim>,
+    Path((uuid, nqn)): Path<(String, String)>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    let rec = sim
+        .read(|s| visible(s, &req, SUBSYSTEMS, &uuid))?
+        .ok_or_else(sub_not_found)?;
+    let host = host_map(&rec)
+        .remove(&nqn)
+        .ok_or_else(ApiError::not_found)?;
+    Ok(super::render_one(&req, &HOST_SPEC, &host))
+}
+
+async fn host_add(
+    State(sim): State<Sim>,
+    Path(uuid): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    req.check_fields(&["nqn", "records"])?;
+    let body = req.body_obj();
+    let before = sim
+        .read(|s| visible(s, &req, SUBSYSTEMS, &uuid))?
+        .ok_or_else(sub_not_found)?;
+    let existing = host_nqns(&before);
+    let new = match (body.get("nqn"), body.get("records")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(400, "72090002", "The POST request of hosts to an NVMe subsystem can only contain an 'nqn' property or 'records' property, but not both."));
+        }
+        (Some(n), None) => nqn_entries(&json!([{"nqn": n}]), "nqn", &existing)?,
+        (None, Some(r)) => nqn_entries(r, "records", &existing)?,
+        (None, None) => return Err(ApiError::missing_value("nqn")),
+    };
+    if new.is_empty() {
+        return Err(ApiError::missing_value("nqn"));
+    }
+    let mut after = before.clone();
+    if let Some(arr) = after["hosts"].as_array_mut() {
+        arr.extend(new.iter().map(|n| host_record(&uuid, n)));
+    }
+    realise(
+        &sim,
+        Change::Modified {
+            collection: SUBSYSTEMS.into(),
+            before,
+            after: after.clone(),
+        },
+    )
+    .await?;
+    sim.write(|s| {
+        if let Some(cur) = s.get_mut(SUBSYSTEMS, &uuid) {
+            cur["hosts"] = after["hosts"].clone();
+        }
+    });
+    let recs: Vec<Value> = new.iter().map(|n| host_record(&uuid, n)).collect();
+    let body = if req.query.return_records == Some(true) {
+        json!({"num_records": recs.len(), "records": recs})
+    } else {
+        json!({})
+    };
+    let location = format!("/api/protocols/nvme/subsystems/{uuid}/hosts/{}", new[0]);
+    Ok(json_response_at(
+        StatusCode::CREATED,
+        &body,
+        Some(&location),
+    ))
+}
+
+async fn host_remove(
+    State(sim): State<Sim>,
+    Path((uuid, nqn)): Path<(String, String)>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    let before = sim
+        .read(|s| visible(s, &req, SUBSYSTEMS, &uuid))?
+        .ok_or_else(sub_not_found)?;
+    if !host_nqns(&before).contains(&nqn) {
+        check_nqn(&nqn)?;
+        return Err(ApiError::not_found_msg(format!(
+            "The NVMe subsystem host \"{nqn}\" does not exist."
+        )));
+    }
+    let mut after = before.clone();
+    if let Some(arr) = after["hosts"].as_array_mut() {
+        arr.retain(|h| str_at(h, "/nqn") != nqn);
+    }
+    realise(
+        &sim,
+        Change::Modified {
+            collection: SUBSYSTEMS.into(),
+            before,
+            after: after.clone(),
+        },
+    )
+    .await?;
+    sim.write(|s| {
+        if let Some(cur) = s.get_mut(SUBSYSTEMS, &uuid) {
+            cur["hosts"] = after["hosts"].clone();
+        }
+    });
+    Ok(ok_empty())
+}
+
+// ---------------------------------------------------------------- subsystem maps
+
+fn map_key(sub: &str, ns: &str) -> String {
+    format!("{sub}/{ns}")
+}
+
+/// Removes a subsystem map and its traces; deletes the subsystem when it has
+/// `delete_on_unmap` and no maps are left.
+fn unmap_in_store(s: &mut Store, sub_uuid: &str, ns_uuid: &str) {
+    s.remove(SUBSYSTEM_MAPS, &map_key(sub_uuid, ns_uuid));
+    if let Some(ns) = s.get_mut(NAMESPACES, ns_uuid) {
+        if let Some(m) = ns.as_object_mut() {
+            m.remove("subsystem_map");
+        }
+        ns["status"]["mapped"] = json!(false);
+    }
+    let mut drop_sub = false;
+    if let Some(sub) = s.get_mut(SUBSYSTEMS, sub_uuid) {
+        if let Some(arr) = sub["subsystem_maps"].as_array_mut() {
+            arr.retain(|e| str_at(e, "/namespace/uuid") != ns_uuid);
+            drop_sub = arr.is_empty() && sub["delete_on_unmap"] == true;
+        }
+    }
+    if drop_sub {
+        s.remove(SUBSYSTEMS, sub_uuid);
+    }
+}
+
+async fn map_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
+    list(&sim, &req, &MAP_SPEC, |_| true)
+}
+
+async fn map_get(
+    State(sim): State<Sim>,
+    Path((sub, ns)): Path<(String, String)>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    get_one(&sim, &req, &MAP_SPEC, &map_key(&sub, &ns))
+}
+
+async fn map_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
+    req.check_fields(&["svm", "subsystem", "namespace"])?;
+    let body = req.body_obj();
+    let sub_ref = body
+        .get("subsystem")
+        .cloned()
+        .ok_or_else(|| ApiError::missing_value("subsystem.uuid"))?;
+    let ns_ref = body
+        .get("namespace")
+        .cloned()
+        .ok_or_else(|| ApiError::missing_value("namespace.uuid"))?;
+    let plan = |s: &Store| -> Result<(Value, Value, u32), ApiError> {
+        let svm = if body.contains_key("svm") || req.svm_name.is_some() || req.svm_uuid.is_some() {
+            Some(req.create_svm(s)?.0)
+        } else {
+            None
+        };
+        let (_, sub) = find_ref(s, SUBSYSTEMS, svm.as_deref(), &sub_ref).ok_or_else(|| {
+            match (sub_ref.get("uuid"), sub_ref.get("name")) {
+                (Some(_), Some(_)) => ApiError::new(400, "72090020", "The specified \"subsystem.uuid\" and \"subsystem.name\" refer to different NVMe subsystems."),
+                (Some(_), None) => ApiError::new(404, "72090001", "The NVMe subsystem specified by \"subsystem.uuid\" was not found."),
+                _ => ApiError::new(404, "72090021", "The NVMe subsystem specified by \"subsystem.name\" was not found."),
+            }
+            .with_target("subsystem")
+        })?;
+        let svm_uuid = str_at(sub, "/svm/uuid");
+        let (_, ns) = find_ref(s, NAMESPACES, Some(&svm_uuid), &ns_ref).ok_or_else(|| {
+            match (ns_ref.get("uuid"), ns_ref.get("name")) {
+                (Some(_), Some(_)) => ApiError::new(400, "72090005", "The specified \"namespace.uuid\" and \"namespace.name\" refer to different NVMe namespaces."),
+                (Some(_), None) => ApiError::new(404, "72090006", "The NVMe namespace specified by \"namespace.uuid\" was not found."),
+                _ => ApiError::new(404, "72090007", "The NVMe namespace specified by \"namespace.name\" was not found."),
+            }
+            .with_target("namespace")
+        })?;
+        if let Some(m) = ns.get("subsystem_map") {
+            let to = str_at(m, "/subsystem/name");
+            return Err(ApiError::new(
+                409,
+                "72089790",
+                format!("The NVMe namespace is already mapped to NVMe subsystem \"{to}\"; a namespace maps to one subsystem only."),
+            ));
+        }
+        let sub_uuid = str_at(sub, "/uuid");
+        let used = s
+            .iter(SUBSYSTEM_MAPS)
+            .filter(|(_, m)| str_at(m, "/subsystem/uuid") == sub_uuid)
+            .filter_map(|(_, m)| m["nsid"].as_str().and_then(parse_hex_id));
+        let nsid = lowest_free_nsid(used);
+        Ok((sub.clone(), ns.clone(), nsid))
+    };
+    let (sub, ns, nsid) = sim.read(plan)?;
+    let (sub_uuid, ns_uuid) = (str_at(&sub, "/uuid"), str_at(&ns, "/uuid"));
+    let key = map_key(&sub_uuid, &ns_uuid);
+    let sub_link = href_ref(
+        "/api/protocols/nvme/subsystems",
+        &sub_uuid,
+        &str_at(&sub, "/name"),
+    );
+    let ns_link = href_ref("/api/storage/namespaces", &ns_uuid, &str_at(&ns, "/name"));
+    // ANA group ids follow the NSID, as in ONTAP's documented example.
+    let record = json!({
+        "svm": sub["svm"].clone(),
+        "subsystem": sub_link,
+        "namespace": ns_link,
+        "nsid": hex_id(nsid),
+        "anagrpid": hex_id(nsid),
+        "_links": {"self": {"href": format!("/api/protocols/nvme/subsystem-maps/{key}")}},
+    });
+    realise(
+        &sim,
+        Change::Created {
+            collection: SUBSYSTEM_MAPS.into(),
+            record: record.clone(),
+        },
+    )
+    .await?;
+    sim.write(|s| -> Result<(), ApiError> {
+        let (_, _, again) = plan(s)?;
+        if again != nsid {
+            return Err(ApiError::new(409, "1", "The NSID was taken by a concurrent map; retry."));
+        }
+        s.insert(SUBSYSTEM_MAPS, &key, record.clone());
+        let entry = json!({"namespace": ns_link, "nsid": hex_id(nsid), "anagrpid": hex_id(nsid)});
+        if let Some(cur) = s.get_mut(SUBSYSTEMS, &sub_uuid) {
+            if let Some(arr) = cur["subsystem_maps"].as_array_mut() {
+                arr.push(entry);
+            }
+        }
+        if let Some(cur) = s.get_mut(NAMESPACES, &ns_uuid) {
+            cur["subsystem_map"] = json!({"subsystem": sub_link, "nsid": hex_id(nsid),
+                                          "anagrpid": hex_id(nsid),
+                                          "_links": {"self": {"href": format!("/api/protocols/nvme/subsystem-maps/{key}")}}});
+            cur["status"]["mapped"] = json!(true);
+        }
+        Ok(())
+    })?;
+    Ok(super::created(
+        &req,
+        &record,
+        &format!("/api/protocols/nvme/subsystem-maps/{key}"),
+    ))
+}
+
+async fn map_delete(
+    State(sim): State<Sim>,
+    Path((sub, ns)): Path<(String, String)>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    let key = map_key(&sub, &ns);
+    let rec = sim
+        .read(|s| visible(s, &req, SUBSYSTEM_MAPS, &key))?
+        .ok_or_else(|| {
+            ApiError::new(
+                404,
+                "72090019",
+                "The specified NVMe namespace is not mapped to the specified NVMe subsystem.",
+            )
+        })?;
+    crate::resources::mav::guard(
+        &sim,
+        "vserver nvme subsystem map remove",
+        &[
+            ("vserver", &str_at(&rec, "/svm/name")),
+            ("subsystem", &str_at(&rec, "/subsystem/name")),
+            ("path", &str_at(&rec, "/namespace/name")),
+        ],
+    )?;
+    realise(
+        &sim,
+        Change::Deleted {
+            collection: SUBSYSTEM_MAPS.into(),
+            record: rec,
+        },
+    )
+    .await?;
+    sim.write(|s| unmap_in_store(s, &sub, &ns));
+    Ok(ok_empty())
 }

@@ -3,6 +3,26 @@
 //! The pure rules (serial numbers, LUN ids, initiator names, CHAP checks) sit at the top of this
 //! file in [`rules`] and are unit-tested without a server; the HTTP handlers below apply them to
 //! the shared record store.
+//!
+//! Endpoints (all synchronous, 201 on create as in ONTAP 9.7): `/api/storage/luns`,
+//! `/api/protocols/san/igroups` (+ `/{uuid}/initiators`), `/api/protocols/san/lun-maps`,
+//! `/api/protocols/san/iscsi/services`, `/api/protocols/san/iscsi/credentials`,
+//! `/api/protocols/san/fcp/services`. Store collections: [`LUNS`], [`IGROUPS`], [`LUN_MAPS`],
+//! `iscsi_services`, [`ISCSI_CREDENTIALS`], [`FCP_SERVICES`]; every change goes through the
+//! backend first (`Created`/`Modified`/`Deleted` with these collection names).
+//!
+//! Semantics worth knowing:
+//! - A LUN reserves its full `space.size` in its volume (the simulator does not thin
+//!   provision), so a volume must have room; growing charges the difference, shrinking is
+//!   refused (5374892), deleting releases it. LUNs and namespaces share one path space.
+//! - LUN ids: the requested `logical_unit_number` if free in the igroup, else the lowest free
+//!   id from 0. The LUN's `status.mapped`/`lun_maps` and the igroup's `lun_maps` follow.
+//! - Deleting a mapped LUN or igroup, or removing an initiator of a mapped igroup, needs
+//!   `allow_delete_while_mapped=true` (1254197 / 1254213); the maps go with it.
+//! - CHAP passwords are accepted on POST/PATCH and checked, but never stored: GET, the state
+//!   file, the request log and backend changes only ever carry user names.
+//! - HTTP statuses of domain errors are not documented by ONTAP: the simulator answers 409
+//!   for "already exists"/"in use" refusals, 404 for missing objects and 400 otherwise.
 
 use std::collections::BTreeMap;
 
@@ -88,6 +108,8 @@ pub(crate) mod rules {
 
     /// NetApp's NAA-6 prefix for LUN WWIDs as Linux shows them (`3` = NAA designator type,
     /// `6` = NAA-6, `00a098` = NetApp's IEEE OUI, then `0`).
+    // Used by tests and meant for kernel backends, which give LIO the WWN a host will see.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) const NETAPP_NAA_PREFIX: &str = "3600a0980";
 
     /// Makes a LUN serial number; `pick(n)` must return a value in `0..n`.
@@ -98,6 +120,7 @@ pub(crate) mod rules {
     }
 
     /// The WWID a Linux host sees for a LUN with this serial: `3600a0980` + hex of the serial bytes.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn naa_wwid(serial: &str) -> String {
         let mut out = String::with_capacity(NETAPP_NAA_PREFIX.len() + serial.len() * 2);
         out.push_str(NETAPP_NAA_PREFIX);
@@ -120,7 +143,9 @@ pub(crate) mod rules {
         match requested {
             Some(id) if id > MAX_LUN_ID => Err(Violation::bad(
                 262185,
-                format!("Invalid value \"{id}\" for field \"logical_unit_number\" (<0..{MAX_LUN_ID}>)."),
+                format!(
+                    "Invalid value \"{id}\" for field \"logical_unit_number\" (<0..{MAX_LUN_ID}>)."
+                ),
             )
             .at("logical_unit_number")),
             // ONTAP documents no dedicated code for this in lun-maps POST; 1254324 is its code for
@@ -132,9 +157,15 @@ pub(crate) mod rules {
             )
             .at("logical_unit_number")),
             Some(id) => Ok(id),
-            None => (0..=MAX_LUN_ID).find(|id| !used.contains(id)).ok_or_else(|| {
-                Violation::with_status(409, 1254324, "No free logical unit number in the initiator group.")
-            }),
+            None => (0..=MAX_LUN_ID)
+                .find(|id| !used.contains(id))
+                .ok_or_else(|| {
+                    Violation::with_status(
+                        409,
+                        1254324,
+                        "No free logical unit number in the initiator group.",
+                    )
+                }),
         }
     }
 
@@ -201,7 +232,11 @@ pub(crate) mod rules {
                 PathKind::Lun => "LUN",
                 PathKind::Namespace => "NVMe namespace",
             };
-            Violation::bad(5374352, format!("An invalid name was provided for the {what}.")).at("name")
+            Violation::bad(
+                5374352,
+                format!("An invalid name was provided for the {what}."),
+            )
+            .at("name")
         };
         let rest = path.strip_prefix("/vol/").ok_or_else(invalid)?;
         let parts: Vec<&str> = rest.split('/').collect();
@@ -264,21 +299,41 @@ pub(crate) mod rules {
             Violation::bad(5374130, "An invalid size value was provided.").at("space.size")
         })?;
         if size < 0 {
-            return Err(Violation::bad(5374123, "A negative size was provided for the LUN.").at("space.size"));
+            return Err(
+                Violation::bad(5374123, "A negative size was provided for the LUN.")
+                    .at("space.size"),
+            );
         }
         if size < i128::from(MIN_BLOCK_DEVICE_SIZE) {
-            return Err(Violation::bad(5374124, "The specified size is too small for the LUN.").at("space.size"));
+            return Err(
+                Violation::bad(5374124, "The specified size is too small for the LUN.")
+                    .at("space.size"),
+            );
         }
         if size > i128::from(MAX_BLOCK_DEVICE_SIZE) {
-            return Err(Violation::bad(5374125, "The specified size is too large for the LUN.").at("space.size"));
+            return Err(
+                Violation::bad(5374125, "The specified size is too large for the LUN.")
+                    .at("space.size"),
+            );
         }
         Ok(size as u64)
     }
 
     /// LUN `os_type` values ONTAP accepts.
     pub(crate) const LUN_OS_TYPES: &[&str] = &[
-        "aix", "hpux", "hyper_v", "linux", "netware", "openvms", "solaris", "solaris_efi", "vmware",
-        "windows", "windows_2008", "windows_gpt", "xen",
+        "aix",
+        "hpux",
+        "hyper_v",
+        "linux",
+        "netware",
+        "openvms",
+        "solaris",
+        "solaris_efi",
+        "vmware",
+        "windows",
+        "windows_2008",
+        "windows_gpt",
+        "xen",
     ];
 
     /// Initiator group `os_type` values ONTAP accepts.
@@ -339,13 +394,19 @@ pub(crate) mod rules {
             && b[..4].iter().all(u8::is_ascii_digit)
             && b[4] == b'-'
             && b[5..].iter().all(u8::is_ascii_digit)
-            && matches!(&date[5..], "01" | "02" | "03" | "04" | "05" | "06" | "07" | "08" | "09" | "10" | "11" | "12")
+            && matches!(
+                &date[5..],
+                "01" | "02" | "03" | "04" | "05" | "06" | "07" | "08" | "09" | "10" | "11" | "12"
+            )
     }
 
     /// Classifies and validates an iSCSI name (IQN or EUI), with ONTAP's codes.
     pub(crate) fn check_iscsi_name(name: &str) -> Result<InitiatorKind, Violation> {
         if name.len() > MAX_INITIATOR_LEN {
-            return Err(Violation::bad(5373992, format!("The initiator name \"{name}\" is too long.")));
+            return Err(Violation::bad(
+                5373992,
+                format!("The initiator name \"{name}\" is too long."),
+            ));
         }
         let lower = name.to_ascii_lowercase();
         if let Some(rest) = lower.strip_prefix("iqn.") {
@@ -366,9 +427,9 @@ pub(crate) mod rules {
                 ));
             }
             let ok = !authority.is_empty()
-                && authority
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | ':' | '-'));
+                && authority.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | ':' | '-')
+                });
             if !ok {
                 return Err(Violation::bad(
                     5373972,
@@ -409,14 +470,20 @@ pub(crate) mod rules {
 
     /// Validates an initiator for an igroup of `protocol` (ONTAP codes 5374038/5374039 and the
     /// IQN/EUI codes).
-    pub(crate) fn check_initiator(protocol: IgroupProtocol, name: &str) -> Result<InitiatorKind, Violation> {
+    pub(crate) fn check_initiator(
+        protocol: IgroupProtocol,
+        name: &str,
+    ) -> Result<InitiatorKind, Violation> {
         let looks_iscsi = {
             let l = name.to_ascii_lowercase();
             l.starts_with("iqn.") || l.starts_with("eui.")
         };
         if is_wwpn(name) {
             return if protocol == IgroupProtocol::Iscsi {
-                Err(Violation::bad(5374039, format!("An invalid iSCSI initiator name \"{name}\" was supplied.")))
+                Err(Violation::bad(
+                    5374039,
+                    format!("An invalid iSCSI initiator name \"{name}\" was supplied."),
+                ))
             } else {
                 Ok(InitiatorKind::Wwpn)
             };
@@ -424,13 +491,19 @@ pub(crate) mod rules {
         if looks_iscsi {
             let kind = check_iscsi_name(name)?;
             return if protocol == IgroupProtocol::Fcp {
-                Err(Violation::bad(5374038, format!("An invalid Fibre Channel WWPN \"{name}\" was supplied.")))
+                Err(Violation::bad(
+                    5374038,
+                    format!("An invalid Fibre Channel WWPN \"{name}\" was supplied."),
+                ))
             } else {
                 Ok(kind)
             };
         }
         if name.len() > MAX_INITIATOR_LEN {
-            return Err(Violation::bad(5373992, format!("The initiator name \"{name}\" is too long.")));
+            return Err(Violation::bad(
+                5373992,
+                format!("The initiator name \"{name}\" is too long."),
+            ));
         }
         Err(Violation::bad(
             5373993,
@@ -448,14 +521,21 @@ pub(crate) mod rules {
         if ok {
             Ok(())
         } else {
-            Err(Violation::bad(5373958, format!("An invalid initiator group name \"{name}\" was supplied.")).at("name"))
+            Err(Violation::bad(
+                5373958,
+                format!("An invalid initiator group name \"{name}\" was supplied."),
+            )
+            .at("name"))
         }
     }
 
     /// The iSCSI target name ONTAP gives an SVM: `iqn.1992-08.com.netapp:sn.<svm uuid hex>:vs.<n>`.
     pub(crate) fn iscsi_target_name(svm_uuid: &str, vserver_id: u32) -> String {
         let hex: String = svm_uuid.chars().filter(|c| *c != '-').collect();
-        format!("iqn.1992-08.com.netapp:sn.{}:vs.{vserver_id}", hex.to_ascii_lowercase())
+        format!(
+            "iqn.1992-08.com.netapp:sn.{}:vs.{vserver_id}",
+            hex.to_ascii_lowercase()
+        )
     }
 
     /// iSCSI authentication types.
@@ -507,9 +587,15 @@ pub(crate) mod rules {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.debug_struct("Chap")
                 .field("inbound_user", &self.inbound_user)
-                .field("inbound_password", &self.inbound_password.as_ref().map(|_| "<redacted>"))
+                .field(
+                    "inbound_password",
+                    &self.inbound_password.as_ref().map(|_| "<redacted>"),
+                )
                 .field("outbound_user", &self.outbound_user)
-                .field("outbound_password", &self.outbound_password.as_ref().map(|_| "<redacted>"))
+                .field(
+                    "outbound_password",
+                    &self.outbound_password.as_ref().map(|_| "<redacted>"),
+                )
                 .finish()
         }
     }
@@ -525,7 +611,10 @@ pub(crate) mod rules {
 
     fn check_password(password: &str, target: &'static str) -> Result<(), Violation> {
         // ONTAP reads a "0x"-prefixed password as hex, which must have an even digit count.
-        if let Some(hex) = password.strip_prefix("0x").or_else(|| password.strip_prefix("0X")) {
+        if let Some(hex) = password
+            .strip_prefix("0x")
+            .or_else(|| password.strip_prefix("0X"))
+        {
             if hex.is_empty() || hex.len() % 2 != 0 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
                 return Err(Violation::bad(
                     5374145,
@@ -558,7 +647,10 @@ pub(crate) mod rules {
             ));
         }
         if chap.outbound_user.is_some() && chap.outbound_password.is_none() {
-            return Err(Violation::bad(5374150, "Outbound CHAP authentication requires an outbound password."));
+            return Err(Violation::bad(
+                5374150,
+                "Outbound CHAP authentication requires an outbound password.",
+            ));
         }
         if let Some(p) = &chap.inbound_password {
             check_password(p, "chap.inbound.password")?;
@@ -566,7 +658,10 @@ pub(crate) mod rules {
         if let Some(p) = &chap.outbound_password {
             check_password(p, "chap.outbound.password")?;
             if chap.inbound_password.as_deref() == Some(p.as_str()) {
-                return Err(Violation::bad(5374147, "The CHAP inbound and outbound passwords must be different."));
+                return Err(Violation::bad(
+                    5374147,
+                    "The CHAP inbound and outbound passwords must be different.",
+                ));
             }
         }
         Ok(())
@@ -592,7 +687,9 @@ pub(crate) mod rules {
             assert_eq!(s.len(), LUN_SERIAL_LEN);
             let mut rng = 7usize;
             let s2 = new_lun_serial(|n| {
-                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (rng >> 33) % n
             });
             assert_eq!(s2.len(), 12);
@@ -601,7 +698,12 @@ pub(crate) mod rules {
 
         #[test]
         fn real_serials_fit_the_alphabet() {
-            for s in ["wf0Iq+N4uck3", "wOj4f?W9lOk7", "81GXn]Sox9wm", "818E-+UyFpwm"] {
+            for s in [
+                "wf0Iq+N4uck3",
+                "wOj4f?W9lOk7",
+                "81GXn]Sox9wm",
+                "818E-+UyFpwm",
+            ] {
                 assert_eq!(s.len(), LUN_SERIAL_LEN);
                 assert!(s.bytes().all(|b| LUN_SERIAL_ALPHABET.contains(&b)), "{s}");
             }
@@ -610,10 +712,22 @@ pub(crate) mod rules {
         #[test]
         fn naa_wwid_matches_real_multipath_capture() {
             // multipath -ll captures in shared/samples/multipath-ll_netapp_ontap_real.txt.
-            assert_eq!(naa_wwid("wOj4f?W9lOk7"), "3600a0980774f6a34663f57396c4f6b37");
-            assert_eq!(naa_wwid("wOj4q+W-Avqs"), "3600a0980774f6a34712b572d41767173");
-            assert_eq!(naa_wwid("81GXn]Sox9wm"), "3600a0980383147586e5d536f7839776d");
-            assert_eq!(naa_wwid("818E-+UyFpwm"), "3600a0980383138452d2b55794670776d");
+            assert_eq!(
+                naa_wwid("wOj4f?W9lOk7"),
+                "3600a0980774f6a34663f57396c4f6b37"
+            );
+            assert_eq!(
+                naa_wwid("wOj4q+W-Avqs"),
+                "3600a0980774f6a34712b572d41767173"
+            );
+            assert_eq!(
+                naa_wwid("81GXn]Sox9wm"),
+                "3600a0980383147586e5d536f7839776d"
+            );
+            assert_eq!(
+                naa_wwid("818E-+UyFpwm"),
+                "3600a0980383138452d2b55794670776d"
+            );
         }
 
         #[test]
@@ -624,7 +738,10 @@ pub(crate) mod rules {
             let taken = choose_lun_id([0, 1, 3], Some(3)).unwrap_err();
             assert_eq!((taken.status, taken.code), (409, 1254324));
             let big = choose_lun_id([], Some(4096)).unwrap_err();
-            assert_eq!((big.status, big.code, big.target), (400, 262185, Some("logical_unit_number")));
+            assert_eq!(
+                (big.status, big.code, big.target),
+                (400, 262185, Some("logical_unit_number"))
+            );
             assert_eq!(choose_lun_id(0..=4094, None), Ok(4095));
             assert_eq!(choose_lun_id(0..=4095, None).unwrap_err().code, 1254324);
         }
@@ -632,15 +749,46 @@ pub(crate) mod rules {
         #[test]
         fn storage_paths() {
             let p = parse_storage_path(PathKind::Lun, "/vol/vol1/lun1").unwrap();
-            assert_eq!((p.volume.as_str(), p.qtree.as_deref(), p.name.as_str()), ("vol1", None, "lun1"));
+            assert_eq!(
+                (p.volume.as_str(), p.qtree.as_deref(), p.name.as_str()),
+                ("vol1", None, "lun1")
+            );
             assert_eq!(p.full(), "/vol/vol1/lun1");
             let q = parse_storage_path(PathKind::Namespace, "/vol/v/q1/ns{1}").unwrap();
-            assert_eq!((q.qtree.as_deref(), q.full().as_str()), (Some("q1"), "/vol/v/q1/ns{1}"));
-            assert_eq!(parse_storage_path(PathKind::Lun, "vol1/lun1").unwrap_err().code, 5374352);
-            assert_eq!(parse_storage_path(PathKind::Lun, "/vol/vol1").unwrap_err().code, 5374352);
-            assert_eq!(parse_storage_path(PathKind::Lun, "/vol/a/b/c/d").unwrap_err().code, 5374352);
-            assert_eq!(parse_storage_path(PathKind::Lun, "/vol/vol1/lun 1").unwrap_err().code, 5374121);
-            assert_eq!(parse_storage_path(PathKind::Namespace, "/vol/vol1/n$").unwrap_err().code, 72089732);
+            assert_eq!(
+                (q.qtree.as_deref(), q.full().as_str()),
+                (Some("q1"), "/vol/v/q1/ns{1}")
+            );
+            assert_eq!(
+                parse_storage_path(PathKind::Lun, "vol1/lun1")
+                    .unwrap_err()
+                    .code,
+                5374352
+            );
+            assert_eq!(
+                parse_storage_path(PathKind::Lun, "/vol/vol1")
+                    .unwrap_err()
+                    .code,
+                5374352
+            );
+            assert_eq!(
+                parse_storage_path(PathKind::Lun, "/vol/a/b/c/d")
+                    .unwrap_err()
+                    .code,
+                5374352
+            );
+            assert_eq!(
+                parse_storage_path(PathKind::Lun, "/vol/vol1/lun 1")
+                    .unwrap_err()
+                    .code,
+                5374121
+            );
+            assert_eq!(
+                parse_storage_path(PathKind::Namespace, "/vol/vol1/n$")
+                    .unwrap_err()
+                    .code,
+                72089732
+            );
         }
 
         #[test]
@@ -651,27 +799,84 @@ pub(crate) mod rules {
             assert_eq!(parse_size(&SizeInput::Text("4096")), Ok(4096));
             assert_eq!(parse_size(&SizeInput::Text("ten")), Err(()));
             assert_eq!(check_lun_size(&SizeInput::Int(1 << 30)), Ok(1 << 30));
-            assert_eq!(check_lun_size(&SizeInput::Int(-1)).unwrap_err().code, 5374123);
-            assert_eq!(check_lun_size(&SizeInput::Int(512)).unwrap_err().code, 5374124);
-            assert_eq!(check_lun_size(&SizeInput::Text("17T")).unwrap_err().code, 5374125);
-            assert_eq!(check_lun_size(&SizeInput::Text("x")).unwrap_err().code, 5374130);
+            assert_eq!(
+                check_lun_size(&SizeInput::Int(-1)).unwrap_err().code,
+                5374123
+            );
+            assert_eq!(
+                check_lun_size(&SizeInput::Int(512)).unwrap_err().code,
+                5374124
+            );
+            assert_eq!(
+                check_lun_size(&SizeInput::Text("17T")).unwrap_err().code,
+                5374125
+            );
+            assert_eq!(
+                check_lun_size(&SizeInput::Text("x")).unwrap_err().code,
+                5374130
+            );
         }
 
         #[test]
         fn initiators() {
             use IgroupProtocol::*;
-            assert_eq!(check_initiator(Iscsi, "iqn.1994-05.com.redhat:abc123"), Ok(InitiatorKind::Iqn));
-            assert_eq!(check_initiator(Mixed, "eui.0123456789ABCDEF"), Ok(InitiatorKind::Eui));
-            assert_eq!(check_initiator(Fcp, "20:00:00:25:b5:00:00:01"), Ok(InitiatorKind::Wwpn));
-            assert_eq!(check_initiator(Mixed, "20:00:00:25:B5:00:00:01"), Ok(InitiatorKind::Wwpn));
-            assert_eq!(check_initiator(Iscsi, "20:00:00:25:b5:00:00:01").unwrap_err().code, 5374039);
-            assert_eq!(check_initiator(Fcp, "iqn.1994-05.com.redhat:abc").unwrap_err().code, 5374038);
+            assert_eq!(
+                check_initiator(Iscsi, "iqn.1994-05.com.redhat:abc123"),
+                Ok(InitiatorKind::Iqn)
+            );
+            assert_eq!(
+                check_initiator(Mixed, "eui.0123456789ABCDEF"),
+                Ok(InitiatorKind::Eui)
+            );
+            assert_eq!(
+                check_initiator(Fcp, "20:00:00:25:b5:00:00:01"),
+                Ok(InitiatorKind::Wwpn)
+            );
+            assert_eq!(
+                check_initiator(Mixed, "20:00:00:25:B5:00:00:01"),
+                Ok(InitiatorKind::Wwpn)
+            );
+            assert_eq!(
+                check_initiator(Iscsi, "20:00:00:25:b5:00:00:01")
+                    .unwrap_err()
+                    .code,
+                5374039
+            );
+            assert_eq!(
+                check_initiator(Fcp, "iqn.1994-05.com.redhat:abc")
+                    .unwrap_err()
+                    .code,
+                5374038
+            );
             assert_eq!(check_initiator(Iscsi, "iqn.").unwrap_err().code, 5373969);
-            assert_eq!(check_initiator(Iscsi, "iqn.1994-13.com.redhat:x").unwrap_err().code, 5373971);
-            assert_eq!(check_initiator(Iscsi, "iqn.94-05.com.redhat").unwrap_err().code, 5373971);
-            assert_eq!(check_initiator(Iscsi, "iqn.1994-05.com red").unwrap_err().code, 5373972);
-            assert_eq!(check_initiator(Iscsi, "eui.0123").unwrap_err().code, 5373977);
-            assert_eq!(check_initiator(Iscsi, "eui.0123456789abcdeg").unwrap_err().code, 5373978);
+            assert_eq!(
+                check_initiator(Iscsi, "iqn.1994-13.com.redhat:x")
+                    .unwrap_err()
+                    .code,
+                5373971
+            );
+            assert_eq!(
+                check_initiator(Iscsi, "iqn.94-05.com.redhat")
+                    .unwrap_err()
+                    .code,
+                5373971
+            );
+            assert_eq!(
+                check_initiator(Iscsi, "iqn.1994-05.com red")
+                    .unwrap_err()
+                    .code,
+                5373972
+            );
+            assert_eq!(
+                check_initiator(Iscsi, "eui.0123").unwrap_err().code,
+                5373977
+            );
+            assert_eq!(
+                check_initiator(Iscsi, "eui.0123456789abcdeg")
+                    .unwrap_err()
+                    .code,
+                5373978
+            );
             assert_eq!(check_initiator(Iscsi, "host1").unwrap_err().code, 5373993);
             let long = format!("iqn.1994-05.com.redhat:{}", "a".repeat(220));
             assert_eq!(check_initiator(Iscsi, &long).unwrap_err().code, 5373992);
@@ -684,7 +889,10 @@ pub(crate) mod rules {
             assert_eq!(check_igroup_name("kvm-host_1.a"), Ok(()));
             assert_eq!(check_igroup_name("").unwrap_err().code, 5373958);
             assert_eq!(check_igroup_name("a b").unwrap_err().code, 5373958);
-            assert_eq!(check_igroup_name(&"x".repeat(97)).unwrap_err().code, 5373958);
+            assert_eq!(
+                check_igroup_name(&"x".repeat(97)).unwrap_err().code,
+                5373958
+            );
         }
 
         #[test]
@@ -707,31 +915,62 @@ pub(crate) mod rules {
 
         #[test]
         fn chap_rules() {
-            let ok = chap(Some("u"), Some("secretpass12"), Some("o"), Some("othersecret12"));
+            let ok = chap(
+                Some("u"),
+                Some("secretpass12"),
+                Some("o"),
+                Some("othersecret12"),
+            );
             assert_eq!(check_credentials(AuthType::Chap, &ok), Ok(()));
             assert_eq!(check_credentials(AuthType::None, &Chap::default()), Ok(()));
-            assert_eq!(check_credentials(AuthType::Deny, &ok).unwrap_err().code, 5374900);
-            assert_eq!(check_credentials(AuthType::Chap, &chap(Some("u"), None, None, None)).unwrap_err().code, 5374149);
             assert_eq!(
-                check_credentials(AuthType::Chap, &chap(Some("u"), Some("p1"), Some("o"), None)).unwrap_err().code,
+                check_credentials(AuthType::Deny, &ok).unwrap_err().code,
+                5374900
+            );
+            assert_eq!(
+                check_credentials(AuthType::Chap, &chap(Some("u"), None, None, None))
+                    .unwrap_err()
+                    .code,
+                5374149
+            );
+            assert_eq!(
+                check_credentials(
+                    AuthType::Chap,
+                    &chap(Some("u"), Some("p1"), Some("o"), None)
+                )
+                .unwrap_err()
+                .code,
                 5374150
             );
             assert_eq!(
-                check_credentials(AuthType::Chap, &chap(Some("u"), Some("same"), Some("o"), Some("same")))
-                    .unwrap_err()
-                    .code,
+                check_credentials(
+                    AuthType::Chap,
+                    &chap(Some("u"), Some("same"), Some("o"), Some("same"))
+                )
+                .unwrap_err()
+                .code,
                 5374147
             );
             assert_eq!(
-                check_credentials(AuthType::Chap, &chap(Some("u"), Some("0xabc"), None, None)).unwrap_err().code,
+                check_credentials(AuthType::Chap, &chap(Some("u"), Some("0xabc"), None, None))
+                    .unwrap_err()
+                    .code,
                 5374145
             );
-            assert_eq!(check_credentials(AuthType::Chap, &chap(Some("u"), Some("0xab12"), None, None)), Ok(()));
+            assert_eq!(
+                check_credentials(AuthType::Chap, &chap(Some("u"), Some("0xab12"), None, None)),
+                Ok(())
+            );
         }
 
         #[test]
         fn chap_debug_redacts_passwords() {
-            let c = chap(Some("u"), Some("topsecret-in"), Some("o"), Some("topsecret-out"));
+            let c = chap(
+                Some("u"),
+                Some("topsecret-in"),
+                Some("o"),
+                Some("topsecret-out"),
+            );
             let dbg = format!("{c:?}");
             assert!(!dbg.contains("topsecret"), "{dbg}");
             assert!(dbg.contains("<redacted>"));
@@ -792,6 +1031,15 @@ const ISCSI_SERVICE_SPEC: ResourceSpec = ResourceSpec {
     identity: &["svm", "target"],
     svm_scoped: true,
 };
+/// Store collection of FC protocol services (key: SVM UUID).
+pub(crate) const FCP_SERVICES: &str = "fcp_services";
+
+const FCP_SERVICE_SPEC: ResourceSpec = ResourceSpec {
+    collection: FCP_SERVICES,
+    key_param: "svm.uuid",
+    identity: &["svm", "target"],
+    svm_scoped: true,
+};
 const CREDENTIALS_SPEC: ResourceSpec = ResourceSpec {
     collection: ISCSI_CREDENTIALS,
     key_param: "key",
@@ -821,14 +1069,37 @@ const LUN_PATCHABLE: &[&str] = &[
 
 pub(crate) fn routes() -> Router<Sim> {
     Router::new()
-        .route("/api/storage/luns", get(lun_list).post(lun_create))
+        .route(
+            "/api/storage/luns",
+            get(lun_list)
+                .post(lun_create)
+                .patch(|State(sim): State<Sim>, req: ApiRequest| async move {
+                    for_each_selected(&sim, req, &LUN_SPEC, |sim, k, req| {
+                        lun_patch(State(sim), Path(k), req)
+                    })
+                    .await
+                })
+                .delete(|State(sim): State<Sim>, req: ApiRequest| async move {
+                    for_each_selected(&sim, req, &LUN_SPEC, |sim, k, req| {
+                        lun_delete(State(sim), Path(k), req)
+                    })
+                    .await
+                }),
+        )
         .route(
             "/api/storage/luns/{uuid}",
             get(lun_get).patch(lun_patch).delete(lun_delete),
         )
         .route(
             "/api/protocols/san/igroups",
-            get(igroup_list).post(igroup_create),
+            get(igroup_list).post(igroup_create).delete(
+                |State(sim): State<Sim>, req: ApiRequest| async move {
+                    for_each_selected(&sim, req, &IGROUP_SPEC, |sim, k, req| {
+                        igroup_delete(State(sim), Path(k), req)
+                    })
+                    .await
+                },
+            ),
         )
         .route(
             "/api/protocols/san/igroups/{uuid}",
@@ -844,7 +1115,15 @@ pub(crate) fn routes() -> Router<Sim> {
         )
         .route(
             "/api/protocols/san/lun-maps",
-            get(map_list).post(map_create),
+            get(map_list).post(map_create).delete(
+                |State(sim): State<Sim>, req: ApiRequest| async move {
+                    for_each_selected(&sim, req, &LUN_MAP_SPEC, |sim, k, req| {
+                        let (lun, ig) = k.split_once('/').unwrap_or((k.as_str(), ""));
+                        map_delete(State(sim), Path((lun.to_string(), ig.to_string())), req)
+                    })
+                    .await
+                },
+            ),
         )
         .route(
             "/api/protocols/san/lun-maps/{lun}/{igroup}",
@@ -865,6 +1144,14 @@ pub(crate) fn routes() -> Router<Sim> {
         .route(
             "/api/protocols/san/iscsi/credentials/{svm}/{initiator}",
             get(cred_get).patch(cred_patch).delete(cred_delete),
+        )
+        .route(
+            "/api/protocols/san/fcp/services",
+            get(fcp_list).post(fcp_create),
+        )
+        .route(
+            "/api/protocols/san/fcp/services/{svm}",
+            get(fcp_get).patch(fcp_patch).delete(fcp_delete),
         )
 }
 
@@ -924,9 +1211,11 @@ pub(crate) fn find_ref<'a>(
 
 /// Is there a LUN or NVMe namespace at `path` in the SVM?
 pub(crate) fn block_path_taken(store: &Store, svm_uuid: &str, path: &str) -> bool {
-    [LUNS, crate::resources::nvme::NAMESPACES]
-        .iter()
-        .any(|c| store.find_named(c, Some(svm_uuid), path, |_| true).is_some())
+    [LUNS, crate::resources::nvme::NAMESPACES].iter().any(|c| {
+        store
+            .find_named(c, Some(svm_uuid), path, |_| true)
+            .is_some()
+    })
 }
 
 /// Resolves the volume a LUN or namespace is created in, from `name` and/or
@@ -1035,7 +1324,12 @@ fn no_space(vrec: &Value, bytes: u64, what: &str) -> ApiError {
 }
 
 /// Charges `delta` bytes to a volume under the store lock.
-pub(crate) fn charge(store: &mut Store, vuuid: &str, delta: i64, what: &str) -> Result<(), ApiError> {
+pub(crate) fn charge(
+    store: &mut Store,
+    vuuid: &str,
+    delta: i64,
+    what: &str,
+) -> Result<(), ApiError> {
     let refusal = store
         .get(coll::VOLUMES, vuuid)
         .map(|v| no_space(v, delta.max(0) as u64, what))
@@ -1061,8 +1355,33 @@ pub(crate) fn visible(
     let tunnel = req.tunnel_svm(store)?;
     Ok(store
         .get(coll, key)
-        .filter(|v| tunnel.as_ref().is_none_or(|(u, _)| str_at(v, "/svm/uuid") == *u))
+        .filter(|v| {
+            tunnel
+                .as_ref()
+                .is_none_or(|(u, _)| str_at(v, "/svm/uuid") == *u)
+        })
         .cloned())
+}
+
+/// Query PATCH/DELETE on a synchronous collection (`DELETE /api/storage/luns?name=/vol/v/*`):
+/// runs `one` on every selected record in key order, stopping at the first error (as ONTAP
+/// does without `continue_on_failure`), then answers `200 {"num_records":N}`.
+pub(crate) async fn for_each_selected<F, Fut>(
+    sim: &Sim,
+    req: ApiRequest,
+    spec: &ResourceSpec,
+    one: F,
+) -> Result<Response, ApiError>
+where
+    F: Fn(Sim, String, ApiRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, ApiError>>,
+{
+    let targets = super::select_for_query(sim, &req, spec, |_| true)?;
+    let n = targets.len();
+    for (key, _) in targets {
+        one(sim.clone(), key, req.clone()).await?;
+    }
+    Ok(super::sync_query_done(&req, n))
 }
 
 /// Realises a change in the backend; refusals become API errors.
@@ -1098,21 +1417,34 @@ async fn lun_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
     let uuid = uuid::Uuid::new_v4().to_string();
     let record = sim.read(|s| -> Result<Value, ApiError> {
         let (svm_uuid, svm_name) = req.create_svm(s)?;
-        let (path, vuuid, vrec) = resolve_location(s, &svm_uuid, &body, PathKind::Lun, "logical_unit")?;
+        let (path, vuuid, vrec) =
+            resolve_location(s, &svm_uuid, &body, PathKind::Lun, "logical_unit")?;
         if vrec["type"] == "ls" {
-            return Err(ApiError::new(400, "5374129", "LUNs cannot be created on a load sharing mirror volume."));
+            return Err(ApiError::new(
+                400,
+                "5374129",
+                "LUNs cannot be created on a load sharing mirror volume.",
+            ));
         }
         if block_path_taken(s, &svm_uuid, &path.full()) {
-            return Err(ApiError::new(409, "5374242", "A LUN or NVMe namespace already exists at the specified path.").with_target("name"));
+            return Err(ApiError::new(
+                409,
+                "5374242",
+                "A LUN or NVMe namespace already exists at the specified path.",
+            )
+            .with_target("name"));
         }
         check_room(&vrec, size, "LUN")?;
         let serial = loop {
-            let candidate = new_lun_serial(fastrand::usize);
-            if s.find(LUNS, |v| v["serial_number"] == candidate.as_str()).is_none() {
+            let candidate = new_lun_serial(|n| fastrand::usize(..n));
+            if s.find(LUNS, |v| v["serial_number"] == candidate.as_str())
+                .is_none()
+            {
                 break candidate;
             }
         };
-        let mut location = json!({"logical_unit": path.name, "volume": volume_ref(&vuuid, &path.volume)});
+        let mut location =
+            json!({"logical_unit": path.name, "volume": volume_ref(&vuuid, &path.volume)});
         if let Some(q) = &path.qtree {
             location["qtree"] = json!({"name": q});
         }
@@ -1136,18 +1468,34 @@ async fn lun_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
             "_links": {"self": {"href": format!("/api/storage/luns/{uuid}")}},
         }))
     })?;
-    realise(&sim, Change::Created { collection: LUNS.into(), record: record.clone() }).await?;
+    realise(
+        &sim,
+        Change::Created {
+            collection: LUNS.into(),
+            record: record.clone(),
+        },
+    )
+    .await?;
     let vuuid = str_at(&record, "/location/volume/uuid");
     sim.write(|s| -> Result<(), ApiError> {
         let svm_uuid = str_at(&record, "/svm/uuid");
         if block_path_taken(s, &svm_uuid, &str_at(&record, "/name")) {
-            return Err(ApiError::new(409, "5374242", "A LUN or NVMe namespace already exists at the specified path.").with_target("name"));
+            return Err(ApiError::new(
+                409,
+                "5374242",
+                "A LUN or NVMe namespace already exists at the specified path.",
+            )
+            .with_target("name"));
         }
         charge(s, &vuuid, size as i64, "LUN")?;
         s.insert(LUNS, &uuid, record.clone());
         Ok(())
     })?;
-    Ok(super::created(&req, &record, &format!("/api/storage/luns/{uuid}")))
+    Ok(super::created(
+        &req,
+        &record,
+        &format!("/api/storage/luns/{uuid}"),
+    ))
 }
 
 async fn lun_patch(
@@ -1168,12 +1516,20 @@ async fn lun_patch(
     if let Some(s) = size_input(&body, "space.size")? {
         let size = check_lun_size(&s)?;
         if size < old_size {
-            return Err(ApiError::new(400, "5374892", "An attempt was made to reduce the size of a LUN.").with_target("space.size"));
+            return Err(ApiError::new(
+                400,
+                "5374892",
+                "An attempt was made to reduce the size of a LUN.",
+            )
+            .with_target("space.size"));
         }
         delta = (size - old_size) as i64;
         after["space"]["size"] = json!(size);
     }
-    let new_base = match (opt_str(&body, "name")?, opt_str(&body, "location.logical_unit")?) {
+    let new_base = match (
+        opt_str(&body, "name")?,
+        opt_str(&body, "location.logical_unit")?,
+    ) {
         (Some(n), base) => {
             let p = parse_storage_path(PathKind::Lun, &n)?;
             if p.volume != str_at(&before, "/location/volume/name") {
@@ -1188,7 +1544,10 @@ async fn lun_patch(
             rules::check_base_name(PathKind::Lun, &base)?;
             Some(StoragePath {
                 volume: str_at(&before, "/location/volume/name"),
-                qtree: before.pointer("/location/qtree/name").and_then(Value::as_str).map(str::to_string),
+                qtree: before
+                    .pointer("/location/qtree/name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 name: base,
             })
         }
@@ -1198,7 +1557,12 @@ async fn lun_patch(
         let full = p.full();
         if full != str_at(&before, "/name") {
             if sim.read(|s| block_path_taken(s, &svm_uuid, &full)) {
-                return Err(ApiError::new(409, "5374242", "A LUN or NVMe namespace already exists at the specified path.").with_target("name"));
+                return Err(ApiError::new(
+                    409,
+                    "5374242",
+                    "A LUN or NVMe namespace already exists at the specified path.",
+                )
+                .with_target("name"));
             }
             after["name"] = json!(full);
             after["location"]["logical_unit"] = json!(p.name);
@@ -1211,10 +1575,20 @@ async fn lun_patch(
         after["enabled"] = json!(e);
     }
     if delta > 0 {
-        let vrec = sim.read(|s| s.get(coll::VOLUMES, &vuuid).cloned()).ok_or_else(ApiError::not_found)?;
+        let vrec = sim
+            .read(|s| s.get(coll::VOLUMES, &vuuid).cloned())
+            .ok_or_else(ApiError::not_found)?;
         check_room(&vrec, delta as u64, "LUN")?;
     }
-    realise(&sim, Change::Modified { collection: LUNS.into(), before: before.clone(), after: after.clone() }).await?;
+    realise(
+        &sim,
+        Change::Modified {
+            collection: LUNS.into(),
+            before: before.clone(),
+            after: after.clone(),
+        },
+    )
+    .await?;
     sim.write(|s| -> Result<(), ApiError> {
         if delta != 0 {
             charge(s, &vuuid, delta, "LUN")?;
@@ -1249,7 +1623,10 @@ fn rename_in_maps(s: &mut Store, lun_uuid: &str, new_name: &str) {
         };
         if let Some(g) = s.get_mut(IGROUPS, &ig) {
             if let Some(arr) = g["lun_maps"].as_array_mut() {
-                for e in arr.iter_mut().filter(|e| str_at(e, "/lun/uuid") == lun_uuid) {
+                for e in arr
+                    .iter_mut()
+                    .filter(|e| str_at(e, "/lun/uuid") == lun_uuid)
+                {
                     e["lun"]["name"] = json!(new_name);
                 }
             }
@@ -1265,7 +1642,10 @@ async fn lun_delete(
     let rec = sim
         .read(|s| visible(s, &req, LUNS, &uuid))?
         .ok_or_else(lun_not_found)?;
-    let allow = req.query.flag("allow_delete_while_mapped")?.unwrap_or(false);
+    let allow = req
+        .query
+        .flag("allow_delete_while_mapped")?
+        .unwrap_or(false);
     let maps: Vec<Value> = sim.read(|s| {
         s.iter(LUN_MAPS)
             .filter(|(_, m)| str_at(m, "/lun/uuid") == uuid)
@@ -1278,12 +1658,29 @@ async fn lun_delete(
     crate::resources::mav::guard(
         &sim,
         "lun delete",
-        &[("vserver", &str_at(&rec, "/svm/name")), ("path", &str_at(&rec, "/name"))],
+        &[
+            ("vserver", &str_at(&rec, "/svm/name")),
+            ("path", &str_at(&rec, "/name")),
+        ],
     )?;
     for m in &maps {
-        realise(&sim, Change::Deleted { collection: LUN_MAPS.into(), record: m.clone() }).await?;
+        realise(
+            &sim,
+            Change::Deleted {
+                collection: LUN_MAPS.into(),
+                record: m.clone(),
+            },
+        )
+        .await?;
     }
-    realise(&sim, Change::Deleted { collection: LUNS.into(), record: rec.clone() }).await?;
+    realise(
+        &sim,
+        Change::Deleted {
+            collection: LUNS.into(),
+            record: rec.clone(),
+        },
+    )
+    .await?;
     sim.write(|s| -> Result<(), ApiError> {
         for m in &maps {
             unmap_in_store(s, &str_at(m, "/lun/uuid"), &str_at(m, "/igroup/uuid"));
@@ -1330,31 +1727,49 @@ fn initiator_entries(arr: &Value, field: &str) -> Result<Vec<(String, Option<Str
         .collect()
 }
 
+/// The igroup an initiator check is about.
+#[derive(Clone, Copy)]
+struct IgroupCtx<'a> {
+    svm_uuid: &'a str,
+    igroup_uuid: &'a str,
+    protocol: IgroupProtocol,
+    os_type: &'a str,
+}
+
 /// Validates initiators for an igroup: format, duplicates, and conflicting OS types with
 /// other igroups of the SVM (`conflict_code`: 5374732 on POST, 5374734 on initiator add).
 fn check_new_initiators(
     store: &Store,
-    svm_uuid: &str,
-    igroup_uuid: &str,
-    protocol: IgroupProtocol,
-    os_type: &str,
+    ig: &IgroupCtx<'_>,
     existing: &[String],
     new: &[(String, Option<String>)],
     conflict_code: &str,
 ) -> Result<(), ApiError> {
+    let IgroupCtx {
+        svm_uuid,
+        igroup_uuid,
+        protocol,
+        os_type,
+    } = *ig;
     let mut seen: Vec<String> = existing.iter().map(|s| s.to_ascii_lowercase()).collect();
     for (name, _) in new {
         check_initiator(protocol, name)?;
         let lower = name.to_ascii_lowercase();
         if seen.contains(&lower) {
-            return Err(ApiError::new(409, "5374035", format!("The initiator \"{name}\" is already in the initiator group.")));
+            return Err(ApiError::new(
+                409,
+                "5374035",
+                format!("The initiator \"{name}\" is already in the initiator group."),
+            ));
         }
         seen.push(lower.clone());
         let clash = store.find(IGROUPS, |g| {
             str_at(g, "/svm/uuid") == svm_uuid
                 && str_at(g, "/uuid") != igroup_uuid
                 && g["os_type"] != os_type
-                && initiator_names(g).iter().any(|n| n.to_ascii_lowercase() == lower)
+                && initiator_names(g)
+                    .iter()
+                    .any(|n| n.to_ascii_lowercase() == lower)
         });
         if let Some((_, g)) = clash {
             return Err(ApiError::new(
@@ -1402,7 +1817,15 @@ async fn igroup_get(
 }
 
 async fn igroup_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
-    req.check_fields(&["svm", "name", "os_type", "protocol", "initiators", "comment", "delete_on_unmap"])?;
+    req.check_fields(&[
+        "svm",
+        "name",
+        "os_type",
+        "protocol",
+        "initiators",
+        "comment",
+        "delete_on_unmap",
+    ])?;
     let body = req.body_obj();
     let name = req_str(&body, "name")?;
     check_igroup_name(&name)?;
@@ -1419,13 +1842,33 @@ async fn igroup_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respon
     let uuid = uuid::Uuid::new_v4().to_string();
     let check = |s: &Store| -> Result<(String, String), ApiError> {
         let (svm_uuid, svm_name) = req.create_svm(s)?;
-        if s.find_named(IGROUPS, Some(&svm_uuid), &name, |_| true).is_some() {
-            return Err(ApiError::new(409, "5374023", format!("An initiator group named \"{name}\" already exists in SVM \"{svm_name}\".")).with_target("name"));
+        if s.find_named(IGROUPS, Some(&svm_uuid), &name, |_| true)
+            .is_some()
+        {
+            return Err(ApiError::new(
+                409,
+                "5374023",
+                format!(
+                    "An initiator group named \"{name}\" already exists in SVM \"{svm_name}\"."
+                ),
+            )
+            .with_target("name"));
         }
-        check_new_initiators(s, &svm_uuid, &uuid, protocol, &os_type, &[], &initiators, "5374732")?;
+        check_new_initiators(
+            s,
+            &IgroupCtx {
+                svm_uuid: &svm_uuid,
+                igroup_uuid: &uuid,
+                protocol,
+                os_type: &os_type,
+            },
+            &[],
+            &initiators,
+            "5374732",
+        )?;
         Ok((svm_uuid, svm_name))
     };
-    let (svm_uuid, svm_name) = sim.read(&check)?;
+    let (svm_uuid, svm_name) = sim.read(check)?;
     let mut record = json!({
         "uuid": uuid,
         "name": name,
@@ -1440,13 +1883,24 @@ async fn igroup_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respon
     if let Some(c) = comment {
         record["comment"] = json!(c);
     }
-    realise(&sim, Change::Created { collection: IGROUPS.into(), record: record.clone() }).await?;
+    realise(
+        &sim,
+        Change::Created {
+            collection: IGROUPS.into(),
+            record: record.clone(),
+        },
+    )
+    .await?;
     sim.write(|s| -> Result<(), ApiError> {
         check(s)?;
         s.insert(IGROUPS, &uuid, record.clone());
         Ok(())
     })?;
-    Ok(super::created(&req, &record, &format!("/api/protocols/san/igroups/{uuid}")))
+    Ok(super::created(
+        &req,
+        &record,
+        &format!("/api/protocols/san/igroups/{uuid}"),
+    ))
 }
 
 async fn igroup_patch(
@@ -1464,15 +1918,34 @@ async fn igroup_patch(
     if let Some(n) = opt_str(&body, "name")? {
         check_igroup_name(&n)?;
         if n != str_at(&before, "/name")
-            && sim.read(|s| s.find_named(IGROUPS, Some(&svm_uuid), &n, |_| true).is_some())
+            && sim.read(|s| {
+                s.find_named(IGROUPS, Some(&svm_uuid), &n, |_| true)
+                    .is_some()
+            })
         {
             return Err(ApiError::new(409, "5374023", format!("A rename operation failed because an initiator group named \"{n}\" already exists.")).with_target("name"));
         }
         after["name"] = json!(n);
     }
     if let Some(os) = opt_enum(&body, "os_type", IGROUP_OS_TYPES)? {
-        let names: Vec<(String, Option<String>)> = initiator_names(&before).into_iter().map(|n| (n, None)).collect();
-        sim.read(|s| check_new_initiators(s, &svm_uuid, &uuid, protocol_of(&before), &os, &[], &names, "5374733"))?;
+        let names: Vec<(String, Option<String>)> = initiator_names(&before)
+            .into_iter()
+            .map(|n| (n, None))
+            .collect();
+        sim.read(|s| {
+            check_new_initiators(
+                s,
+                &IgroupCtx {
+                    svm_uuid: &svm_uuid,
+                    igroup_uuid: &uuid,
+                    protocol: protocol_of(&before),
+                    os_type: &os,
+                },
+                &[],
+                &names,
+                "5374733",
+            )
+        })?;
         after["os_type"] = json!(os);
     }
     if let Some(c) = opt_str(&body, "comment")? {
@@ -1481,7 +1954,15 @@ async fn igroup_patch(
     if let Some(d) = opt_bool(&body, "delete_on_unmap")? {
         after["delete_on_unmap"] = json!(d);
     }
-    realise(&sim, Change::Modified { collection: IGROUPS.into(), before: before.clone(), after: after.clone() }).await?;
+    realise(
+        &sim,
+        Change::Modified {
+            collection: IGROUPS.into(),
+            before: before.clone(),
+            after: after.clone(),
+        },
+    )
+    .await?;
     sim.write(|s| {
         let new_name = str_at(&after, "/name");
         if let Some(cur) = s.get(IGROUPS, &uuid) {
@@ -1523,7 +2004,10 @@ async fn igroup_delete(
     let rec = sim
         .read(|s| visible(s, &req, IGROUPS, &uuid))?
         .ok_or_else(igroup_not_found)?;
-    let allow = req.query.flag("allow_delete_while_mapped")?.unwrap_or(false);
+    let allow = req
+        .query
+        .flag("allow_delete_while_mapped")?
+        .unwrap_or(false);
     let maps = maps_of_igroup(&sim, &uuid);
     if !maps.is_empty() && !allow {
         return Err(mapped_igroup());
@@ -1531,12 +2015,29 @@ async fn igroup_delete(
     crate::resources::mav::guard(
         &sim,
         "lun igroup delete",
-        &[("vserver", &str_at(&rec, "/svm/name")), ("igroup", &str_at(&rec, "/name"))],
+        &[
+            ("vserver", &str_at(&rec, "/svm/name")),
+            ("igroup", &str_at(&rec, "/name")),
+        ],
     )?;
     for m in &maps {
-        realise(&sim, Change::Deleted { collection: LUN_MAPS.into(), record: m.clone() }).await?;
+        realise(
+            &sim,
+            Change::Deleted {
+                collection: LUN_MAPS.into(),
+                record: m.clone(),
+            },
+        )
+        .await?;
     }
-    realise(&sim, Change::Deleted { collection: IGROUPS.into(), record: rec }).await?;
+    realise(
+        &sim,
+        Change::Deleted {
+            collection: IGROUPS.into(),
+            record: rec,
+        },
+    )
+    .await?;
     sim.write(|s| {
         for m in &maps {
             unmap_in_store(s, &str_at(m, "/lun/uuid"), &uuid);
@@ -1589,7 +2090,13 @@ async fn initiator_get(
         .into_iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(&name))
         .map(|(_, v)| v)
-        .ok_or_else(|| ApiError::new(404, "4", "The initiator is not a member of the initiator group."))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                404,
+                "4",
+                "The initiator is not a member of the initiator group.",
+            )
+        })?;
     Ok(super::render_one(&req, &INITIATOR_SPEC, &init))
 }
 
@@ -1606,10 +2113,20 @@ async fn initiator_add(
         }
         (Some(_), None) => vec![(req_str(&body, "name")?, opt_str(&body, "comment")?)],
         (None, Some(r)) => initiator_entries(r, "records")?,
-        (None, None) => return Err(ApiError::new(400, "5374033", "Initiators must be supplied.")),
+        (None, None) => {
+            return Err(ApiError::new(
+                400,
+                "5374033",
+                "Initiators must be supplied.",
+            ))
+        }
     };
     if new.is_empty() {
-        return Err(ApiError::new(400, "5374033", "Initiators must be supplied."));
+        return Err(ApiError::new(
+            400,
+            "5374033",
+            "Initiators must be supplied.",
+        ));
     }
     let before = sim
         .read(|s| visible(s, &req, IGROUPS, &uuid))?
@@ -1617,14 +2134,35 @@ async fn initiator_add(
     let svm_uuid = str_at(&before, "/svm/uuid");
     let os = str_at(&before, "/os_type");
     let existing = initiator_names(&before);
-    sim.read(|s| check_new_initiators(s, &svm_uuid, &uuid, protocol_of(&before), &os, &existing, &new, "5374734"))?;
+    sim.read(|s| {
+        check_new_initiators(
+            s,
+            &IgroupCtx {
+                svm_uuid: &svm_uuid,
+                igroup_uuid: &uuid,
+                protocol: protocol_of(&before),
+                os_type: &os,
+            },
+            &existing,
+            &new,
+            "5374734",
+        )
+    })?;
     let mut after = before.clone();
     if let Some(arr) = after["initiators"].as_array_mut() {
         for (n, c) in &new {
             arr.push(initiator_record(&uuid, n, c.as_deref()));
         }
     }
-    realise(&sim, Change::Modified { collection: IGROUPS.into(), before, after: after.clone() }).await?;
+    realise(
+        &sim,
+        Change::Modified {
+            collection: IGROUPS.into(),
+            before,
+            after: after.clone(),
+        },
+    )
+    .await?;
     sim.write(|s| {
         if let Some(g) = s.get_mut(IGROUPS, &uuid) {
             g["initiators"] = after["initiators"].clone();
@@ -1640,7 +2178,11 @@ async fn initiator_add(
     } else {
         json!({})
     };
-    Ok(super::json_response_at(StatusCode::CREATED, &body, Some(&location)))
+    Ok(super::json_response_at(
+        StatusCode::CREATED,
+        &body,
+        Some(&location),
+    ))
 }
 
 async fn initiator_remove(
@@ -1651,10 +2193,20 @@ async fn initiator_remove(
     let before = sim
         .read(|s| visible(s, &req, IGROUPS, &uuid))?
         .ok_or_else(igroup_not_found)?;
-    if !initiator_names(&before).iter().any(|n| n.eq_ignore_ascii_case(&name)) {
-        return Err(ApiError::new(404, "5374034", "The initiator is not a member of the group."));
+    if !initiator_names(&before)
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(&name))
+    {
+        return Err(ApiError::new(
+            404,
+            "5374034",
+            "The initiator is not a member of the group.",
+        ));
     }
-    let allow = req.query.flag("allow_delete_while_mapped")?.unwrap_or(false);
+    let allow = req
+        .query
+        .flag("allow_delete_while_mapped")?
+        .unwrap_or(false);
     if !allow && !maps_of_igroup(&sim, &uuid).is_empty() {
         return Err(mapped_igroup());
     }
@@ -1662,7 +2214,15 @@ async fn initiator_remove(
     if let Some(arr) = after["initiators"].as_array_mut() {
         arr.retain(|i| !str_at(i, "/name").eq_ignore_ascii_case(&name));
     }
-    realise(&sim, Change::Modified { collection: IGROUPS.into(), before, after: after.clone() }).await?;
+    realise(
+        &sim,
+        Change::Modified {
+            collection: IGROUPS.into(),
+            before,
+            after: after.clone(),
+        },
+    )
+    .await?;
     sim.write(|s| {
         if let Some(g) = s.get_mut(IGROUPS, &uuid) {
             g["initiators"] = after["initiators"].clone();
@@ -1715,14 +2275,22 @@ async fn map_get(
 async fn map_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
     req.check_fields(&["svm", "igroup", "lun", "logical_unit_number"])?;
     let body = req.body_obj();
-    let lun_ref = body
-        .get("lun")
-        .cloned()
-        .ok_or_else(|| ApiError::new(400, "5374901", "Either \"lun.uuid\" or \"lun.name\" must be provided to create a LUN map.").with_target("lun"))?;
-    let ig_ref = body
-        .get("igroup")
-        .cloned()
-        .ok_or_else(|| ApiError::new(400, "5374902", "Either \"igroup.uuid\" or \"igroup.name\" must be provided to create a LUN map.").with_target("igroup"))?;
+    let lun_ref = body.get("lun").cloned().ok_or_else(|| {
+        ApiError::new(
+            400,
+            "5374901",
+            "Either \"lun.uuid\" or \"lun.name\" must be provided to create a LUN map.",
+        )
+        .with_target("lun")
+    })?;
+    let ig_ref = body.get("igroup").cloned().ok_or_else(|| {
+        ApiError::new(
+            400,
+            "5374902",
+            "Either \"igroup.uuid\" or \"igroup.name\" must be provided to create a LUN map.",
+        )
+        .with_target("igroup")
+    })?;
     let requested = match body.get("logical_unit_number") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -1744,7 +2312,11 @@ async fn map_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
             .ok_or_else(|| igroup_not_found().with_target("igroup"))?;
         let lun_uuid = str_at(lun, "/uuid");
         if s.get(LUN_MAPS, &map_key(&lun_uuid, &ig_uuid)).is_some() {
-            return Err(ApiError::new(409, "1254207", "The LUN is already mapped to the same initiator group."));
+            return Err(ApiError::new(
+                409,
+                "1254207",
+                "The LUN is already mapped to the same initiator group.",
+            ));
         }
         let used = s
             .iter(LUN_MAPS)
@@ -1754,11 +2326,15 @@ async fn map_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
         let id = choose_lun_id(used, requested)?;
         Ok((lun.clone(), ig.clone(), id))
     };
-    let (lun, ig, id) = sim.read(&plan)?;
+    let (lun, ig, id) = sim.read(plan)?;
     let (lun_uuid, ig_uuid) = (str_at(&lun, "/uuid"), str_at(&ig, "/uuid"));
     let key = map_key(&lun_uuid, &ig_uuid);
     let lun_link = href_ref("/api/storage/luns", &lun_uuid, &str_at(&lun, "/name"));
-    let ig_link = href_ref("/api/protocols/san/igroups", &ig_uuid, &str_at(&ig, "/name"));
+    let ig_link = href_ref(
+        "/api/protocols/san/igroups",
+        &ig_uuid,
+        &str_at(&ig, "/name"),
+    );
     let record = json!({
         "svm": lun["svm"].clone(),
         "lun": lun_link,
@@ -1766,12 +2342,23 @@ async fn map_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
         "logical_unit_number": id,
         "_links": {"self": {"href": format!("/api/protocols/san/lun-maps/{key}")}},
     });
-    realise(&sim, Change::Created { collection: LUN_MAPS.into(), record: record.clone() }).await?;
+    realise(
+        &sim,
+        Change::Created {
+            collection: LUN_MAPS.into(),
+            record: record.clone(),
+        },
+    )
+    .await?;
     sim.write(|s| -> Result<(), ApiError> {
         let (lun, ig, id2) = plan(s)?;
         if id2 != id {
             // Another map took the id meanwhile; the caller may retry.
-            return Err(ApiError::new(409, "1254324", format!("The logical unit number {id} is already in use in the initiator group.")));
+            return Err(ApiError::new(
+                409,
+                "1254324",
+                format!("The logical unit number {id} is already in use in the initiator group."),
+            ));
         }
         let _ = (lun, ig);
         s.insert(LUN_MAPS, &key, record.clone());
@@ -1788,7 +2375,11 @@ async fn map_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
         }
         Ok(())
     })?;
-    Ok(super::created(&req, &record, &format!("/api/protocols/san/lun-maps/{key}")))
+    Ok(super::created(
+        &req,
+        &record,
+        &format!("/api/protocols/san/lun-maps/{key}"),
+    ))
 }
 
 async fn map_delete(
@@ -1820,7 +2411,14 @@ async fn map_delete(
             ("igroup", &str_at(&rec, "/igroup/name")),
         ],
     )?;
-    realise(&sim, Change::Deleted { collection: LUN_MAPS.into(), record: rec }).await?;
+    realise(
+        &sim,
+        Change::Deleted {
+            collection: LUN_MAPS.into(),
+            record: rec,
+        },
+    )
+    .await?;
     sim.write(|s| unmap_in_store(s, &lun, &igroup));
     Ok(ok_empty())
 }
@@ -1850,7 +2448,11 @@ async fn iscsi_get(
 /// 404 2621462 when the SVM itself does not exist, else `otherwise`.
 pub(crate) fn svm_or(s: &Store, svm_uuid: &str, otherwise: ApiError) -> ApiError {
     if s.get(coll::SVMS, svm_uuid).is_none() {
-        ApiError::new(404, "2621462", "An SVM with the specified UUID does not exist.")
+        ApiError::new(
+            404,
+            "2621462",
+            "An SVM with the specified UUID does not exist.",
+        )
     } else {
         otherwise
     }
@@ -1864,7 +2466,11 @@ async fn iscsi_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respons
     let record = sim.write(|s| -> Result<Value, ApiError> {
         let (svm_uuid, svm_name) = req.create_svm(s)?;
         if s.get(coll::ISCSI_SERVICES, &svm_uuid).is_some() {
-            return Err(ApiError::new(409, "5374077", "An iSCSI service already exists for the specified SVM."));
+            return Err(ApiError::new(
+                409,
+                "5374077",
+                "An iSCSI service already exists for the specified SVM.",
+            ));
         }
         let vs = s.next_counter("vserver_id") + 100;
         Ok(json!({
@@ -1875,11 +2481,22 @@ async fn iscsi_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respons
             "_links": {"self": {"href": format!("/api/protocols/san/iscsi/services/{svm_uuid}")}},
         }))
     })?;
-    realise(&sim, Change::Created { collection: coll::ISCSI_SERVICES.into(), record: record.clone() }).await?;
+    realise(
+        &sim,
+        Change::Created {
+            collection: coll::ISCSI_SERVICES.into(),
+            record: record.clone(),
+        },
+    )
+    .await?;
     let svm_uuid = str_at(&record, "/svm/uuid");
     sim.write(|s| -> Result<(), ApiError> {
         if s.get(coll::ISCSI_SERVICES, &svm_uuid).is_some() {
-            return Err(ApiError::new(409, "5374077", "An iSCSI service already exists for the specified SVM."));
+            return Err(ApiError::new(
+                409,
+                "5374077",
+                "An iSCSI service already exists for the specified SVM.",
+            ));
         }
         s.insert(coll::ISCSI_SERVICES, &svm_uuid, record.clone());
         if let Some(v) = s.get_mut(coll::SVMS, &svm_uuid) {
@@ -1887,7 +2504,11 @@ async fn iscsi_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respons
         }
         Ok(())
     })?;
-    Ok(super::created(&req, &record, &format!("/api/protocols/san/iscsi/services/{svm_uuid}")))
+    Ok(super::created(
+        &req,
+        &record,
+        &format!("/api/protocols/san/iscsi/services/{svm_uuid}"),
+    ))
 }
 
 async fn iscsi_patch(
@@ -1907,7 +2528,15 @@ async fn iscsi_patch(
     if let Some(a) = opt_str(&body, "target.alias")? {
         after["target"]["alias"] = json!(a);
     }
-    realise(&sim, Change::Modified { collection: coll::ISCSI_SERVICES.into(), before, after: after.clone() }).await?;
+    realise(
+        &sim,
+        Change::Modified {
+            collection: coll::ISCSI_SERVICES.into(),
+            before,
+            after: after.clone(),
+        },
+    )
+    .await?;
     sim.write(|s| s.insert(coll::ISCSI_SERVICES, &svm, after));
     Ok(ok_empty())
 }
@@ -1923,7 +2552,14 @@ async fn iscsi_delete(
     if rec["enabled"] == true {
         return Err(ApiError::new(409, "5373960", "The iSCSI service is enabled. The iSCSI service must be disabled before it can be deleted."));
     }
-    realise(&sim, Change::Deleted { collection: coll::ISCSI_SERVICES.into(), record: rec }).await?;
+    realise(
+        &sim,
+        Change::Deleted {
+            collection: coll::ISCSI_SERVICES.into(),
+            record: rec,
+        },
+    )
+    .await?;
     sim.write(|s| {
         s.remove(coll::ISCSI_SERVICES, &svm);
         if let Some(v) = s.get_mut(coll::SVMS, &svm) {
@@ -1940,7 +2576,11 @@ fn cred_key(svm: &str, initiator: &str) -> String {
 }
 
 fn no_credential() -> ApiError {
-    ApiError::new(404, "5374895", "The iSCSI security credential does not exist on the specified SVM.")
+    ApiError::new(
+        404,
+        "5374895",
+        "The iSCSI security credential does not exist on the specified SVM.",
+    )
 }
 
 /// CHAP settings from a body; passwords stay in this value only and never reach the store.
@@ -1958,7 +2598,12 @@ fn secret_str(body: &Map<String, Value>, path: &'static str) -> Result<Option<St
     match body_at(body, path) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::new(400, "262185", format!("Invalid value for field \"{path}\".")).with_target(path)),
+        Some(_) => Err(ApiError::new(
+            400,
+            "262185",
+            format!("Invalid value for field \"{path}\"."),
+        )
+        .with_target(path)),
     }
 }
 
@@ -1991,7 +2636,13 @@ async fn cred_get(
 }
 
 async fn cred_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
-    req.check_fields(&["svm", "initiator", "authentication_type", "chap", "initiator_address"])?;
+    req.check_fields(&[
+        "svm",
+        "initiator",
+        "authentication_type",
+        "chap",
+        "initiator_address",
+    ])?;
     let body = req.body_obj();
     let initiator = req_str(&body, "initiator")?;
     check_iscsi_name(&initiator).map_err(|v| ApiError::from(v).with_target("initiator"))?;
@@ -2002,14 +2653,24 @@ async fn cred_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response
     let plan = |s: &Store| -> Result<(String, String), ApiError> {
         let (svm_uuid, svm_name) = req.create_svm(s)?;
         if s.get(coll::ISCSI_SERVICES, &svm_uuid).is_none() {
-            return Err(ApiError::new(400, "5374078", "The iSCSI service does not exist."));
+            return Err(ApiError::new(
+                400,
+                "5374078",
+                "The iSCSI service does not exist.",
+            ));
         }
-        if s.get(ISCSI_CREDENTIALS, &cred_key(&svm_uuid, &initiator)).is_some() {
-            return Err(ApiError::new(409, "5374142", "An iSCSI security credential already exists for the specified initiator."));
+        if s.get(ISCSI_CREDENTIALS, &cred_key(&svm_uuid, &initiator))
+            .is_some()
+        {
+            return Err(ApiError::new(
+                409,
+                "5374142",
+                "An iSCSI security credential already exists for the specified initiator.",
+            ));
         }
         Ok((svm_uuid, svm_name))
     };
-    let (svm_uuid, svm_name) = sim.read(&plan)?;
+    let (svm_uuid, svm_name) = sim.read(plan)?;
     let key = cred_key(&svm_uuid, &initiator);
     let mut record = json!({
         "svm": svm_ref(&svm_uuid, &svm_name),
@@ -2023,13 +2684,24 @@ async fn cred_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response
     if let Some(a) = body.get("initiator_address") {
         record["initiator_address"] = a.clone();
     }
-    realise(&sim, Change::Created { collection: ISCSI_CREDENTIALS.into(), record: record.clone() }).await?;
+    realise(
+        &sim,
+        Change::Created {
+            collection: ISCSI_CREDENTIALS.into(),
+            record: record.clone(),
+        },
+    )
+    .await?;
     sim.write(|s| -> Result<(), ApiError> {
         plan(s)?;
         s.insert(ISCSI_CREDENTIALS, &key, record.clone());
         Ok(())
     })?;
-    Ok(super::created(&req, &record, &format!("/api/protocols/san/iscsi/credentials/{key}")))
+    Ok(super::created(
+        &req,
+        &record,
+        &format!("/api/protocols/san/iscsi/credentials/{key}"),
+    ))
 }
 
 async fn cred_patch(
@@ -2052,11 +2724,17 @@ async fn cred_patch(
         // Passwords are write-only and not kept: a PATCH to CHAP must carry the inbound
         // password unless it only changes users of an existing CHAP credential.
         let merged = Chap {
-            inbound_user: given.inbound_user.clone().or_else(|| opt_str_v(&before, "/chap/inbound/user")),
+            inbound_user: given
+                .inbound_user
+                .clone()
+                .or_else(|| opt_str_v(&before, "/chap/inbound/user")),
             inbound_password: given.inbound_password.clone().or_else(|| {
                 (str_at(&before, "/authentication_type") == "chap").then(|| "\u{0}kept".to_string())
             }),
-            outbound_user: given.outbound_user.clone().or_else(|| opt_str_v(&before, "/chap/outbound/user")),
+            outbound_user: given
+                .outbound_user
+                .clone()
+                .or_else(|| opt_str_v(&before, "/chap/outbound/user")),
             outbound_password: given.outbound_password.clone().or_else(|| {
                 opt_str_v(&before, "/chap/outbound/user").map(|_| "\u{0}kept-out".to_string())
             }),
@@ -2082,13 +2760,23 @@ async fn cred_patch(
     if let Some(a) = body.get("initiator_address") {
         after["initiator_address"] = a.clone();
     }
-    realise(&sim, Change::Modified { collection: ISCSI_CREDENTIALS.into(), before, after: after.clone() }).await?;
+    realise(
+        &sim,
+        Change::Modified {
+            collection: ISCSI_CREDENTIALS.into(),
+            before,
+            after: after.clone(),
+        },
+    )
+    .await?;
     sim.write(|s| s.insert(ISCSI_CREDENTIALS, &key, after));
     Ok(ok_empty())
 }
 
 fn opt_str_v(v: &Value, pointer: &str) -> Option<String> {
-    v.pointer(pointer).and_then(Value::as_str).map(str::to_string)
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 async fn cred_delete(
@@ -2100,7 +2788,151 @@ async fn cred_delete(
     let rec = sim
         .read(|s| visible(s, &req, ISCSI_CREDENTIALS, &key))?
         .ok_or_else(|| sim.read(|s| svm_or(s, &svm, no_credential())))?;
-    realise(&sim, Change::Deleted { collection: ISCSI_CREDENTIALS.into(), record: rec }).await?;
+    realise(
+        &sim,
+        Change::Deleted {
+            collection: ISCSI_CREDENTIALS.into(),
+            record: rec,
+        },
+    )
+    .await?;
     sim.write(|s| s.remove(ISCSI_CREDENTIALS, &key));
+    Ok(ok_empty())
+}
+
+// ---------------------------------------------------------------- FC services
+
+fn no_fcp_service() -> ApiError {
+    ApiError::new(
+        404,
+        "5374083",
+        "There is no Fibre Channel Protocol service for the specified SVM.",
+    )
+}
+
+async fn fcp_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
+    list(&sim, &req, &FCP_SERVICE_SPEC, |_| true)
+}
+
+async fn fcp_get(
+    State(sim): State<Sim>,
+    Path(svm): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    if sim.read(|s| s.get(FCP_SERVICES, &svm).is_none()) {
+        return Err(sim.read(|s| svm_or(s, &svm, no_fcp_service())));
+    }
+    get_one(&sim, &req, &FCP_SERVICE_SPEC, &svm)
+}
+
+async fn fcp_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
+    req.check_fields(&["svm", "enabled"])?;
+    let body = req.body_obj();
+    let enabled = opt_bool(&body, "enabled")?.unwrap_or(true);
+    let plan = |s: &Store| -> Result<(String, String), ApiError> {
+        let (u, n) = req.create_svm(s)?;
+        if s.get(FCP_SERVICES, &u).is_some() {
+            return Err(ApiError::new(
+                409,
+                "5374082",
+                "The Fibre Channel Protocol service already exists for the SVM.",
+            ));
+        }
+        Ok((u, n))
+    };
+    let (u, n) = sim.read(plan)?;
+    // The target WWNN: NetApp's 20:00:00:a0:98 prefix plus bytes of the SVM UUID.
+    let hex: String = u.chars().filter(char::is_ascii_hexdigit).take(6).collect();
+    let wwnn = format!(
+        "20:00:00:a0:98:{}:{}:{}",
+        &hex[0..2],
+        &hex[2..4],
+        &hex[4..6]
+    );
+    let record = json!({
+        "svm": svm_ref(&u, &n),
+        "enabled": enabled,
+        "target": {"name": wwnn},
+        "_links": {"self": {"href": format!("/api/protocols/san/fcp/services/{u}")}},
+    });
+    realise(
+        &sim,
+        Change::Created {
+            collection: FCP_SERVICES.into(),
+            record: record.clone(),
+        },
+    )
+    .await?;
+    sim.write(|s| -> Result<(), ApiError> {
+        plan(s)?;
+        s.insert(FCP_SERVICES, &u, record.clone());
+        if let Some(v) = s.get_mut(coll::SVMS, &u) {
+            v["fcp"]["enabled"] = json!(true);
+        }
+        Ok(())
+    })?;
+    Ok(super::created(
+        &req,
+        &record,
+        &format!("/api/protocols/san/fcp/services/{u}"),
+    ))
+}
+
+async fn fcp_patch(
+    State(sim): State<Sim>,
+    Path(svm): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    req.check_fields(&["enabled"])?;
+    let body = req.body_obj();
+    let before = sim
+        .read(|s| visible(s, &req, FCP_SERVICES, &svm))?
+        .ok_or_else(|| sim.read(|s| svm_or(s, &svm, no_fcp_service())))?;
+    let mut after = before.clone();
+    if let Some(e) = opt_bool(&body, "enabled")? {
+        after["enabled"] = json!(e);
+    }
+    realise(
+        &sim,
+        Change::Modified {
+            collection: FCP_SERVICES.into(),
+            before,
+            after: after.clone(),
+        },
+    )
+    .await?;
+    sim.write(|s| s.insert(FCP_SERVICES, &svm, after));
+    Ok(ok_empty())
+}
+
+async fn fcp_delete(
+    State(sim): State<Sim>,
+    Path(svm): Path<String>,
+    req: ApiRequest,
+) -> Result<Response, ApiError> {
+    let rec = sim
+        .read(|s| visible(s, &req, FCP_SERVICES, &svm))?
+        .ok_or_else(|| sim.read(|s| svm_or(s, &svm, no_fcp_service())))?;
+    if rec["enabled"] == true {
+        return Err(ApiError::new(
+            409,
+            "5373960",
+            "The Fibre Channel Protocol service cannot be removed while it is enabled.",
+        ));
+    }
+    realise(
+        &sim,
+        Change::Deleted {
+            collection: FCP_SERVICES.into(),
+            record: rec,
+        },
+    )
+    .await?;
+    sim.write(|s| {
+        s.remove(FCP_SERVICES, &svm);
+        if let Some(v) = s.get_mut(coll::SVMS, &svm) {
+            v["fcp"]["enabled"] = json!(false);
+        }
+    });
     Ok(ok_empty())
 }

@@ -9,7 +9,7 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::{
-    job_accepted, json_response, jobs_accepted, list, select_for_query, volume_ref, ApiError,
+    job_accepted, jobs_accepted, json_response, list, select_for_query, volume_ref, ApiError,
     ApiRequest, ResourceSpec, Sim, Store,
 };
 use crate::api::{opt_str, req_str};
@@ -53,7 +53,10 @@ pub(crate) fn routes() -> Router<Sim> {
     Router::new()
         .route(
             "/api/storage/volumes/{volume}/snapshots",
-            get(list_h).post(create_h).patch(patch_query_h).delete(delete_query_h),
+            get(list_h)
+                .post(create_h)
+                .patch(patch_query_h)
+                .delete(delete_query_h),
         )
         .route(
             "/api/storage/volumes/{volume}/snapshots/{uuid}",
@@ -75,7 +78,11 @@ fn in_future(s: &str) -> bool {
 fn volume<'a>(s: &'a Store, req: &ApiRequest, uuid: &str) -> Result<&'a Value, ApiError> {
     let tunnel = req.tunnel_svm(s)?;
     s.get(coll::VOLUMES, uuid)
-        .filter(|v| tunnel.as_ref().is_none_or(|(t, _)| str_at(v, "/svm/uuid") == *t))
+        .filter(|v| {
+            tunnel
+                .as_ref()
+                .is_none_or(|(t, _)| str_at(v, "/svm/uuid") == *t)
+        })
         .ok_or_else(|| ApiError::new(404, "917927", "The specified volume was not found."))
 }
 
@@ -105,11 +112,7 @@ async fn get_h(
 
 /// Applies lock/expiry fields from a body, checking locking is enabled on the volume and
 /// that a lock is never shortened.
-fn apply_times(
-    rec: &mut Value,
-    vol: &Value,
-    body: &Map<String, Value>,
-) -> Result<(), ApiError> {
+fn apply_times(rec: &mut Value, vol: &Value, body: &Map<String, Value>) -> Result<(), ApiError> {
     if let Some(t) = opt_str(body, "expiry_time")? {
         parse_time("expiry_time", &t)?;
         rec["expiry_time"] = json!(t);
@@ -201,7 +204,10 @@ async fn create_h(
         work_sim.write(|s| {
             let vol = str_at(&work_rec, "/volume/uuid");
             if s.get(coll::VOLUMES, &vol).is_none() {
-                return Err(JobFailure::new(917927, "The specified volume was not found."));
+                return Err(JobFailure::new(
+                    917927,
+                    "The specified volume was not found.",
+                ));
             }
             if find_in_volume(s, &vol, &str_at(&work_rec, "/name")).is_some() {
                 return Err(JobFailure::new(1, "Snapshot copy already exists."));
@@ -216,11 +222,22 @@ async fn create_h(
     job_accepted(&sim, &req, ticket, Some(location), Some(vec![echo])).await
 }
 
-pub(crate) fn find_in_volume<'a>(s: &'a Store, vol: &str, name: &str) -> Option<(&'a String, &'a Value)> {
-    s.find_named(coll::SNAPSHOTS, None, name, |v| str_at(v, "/volume/uuid") == vol)
+pub(crate) fn find_in_volume<'a>(
+    s: &'a Store,
+    vol: &str,
+    name: &str,
+) -> Option<(&'a String, &'a Value)> {
+    s.find_named(coll::SNAPSHOTS, None, name, |v| {
+        str_at(v, "/volume/uuid") == vol
+    })
 }
 
-fn patch_one(sim: &Sim, req: &ApiRequest, vol: &str, uuid: &str) -> Result<(Value, Value), ApiError> {
+fn patch_one(
+    sim: &Sim,
+    req: &ApiRequest,
+    vol: &str,
+    uuid: &str,
+) -> Result<(Value, Value), ApiError> {
     let body = req.body_obj();
     sim.read(|s| {
         let v = volume(s, req, vol)?;
@@ -232,7 +249,9 @@ fn patch_one(sim: &Sim, req: &ApiRequest, vol: &str, uuid: &str) -> Result<(Valu
         let mut after = before.clone();
         if let Some(n) = opt_str(&body, "name")? {
             if n != str_at(&before, "/name") && find_in_volume(s, vol, &n).is_some() {
-                return Err(ApiError::duplicate(format!("Snapshot copy \"{n}\" already exists.")));
+                return Err(ApiError::duplicate(format!(
+                    "Snapshot copy \"{n}\" already exists."
+                )));
             }
             after["name"] = json!(n);
         }

@@ -8,8 +8,8 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 use super::{
-    job_accepted, job_description, jobs_accepted, list, select_for_query,
-    svm_ref, volume_ref, ApiError, ApiRequest, ResourceSpec, Sim, Store,
+    job_accepted, job_description, jobs_accepted, list, select_for_query, svm_ref, volume_ref,
+    ApiError, ApiRequest, ResourceSpec, Sim, Store,
 };
 use crate::api::{body_at, opt_bool, opt_enum, opt_size, opt_str, req_str};
 use crate::backend::Change;
@@ -87,7 +87,10 @@ pub(crate) fn routes() -> Router<Sim> {
     Router::new()
         .route(
             "/api/storage/volumes",
-            get(list_h).post(create_h).patch(patch_query_h).delete(delete_query_h),
+            get(list_h)
+                .post(create_h)
+                .patch(patch_query_h)
+                .delete(delete_query_h),
         )
         .route(
             "/api/storage/volumes/{uuid}",
@@ -235,7 +238,6 @@ pub(crate) fn refresh_volume_space(v: &mut Value) {
 
 /// Adds `delta` bytes (negative to release) to a volume's `space.used`; refuses with
 /// `refusal` when it would exceed what the volume has available.
-#[allow(dead_code)] // The SAN resources (LUN/namespace reservations) call it.
 pub(crate) fn charge_volume_space(
     store: &mut Store,
     volume_uuid: &str,
@@ -257,7 +259,11 @@ pub(crate) fn charge_volume_space(
 
 fn validate_common(body: &Map<String, Value>) -> Result<(), ApiError> {
     opt_enum(body, "state", &["online", "offline", "restricted"])?;
-    opt_enum(body, "nas.security_style", &["unix", "ntfs", "mixed", "unified"])?;
+    opt_enum(
+        body,
+        "nas.security_style",
+        &["unix", "ntfs", "mixed", "unified"],
+    )?;
     opt_enum(body, "guarantee.type", &["volume", "none"])?;
     opt_enum(body, "efficiency.compression", EFFICIENCY)?;
     opt_enum(body, "efficiency.dedupe", EFFICIENCY)?;
@@ -305,13 +311,19 @@ fn apply_settings(
         ("guarantee.type", "/guarantee/type"),
         ("efficiency.compression", "/efficiency/compression"),
         ("efficiency.dedupe", "/efficiency/dedupe"),
-        ("efficiency.cross_volume_dedupe", "/efficiency/cross_volume_dedupe"),
+        (
+            "efficiency.cross_volume_dedupe",
+            "/efficiency/cross_volume_dedupe",
+        ),
         ("efficiency.compaction", "/efficiency/compaction"),
         ("tiering.policy", "/tiering/policy"),
         ("anti_ransomware.state", "/anti_ransomware/state"),
         ("encryption.enabled", "/encryption/enabled"),
         ("snapshot_locking_enabled", "/snapshot_locking_enabled"),
-        ("space.snapshot.reserve_percent", "/space/snapshot/reserve_percent"),
+        (
+            "space.snapshot.reserve_percent",
+            "/space/snapshot/reserve_percent",
+        ),
         ("nas.unix_permissions", "/nas/unix_permissions"),
         ("nas.uid", "/nas/uid"),
         ("nas.gid", "/nas/gid"),
@@ -338,8 +350,12 @@ fn apply_settings(
         let (_, p) = store
             .find_named(coll::SNAPSHOT_POLICIES, None, &name, |_| true)
             .ok_or_else(|| {
-                ApiError::new(404, "1638413", format!("Snapshot policy \"{name}\" not found."))
-                    .with_target("snapshot_policy.name")
+                ApiError::new(
+                    404,
+                    "1638413",
+                    format!("Snapshot policy \"{name}\" not found."),
+                )
+                .with_target("snapshot_policy.name")
             })?;
         rec["snapshot_policy"] = json!({"name": name, "uuid": str_at(p, "/uuid")});
     }
@@ -483,8 +499,7 @@ pub(crate) fn build_volume(
                 ApiError::new(404, "918243", "The specified Snapshot copy does not exist.")
                     .with_target("clone.parent_snapshot")
             })?;
-            rec["clone"]["parent_snapshot"] =
-                json!({"name": snap["name"], "uuid": snap["uuid"],
+            rec["clone"]["parent_snapshot"] = json!({"name": snap["name"], "uuid": snap["uuid"],
                        "_links": snap["_links"]});
         }
         if let Some(size) = opt_size(body, "size")? {
@@ -496,13 +511,11 @@ pub(crate) fn build_volume(
             Some(other) if !other.is_array() => {
                 return Err(ApiError::invalid_value("aggregates", &other.to_string()))
             }
-            _ => {
-                return Err(ApiError::new(
-                    400,
-                    "787140",
-                    "One of \"aggregates.uuid\", \"aggregates.name\", or \"style\" must be provided.",
-                ))
-            }
+            _ => return Err(ApiError::new(
+                400,
+                "787140",
+                "One of \"aggregates.uuid\", \"aggregates.name\", or \"style\" must be provided.",
+            )),
         };
         let mut resolved = Vec::new();
         for a in &aggrs {
@@ -515,12 +528,8 @@ pub(crate) fn build_volume(
                     .map(|(_, v)| v)
             };
             let ag = found.ok_or_else(|| {
-                ApiError::new(
-                    404,
-                    "787141",
-                    format!("Aggregate {} does not exist.", a),
-                )
-                .with_target("aggregates")
+                ApiError::new(404, "787141", format!("Aggregate {} does not exist.", a))
+                    .with_target("aggregates")
             })?;
             resolved.push(json!({"name": ag["name"], "uuid": ag["uuid"]}));
         }
@@ -573,10 +582,12 @@ async fn create_work(
 ) -> Result<(), JobFailure> {
     // Re-validate: something may have changed while the job was queued.
     let uuid = str_at(&rec, "/uuid");
-    let rec = sim.read(|s| build_volume(s, svm, body, &uuid).map(|mut fresh| {
-        fresh["create_time"] = rec["create_time"].clone();
-        fresh
-    }))?;
+    let rec = sim.read(|s| {
+        build_volume(s, svm, body, &uuid).map(|mut fresh| {
+            fresh["create_time"] = rec["create_time"].clone();
+            fresh
+        })
+    })?;
     sim.read(|s| check_aggregate_delta(s, None, Some(&rec)))?;
     sim.realise(Change::Created {
         collection: coll::VOLUMES.into(),
@@ -584,8 +595,10 @@ async fn create_work(
     })
     .await?;
     sim.write(|s| {
-        if s.find_named(coll::VOLUMES, Some(&svm.0), &str_at(&rec, "/name"), |_| true)
-            .is_some()
+        if s.find_named(coll::VOLUMES, Some(&svm.0), &str_at(&rec, "/name"), |_| {
+            true
+        })
+        .is_some()
         {
             return Err(JobFailure::new(
                 1,
@@ -593,7 +606,10 @@ async fn create_work(
             ));
         }
         apply_aggregate_delta(s, None, Some(&rec))?;
-        if let Some(parent) = rec.pointer("/clone/parent_volume/uuid").and_then(Value::as_str) {
+        if let Some(parent) = rec
+            .pointer("/clone/parent_volume/uuid")
+            .and_then(Value::as_str)
+        {
             let files: Vec<String> = s
                 .files(parent)
                 .map(|f| f.iter().cloned().collect())
@@ -623,8 +639,7 @@ async fn patch_h(
 ) -> Result<Response, ApiError> {
     let body = check_patch(&req)?;
     let ticket = start_patch(&sim, &req, &uuid, body)?;
-    let location = format!("/api/storage/volumes/{uuid}");
-    job_accepted(&sim, &req, ticket, Some(location), None).await
+    job_accepted(&sim, &req, ticket, None, None).await
 }
 
 async fn patch_query_h(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
@@ -647,7 +662,11 @@ fn start_patch(
         let tunnel = req.tunnel_svm(s)?;
         let v = s
             .get(coll::VOLUMES, uuid)
-            .filter(|v| tunnel.as_ref().is_none_or(|(t, _)| str_at(v, "/svm/uuid") == *t))
+            .filter(|v| {
+                tunnel
+                    .as_ref()
+                    .is_none_or(|(t, _)| str_at(v, "/svm/uuid") == *t)
+            })
             .ok_or_else(ApiError::not_found)?;
         // Validate references synchronously so bad input is an HTTP error.
         let mut probe = v.clone();
@@ -755,7 +774,11 @@ fn start_delete(
     let svm = sim.read(|s| {
         let tunnel = req.tunnel_svm(s)?;
         s.get(coll::VOLUMES, uuid)
-            .filter(|v| tunnel.as_ref().is_none_or(|(t, _)| str_at(v, "/svm/uuid") == *t))
+            .filter(|v| {
+                tunnel
+                    .as_ref()
+                    .is_none_or(|(t, _)| str_at(v, "/svm/uuid") == *t)
+            })
             .map(|v| v["svm"].clone())
             .ok_or_else(ApiError::not_found)
     })?;
@@ -784,7 +807,11 @@ async fn delete_work(sim: &Sim, uuid: &str) -> Result<(), JobFailure> {
             let what = if clones.is_empty() {
                 format!(
                     "it contains LUNs or NVMe namespaces ({})",
-                    users.iter().map(|u| u.2.as_str()).collect::<Vec<_>>().join(", ")
+                    users
+                        .iter()
+                        .map(|u| u.2.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             } else {
                 format!("it has FlexClone volumes ({})", clones.join(", "))

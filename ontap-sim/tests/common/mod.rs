@@ -50,7 +50,12 @@ pub async fn start_with(b: ontap_sim::SimServerBuilder) -> anyhow::Result<Env> {
 }
 
 impl Env {
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Resp> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Resp> {
         self.call_with(method, path, body, &[]).await
     }
 
@@ -62,28 +67,34 @@ impl Env {
         headers: &[(&str, &str)],
     ) -> anyhow::Result<Resp> {
         let url = format!("{}{}", self.sim.url(), path);
-        let mut rb = self
-            .http
-            .request(method, &url)
-            .basic_auth(self.sim.username(), Some(self.sim.password().expose_secret()));
+        let mut rb = self.http.request(method, &url).basic_auth(
+            self.sim.username(),
+            Some(self.sim.password().expose_secret()),
+        );
         for (k, v) in headers {
             rb = rb.header(*k, *v);
         }
         if let Some(b) = body {
             rb = rb.json(&b);
         }
-        let r = rb.send().await.with_context(|| format!("sending to {url}"))?;
+        let r = rb
+            .send()
+            .await
+            .with_context(|| format!("sending to {url}"))?;
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let bytes = r.bytes().await?;
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).with_context(|| {
-                format!("decoding {}", String::from_utf8_lossy(&bytes))
-            })?
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("decoding {}", String::from_utf8_lossy(&bytes)))?
         };
-        Ok(Resp { status, headers, body })
+        Ok(Resp {
+            status,
+            headers,
+            body,
+        })
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Resp> {
@@ -117,10 +128,23 @@ impl Env {
     }
 
     /// Sends a mutation that returns a job, waits for it, returns (response, job).
-    pub async fn run_job(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<(Resp, Value)> {
+    pub async fn run_job(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(Resp, Value)> {
         let r = self.call(method, path, body).await?;
-        anyhow::ensure!(r.status == 202, "expected 202, got {}: {}", r.status, r.body);
-        let uuid = r.body["job"]["uuid"].as_str().context("job uuid")?.to_string();
+        anyhow::ensure!(
+            r.status == 202,
+            "expected 202, got {}: {}",
+            r.status,
+            r.body
+        );
+        let uuid = r.body["job"]["uuid"]
+            .as_str()
+            .context("job uuid")?
+            .to_string();
         let job = self.wait_job(&uuid).await?;
         Ok((r, job))
     }
@@ -128,16 +152,27 @@ impl Env {
     /// Creates a volume and waits; returns its UUID.
     pub async fn create_volume(&self, body: Value) -> anyhow::Result<String> {
         let name = body["name"].as_str().context("name")?.to_string();
-        let (_, job) = self.run_job(Method::POST, "/api/storage/volumes", Some(body)).await?;
+        let (_, job) = self
+            .run_job(Method::POST, "/api/storage/volumes", Some(body))
+            .await?;
         anyhow::ensure!(job["state"] == "success", "volume job failed: {job}");
-        let r = self.get(&format!("/api/storage/volumes?name={name}")).await?;
-        r.body["records"][0]["uuid"].as_str().map(str::to_string).context("created volume uuid")
+        let r = self
+            .get(&format!("/api/storage/volumes?name={name}"))
+            .await?;
+        r.body["records"][0]["uuid"]
+            .as_str()
+            .map(str::to_string)
+            .context("created volume uuid")
     }
 
     /// `(uuid, record)` of a named record in a collection path.
     pub async fn find(&self, path: &str, name: &str) -> anyhow::Result<Value> {
         let r = self.get(&format!("{path}?name={name}&fields=*")).await?;
-        anyhow::ensure!(r.body["num_records"] == 1, "{name} not found under {path}: {}", r.body);
+        anyhow::ensure!(
+            r.body["num_records"] == 1,
+            "{name} not found under {path}: {}",
+            r.body
+        );
         Ok(r.body["records"][0].clone())
     }
 }
