@@ -20,6 +20,7 @@ pub const CONTROL_PARAMS: &[&str] = &[
     "validate_only",
     "serial_records",
     "allow_delete_while_mapped",
+    "allow_delete_with_hosts",
     "force",
     "destroy_data_on_delete",
 ];
@@ -147,10 +148,13 @@ fn return_timeout_error(v: &str) -> ApiError {
 }
 
 fn parse_bool(field: &str, v: &str) -> Result<bool, ApiError> {
-    match v {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(ApiError::invalid_value(field, v)),
+    // ONTAP accepts any case; NetApp's Python client sends `True`/`False`.
+    if v.eq_ignore_ascii_case("true") {
+        Ok(true)
+    } else if v.eq_ignore_ascii_case("false") {
+        Ok(false)
+    } else {
+        Err(ApiError::invalid_value(field, v))
     }
 }
 
@@ -501,6 +505,14 @@ mod tests {
                "aggregates":[{"name":"aggr1"},{"name":"aggr2"}],
                "services":["data_nfs","data_cifs"],
                "_links":{"self":{"href":"/api/storage/volumes/u1"}}})
+    }
+
+    #[test]
+    fn booleans_ignore_case_as_ontap_does() {
+        assert!(parse_bool("f", "True").unwrap());
+        assert!(parse_bool("f", "true").unwrap());
+        assert!(!parse_bool("f", "FALSE").unwrap());
+        assert!(parse_bool("f", "yes").is_err());
     }
 
     #[test]

@@ -476,7 +476,9 @@ pub(crate) fn insert_services(
     let vserver_id = s.next_counter("vserver_id") + 2;
     crate::resources::nas::insert_default_policy(s, svm_uuid, svm_name);
     if has("iscsi") {
-        let serial: String = svm_uuid.replace('-', "").chars().take(16).collect();
+        // ONTAP names the target after the SVM's full UUID (32 hex digits), as the
+        // iSCSI service POST does.
+        let serial: String = svm_uuid.replace('-', "");
         s.insert(
                 coll::ISCSI_SERVICES,
                 svm_uuid,

@@ -186,3 +186,60 @@ async fn protected_delete_needs_one_approval_per_execution() -> anyhow::Result<(
     assert_eq!(states, vec!["executed", "vetoed", "pending", "executed"]);
     Ok(())
 }
+
+#[tokio::test]
+async fn volume_and_snapshot_deletes_are_protected() -> anyhow::Result<()> {
+    let env = common::start().await?;
+    let vol = env
+        .create_volume(json!({"name": "mvv", "svm": {"name": "svm1"},
+                              "aggregates": [{"name": "aggr1"}], "size": "1GB"}))
+        .await?;
+    let snap = env
+        .post(
+            &format!("/api/storage/volumes/{vol}/snapshots?return_timeout=10&return_records=true"),
+            json!({"name": "s1"}),
+        )
+        .await?;
+    assert!(snap.status == 201 || snap.status == 200, "{}", snap.body);
+    let snap = env
+        .find(&format!("/api/storage/volumes/{vol}/snapshots"), "s1")
+        .await?;
+    let snap = snap["uuid"].as_str().unwrap().to_string();
+    for op in ["volume delete", "volume snapshot delete"] {
+        let r = env
+            .post(&format!("{MAV}/rules"), json!({"operation": op}))
+            .await?;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    assert_eq!(env.patch(MAV, json!({"enabled": true})).await?.status, 200);
+
+    let r = env
+        .delete(&format!("/api/storage/volumes/{vol}/snapshots/{snap}"))
+        .await?;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (403, Some("262325"))
+    );
+    let idx = approval_index(&r).unwrap();
+    let req = env.get(&format!("{MAV}/requests/{idx}")).await?;
+    assert_eq!(req.body["operation"], "volume snapshot delete");
+    assert_eq!(req.body["query"], "-vserver svm1 -volume mvv -snapshot s1");
+
+    let r = env.delete(&format!("/api/storage/volumes/{vol}")).await?;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (403, Some("262325"))
+    );
+    let idx = approval_index(&r).unwrap();
+    let req = env.get(&format!("{MAV}/requests/{idx}")).await?;
+    assert_eq!(req.body["operation"], "volume delete");
+    assert_eq!(req.body["query"], "-vserver svm1 -volume mvv");
+    // Nothing was deleted while approval is pending.
+    assert_eq!(
+        env.get(&format!("/api/storage/volumes/{vol}"))
+            .await?
+            .status,
+        200
+    );
+    Ok(())
+}

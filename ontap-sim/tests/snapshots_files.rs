@@ -316,3 +316,42 @@ async fn volume_files_list_create_delete() -> anyhow::Result<()> {
     assert_eq!(gone.status, 404);
     Ok(())
 }
+
+#[tokio::test]
+async fn snaplock_expiry_is_judged_when_read() -> anyhow::Result<()> {
+    let env = common::start().await?;
+    let vu = env
+        .create_volume(
+            json!({"name": "lk", "svm": {"name": "svm1"}, "aggregates": [{"name": "aggr1"}],
+                   "snapshot_locking_enabled": true}),
+        )
+        .await?;
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(2))
+        .replace_nanosecond(0)?
+        .format(&time::format_description::well_known::Rfc3339)?;
+    let (_, job) = env
+        .run_job(
+            Method::POST,
+            &format!("/api/storage/volumes/{vu}/snapshots"),
+            Some(json!({"name": "brief", "snaplock": {"expiry_time": soon}})),
+        )
+        .await?;
+    assert_eq!(job["state"], "success");
+    let path = format!("/api/storage/volumes/{vu}/snapshots");
+    let s = env.find(&path, "brief").await?;
+    let su = s["uuid"].as_str().unwrap().to_string();
+    let one = env.get(&format!("{path}/{su}?fields=snaplock")).await?;
+    assert_eq!(one.body["snaplock"]["expired"], false);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let one = env.get(&format!("{path}/{su}?fields=snaplock")).await?;
+    assert_eq!(one.body["snaplock"]["expired"], true);
+    assert_eq!(one.body["snaplock"]["time_until_expiry"], "PT0S");
+    // Filters see the state as of the read too.
+    let listed = env.get(&format!("{path}?snaplock.expired=true")).await?;
+    assert_eq!(listed.body["num_records"], 1);
+    let (_, job) = env
+        .run_job(Method::DELETE, &format!("{path}/{su}"), None)
+        .await?;
+    assert_eq!(job["state"], "success");
+    Ok(())
+}

@@ -9,8 +9,8 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::{
-    job_accepted, jobs_accepted, json_response, list, select_for_query, volume_ref, ApiError,
-    ApiRequest, ResourceSpec, Sim, Store,
+    job_accepted, jobs_accepted, json_response, select_for_query, volume_ref, ApiError, ApiRequest,
+    ResourceSpec, Sim, Store,
 };
 use crate::api::{opt_str, req_str};
 use crate::backend::Change;
@@ -91,8 +91,39 @@ async fn list_h(
     Path(vol): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    sim.read(|s| volume(s, &req, &vol).map(|_| ()))?;
-    list(&sim, &req, &SPEC, |v| str_at(v, "/volume/uuid") == vol)
+    let recs: std::collections::BTreeMap<String, Value> = sim.read(|s| {
+        volume(s, &req, &vol)?;
+        let tunnel = req.tunnel_svm(s)?;
+        Ok::<_, ApiError>(
+            s.iter(coll::SNAPSHOTS)
+                .filter(|(_, v)| {
+                    str_at(v, "/volume/uuid") == vol
+                        && super::tunnel_ok(v, &tunnel, SPEC.svm_scoped)
+                })
+                .map(|(k, v)| (k.clone(), with_lock_state(v.clone())))
+                .collect(),
+        )
+    })?;
+    super::list_records(&req, &SPEC, &recs, |_| true)
+}
+
+/// The record as GET shows it: whether a SnapLock expiry has passed is decided when read,
+/// not when the lock was set (`snaplock.expired`, `snaplock.time_until_expiry`).
+fn with_lock_state(mut rec: Value) -> Value {
+    let Some(t) = rec
+        .pointer("/snaplock/expiry_time")
+        .and_then(Value::as_str)
+        .and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+    else {
+        return rec;
+    };
+    let left = (t - time::OffsetDateTime::now_utc()).whole_seconds();
+    rec["snaplock"]["expired"] = json!(left <= 0);
+    rec["snaplock"]["time_until_expiry"] =
+        json!(super::snapmirror::rules::iso_duration(left.max(0) as u64));
+    rec
 }
 
 async fn get_h(
@@ -106,7 +137,11 @@ async fn get_h(
             .get(coll::SNAPSHOTS, &uuid)
             .filter(|v| str_at(v, "/volume/uuid") == vol)
             .ok_or_else(ApiError::not_found)?;
-        Ok(super::render_one(&req, &SPEC, rec))
+        Ok(super::render_one(
+            &req,
+            &SPEC,
+            &with_lock_state(rec.clone()),
+        ))
     })
 }
 
@@ -302,13 +337,28 @@ async fn patch_query_h(
 }
 
 fn start_delete(sim: &Sim, req: &ApiRequest, vol: &str, uuid: &str) -> Result<JobTicket, ApiError> {
-    let svm = sim.read(|s| {
+    let (svm, vol_name, snap_name) = sim.read(|s| {
         volume(s, req, vol)?;
         s.get(coll::SNAPSHOTS, uuid)
             .filter(|r| str_at(r, "/volume/uuid") == vol)
-            .map(|r| r["svm"].clone())
+            .map(|r| {
+                (
+                    r["svm"].clone(),
+                    str_at(r, "/volume/name"),
+                    str_at(r, "/name"),
+                )
+            })
             .ok_or_else(ApiError::not_found)
     })?;
+    super::mav::guard(
+        sim,
+        "volume snapshot delete",
+        &[
+            ("vserver", &str_at(&svm, "/name")),
+            ("volume", &vol_name),
+            ("snapshot", &snap_name),
+        ],
+    )?;
     let work_sim = sim.clone();
     let uuid = uuid.to_string();
     let description = format!("DELETE /api/storage/volumes/{vol}/snapshots/{uuid}");

@@ -779,9 +779,15 @@ fn start_delete(
                     .as_ref()
                     .is_none_or(|(t, _)| str_at(v, "/svm/uuid") == *t)
             })
-            .map(|v| v["svm"].clone())
+            .map(|v| (v["svm"].clone(), str_at(v, "/name")))
             .ok_or_else(ApiError::not_found)
     })?;
+    let (svm, name) = svm;
+    super::mav::guard(
+        sim,
+        "volume delete",
+        &[("vserver", &str_at(&svm, "/name")), ("volume", &name)],
+    )?;
     let work_sim = sim.clone();
     let uuid = uuid.to_string();
     Ok(sim.spawn_job(
