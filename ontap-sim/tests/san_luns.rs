@@ -17,12 +17,13 @@ async fn env_with_volume(name: &str, size: &str) -> anyhow::Result<(common::Env,
     Ok((env, vol))
 }
 
+/// Creates a thick (space-reserved) LUN, so the volume accounts for its whole size.
 async fn create_lun(env: &common::Env, path: &str, size: &str) -> anyhow::Result<Value> {
     let r = env
         .post(
             "/api/storage/luns?return_records=true",
             json!({"svm": {"name": "svm1"}, "name": path, "os_type": "linux",
-                   "space": {"size": size}}),
+                   "space": {"size": size, "guarantee": {"requested": true}}}),
         )
         .await?;
     anyhow::ensure!(
@@ -148,7 +149,7 @@ async fn lun_create_refusals() -> anyhow::Result<()> {
 
     let r = post(
         json!({"svm": {"name": "svm1"}, "name": "/vol/small/l", "os_type": "linux",
-                        "space": {"size": "1G"}}),
+                        "space": {"size": "1G", "guarantee": {"requested": true}}}),
     )
     .await?;
     assert_eq!(code(&r), (400, "917537".into()), "{}", r.body);

@@ -203,7 +203,8 @@ def test_lun_igroup_map(conn, cleanup, unique):
     assert lun.status.mapped is False
     assert lun.os_type == "linux"
 
-    initiator = f"iqn.1994-05.com.redhat:{unique}"
+    # IQN strings allow only a-z, 0-9, '.', ':' and '-'.
+    initiator = f"iqn.1994-05.com.redhat:{unique.replace('_', '-')}"
     igroup = Igroup(
         name=f"{unique}_ig",
         svm=SVM,
@@ -311,13 +312,33 @@ def test_export_policy_with_rules(conn, cleanup, unique):
 
 def test_cifs_share(conn, cleanup, unique):
     new_volume(cleanup, f"{unique}_cv", nas={"path": f"/{unique}_cv"})
-    share = CifsShare(name=f"{unique} share", svm=SVM, path=f"/{unique}_cv", comment="team")
+    share = CifsShare(name=f"{unique}_share", svm=SVM, path=f"/{unique}_cv", comment="team")
     share.post(hydrate=True)
     cleanup.append(share)
-    assert share.name == f"{unique} share"
+    assert share.name == f"{unique}_share"
     assert share.path == f"/{unique}_cv"
     assert share.comment == "team"
     uuid.UUID(share.svm.uuid)
+
+    found = list(CifsShare.get_collection(name=f"{unique}_share", fields="path"))
+    assert [(s.name, s.path) for s in found] == [(f"{unique}_share", f"/{unique}_cv")]
+
+    share.delete()
+    with pytest.raises(NetAppRestError) as raised:
+        CifsShare(**{"svm.uuid": share.svm.uuid, "name": f"{unique}_share"}).get()
+    assert raised.value.status_code == 404
+
+
+def test_cifs_share_name_with_space(conn, cleanup, unique):
+    """netapp-ontap puts keys into the path with quote_plus, so the share "a b" is addressed as
+    /api/protocols/cifs/shares/{svm.uuid}/a+b: a '+' in a key segment means a space (a real
+    '+' arrives as %2B)."""
+    new_volume(cleanup, f"{unique}_sp", nas={"path": f"/{unique}_sp"})
+    share = CifsShare(name=f"{unique} share", svm=SVM, path=f"/{unique}_sp")
+    share.post(hydrate=True)
+    cleanup.append(share)
+    assert share.name == f"{unique} share"
+    assert share.path == f"/{unique}_sp"
 
     share.delete()
     with pytest.raises(NetAppRestError) as raised:
@@ -350,7 +371,7 @@ def test_job_failure_surfaces_through_poll(conn, cleanup, unique):
     snapshot = Snapshot(
         volume.uuid,
         name="locked",
-        snaplock={"expiry_time": expiry.replace(microsecond=0).isoformat()},
+        snaplock={"expiry_time": expiry.replace(microsecond=0)},
     )
     snapshot.post(poll=True)
 

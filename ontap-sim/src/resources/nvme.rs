@@ -18,8 +18,8 @@ use self::rules::{
 };
 use super::san::rules::PathKind;
 use super::san::{
-    block_path_taken, charge, check_room, find_ref, for_each_selected, ok_empty, realise, req_enum,
-    resolve_location, size_input, svm_or, visible,
+    block_path_taken, charge, check_room, find_ref, for_each_selected, is_thick, ok_empty, realise,
+    req_enum, reserved, resolve_location, size_input, svm_or, visible,
 };
 use super::{
     get_one, href_ref, json_response_at, list, list_records, svm_ref, volume_ref, ApiError,
@@ -549,7 +549,8 @@ async fn ns_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, 
         if block_path_taken(s, &svm_uuid, &path.full()) {
             return Err(ApiError::new(409, "72089725", "A LUN or NVMe namespace already exists at the specified path.").with_target("name"));
         }
-        check_room(&vrec, size, "namespace")?;
+        // Namespaces are created thin (no reservation), as ONTAP does.
+        check_room(&vrec, reserved(false, size), "namespace")?;
         let mut location = json!({"namespace": path.name, "volume": volume_ref(&vuuid, &path.volume)});
         if let Some(q) = &path.qtree {
             location["qtree"] = json!({"name": q});
@@ -590,7 +591,7 @@ async fn ns_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, 
         charge(
             s,
             &str_at(&record, "/location/volume/uuid"),
-            size as i64,
+            reserved(is_thick(&record), size) as i64,
             "namespace",
         )?;
         s.insert(NAMESPACES, &uuid, record.clone());
@@ -637,6 +638,7 @@ async fn ns_patch(
     if let Some(e) = opt_bool(&body, "enabled")? {
         after["enabled"] = json!(e);
     }
+    let delta = if is_thick(&before) { delta } else { 0 };
     if delta > 0 {
         let vrec = sim
             .read(|s| s.get(coll::VOLUMES, &vuuid).cloned())
@@ -725,7 +727,7 @@ async fn ns_delete(
                 charge(
                     s,
                     &vuuid,
-                    -(u64_at(&rec, "/space/size") as i64),
+                    -(reserved(is_thick(&rec), u64_at(&rec, "/space/size")) as i64),
                     "namespace",
                 )?;
             }

@@ -12,9 +12,10 @@
 //! backend first (`Created`/`Modified`/`Deleted` with these collection names).
 //!
 //! Semantics worth knowing:
-//! - A LUN reserves its full `space.size` in its volume (the simulator does not thin
-//!   provision), so a volume must have room; growing charges the difference, shrinking is
-//!   refused (5374892), deleting releases it. LUNs and namespaces share one path space.
+//! - A thick LUN (`space.guarantee.requested=true`) reserves its full `space.size` in its
+//!   volume, so the volume must have room; growing charges the difference, deleting
+//!   releases it. A thin LUN (ONTAP's REST default) reserves nothing. Shrinking is refused
+//!   (5374892). LUNs and namespaces share one path space.
 //! - LUN ids: the requested `logical_unit_number` if free in the igroup, else the lowest free
 //!   id from 0. The LUN's `status.mapped`/`lun_maps` and the igroup's `lun_maps` follow.
 //! - Deleting a mapped LUN or igroup, or removing an initiator of a mapped igroup, needs
@@ -1301,6 +1302,21 @@ pub(crate) fn resolve_location(
     Ok((path, vuuid, vrec.clone()))
 }
 
+/// Whether a LUN or namespace record has space reserved (`space.guarantee.requested`).
+pub(crate) fn is_thick(rec: &Value) -> bool {
+    rec.pointer("/space/guarantee/requested") == Some(&Value::Bool(true))
+}
+
+/// Bytes a LUN or namespace of `size` holds in its volume: all of it when thick, none
+/// when thin.
+pub(crate) fn reserved(thick: bool, size: u64) -> u64 {
+    if thick {
+        size
+    } else {
+        0
+    }
+}
+
 /// Checks that `bytes` fit in the volume's available space.
 pub(crate) fn check_room(vrec: &Value, bytes: u64, what: &str) -> Result<(), ApiError> {
     let avail = u64_at(vrec, "/space/available");
@@ -1434,7 +1450,7 @@ async fn lun_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
             )
             .with_target("name"));
         }
-        check_room(&vrec, size, "LUN")?;
+        check_room(&vrec, reserved(thick, size), "LUN")?;
         let serial = loop {
             let candidate = new_lun_serial(|n| fastrand::usize(..n));
             if s.find(LUNS, |v| v["serial_number"] == candidate.as_str())
@@ -1487,7 +1503,7 @@ async fn lun_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
             )
             .with_target("name"));
         }
-        charge(s, &vuuid, size as i64, "LUN")?;
+        charge(s, &vuuid, reserved(thick, size) as i64, "LUN")?;
         s.insert(LUNS, &uuid, record.clone());
         Ok(())
     })?;
@@ -1574,6 +1590,8 @@ async fn lun_patch(
     if let Some(e) = opt_bool(&body, "enabled")? {
         after["enabled"] = json!(e);
     }
+    // Only a thick LUN's reservation follows its size.
+    let delta = if is_thick(&before) { delta } else { 0 };
     if delta > 0 {
         let vrec = sim
             .read(|s| s.get(coll::VOLUMES, &vuuid).cloned())
@@ -1688,7 +1706,8 @@ async fn lun_delete(
         if s.remove(LUNS, &uuid).is_some() {
             let vuuid = str_at(&rec, "/location/volume/uuid");
             if s.get(coll::VOLUMES, &vuuid).is_some() {
-                charge(s, &vuuid, -(u64_at(&rec, "/space/size") as i64), "LUN")?;
+                let held = reserved(is_thick(&rec), u64_at(&rec, "/space/size"));
+                charge(s, &vuuid, -(held as i64), "LUN")?;
             }
         }
         Ok(())
