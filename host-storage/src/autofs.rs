@@ -11,8 +11,10 @@ use crate::change::Change;
 use crate::cifs::CifsMount;
 use crate::error::{Error, IoOp, Result};
 use crate::files::{
-    first_field, read_optional, second_field, EntryId, HostRoot, LineUndo, ManagedFile,
+    check_config_path, first_field, read_optional, second_field, EntryId, HostRoot, LineUndo,
+    ManagedFile,
 };
+use crate::ids::ConfigToken;
 use crate::nfs::NfsMount;
 use crate::runner::{Command, Runner};
 
@@ -144,6 +146,46 @@ impl<R: Runner> Autofs<R> {
     /// Adds (or updates) the entry of a CIFS mount.
     pub async fn add_cifs(&self, id: &EntryId, m: &CifsMount) -> Result<AutofsUndo> {
         self.add_entry(id, &m.autofs_entry(), m.target()).await
+    }
+
+    /// Adds (or updates) the entry of a local block device with a file system, such as
+    /// `/mnt/data -fstype=ext4,ro :/dev/mapper/3600a0980…`.
+    ///
+    /// ```
+    /// use host_storage::autofs::{Autofs, Reload};
+    /// use host_storage::files::{EntryId, HostRoot};
+    /// use host_storage::{ConfigToken, FakeRunner};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), host_storage::Error> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// std::fs::create_dir(dir.path().join("etc")).unwrap();
+    /// let autofs = Autofs::new(HostRoot::new(dir.path()), FakeRunner::new(), EntryId::parse("kvmstor")?)
+    ///     .reload(Reload::Never);
+    /// let ext4 = ConfigToken::parse("ext4")?;
+    /// let ro = ConfigToken::parse("ro")?;
+    /// autofs.add_local(&EntryId::parse("data")?, "/mnt/data".as_ref(), &ext4, &[ro], "/dev/sdb".as_ref()).await?;
+    /// let map = std::fs::read_to_string(dir.path().join("etc/auto.kvmstor")).unwrap();
+    /// assert!(map.ends_with("\n/mnt/data -fstype=ext4,ro :/dev/sdb\n"));
+    /// assert!(autofs.add_local(&EntryId::parse("bad")?, "/mnt/x".as_ref(), &ext4, &[], "dev/sdb".as_ref()).await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub async fn add_local(
+        &self,
+        id: &EntryId,
+        target: &Path,
+        fstype: &ConfigToken,
+        options: &[ConfigToken],
+        device: &Path,
+    ) -> Result<AutofsUndo> {
+        check_config_path(target)?;
+        check_config_path(device)?;
+        let mut opts = format!("-fstype={fstype}");
+        // A ConfigToken holds no ',' or '=': each is exactly one flag option.
+        for o in options {
+            opts.push(',');
+            opts.push_str(o.as_str());
+        }
+        let line = format!("{} {opts} :{}", target.display(), device.display());
+        self.add_entry(id, &line, target).await
     }
 
     async fn add_entry(&self, id: &EntryId, line: &str, target: &Path) -> Result<AutofsUndo> {

@@ -296,6 +296,41 @@ pub enum Error {
         /// Its file-system type.
         found_fstype: String,
     },
+    /// A device did not appear (or a state was not reached) before the deadline.
+    #[error("timed out after {after:?} waiting for {what}")]
+    WaitTimeout {
+        /// What was awaited (a device match, a path count).
+        what: String,
+        /// How long was waited.
+        after: Duration,
+    },
+    /// A device was found under a name but its identity (serial, WWID, UUID) is not the one
+    /// asked for: the kernel may hold stale data, and the device must not be used.
+    #[error("device {device} is not {expected}: it reports {found:?}")]
+    DeviceMismatch {
+        /// The device name (`sdb`, `dm-3`, `nvme0n1`).
+        device: String,
+        /// The identity asked for.
+        expected: String,
+        /// The identity the device reports.
+        found: String,
+    },
+    /// The udev monitor could not be set up or read.
+    #[error("udev monitor failed")]
+    Udev {
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A host resource is still in use, so it is left in place (a target with other LUNs, a
+    /// map with holders, a subsystem with other namespaces).
+    #[error("{resource} is still in use by {users:?}")]
+    InUse {
+        /// The resource (a target IQN, a map name, a subsystem NQN).
+        resource: String,
+        /// What uses it.
+        users: Vec<String>,
+    },
 }
 
 impl Error {

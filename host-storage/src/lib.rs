@@ -21,6 +21,19 @@
 //! - **Making it stick** ([`mount`], [`fstab`], [`autofs`], [`files`]): mount now, an
 //!   `/etc/fstab` line, or an autofs direct map, each idempotent. Shared files are rewritten
 //!   atomically and kvmstor touches only lines it marked as its own.
+//! - **Block protocols**: [`iscsi`] (SendTargets discovery that creates nothing, node
+//!   records and settings, CHAP and mutual CHAP written into the 0600 record file instead of
+//!   argv, login to every portal, targeted scans, serial-verified paths, logout only of
+//!   sessions nothing else uses), [`multipath`] (NetApp drop-in next to the administrator's
+//!   `multipath.conf`, multipathd JSON, maps by WWID or serial, flush and path removal in
+//!   the safe order), [`nvmeof`] (discovery, connect and connect-all over TCP with RDMA and
+//!   FC addresses modelled, `discovery.conf`, native multipath, disconnect of only the
+//!   controllers kvmstor created) and [`fc`] (HBAs, remote ports, targeted scans, LIP on
+//!   request), all reading the kernel through [`sysfs`]; [`service`] enables `iscsid` or
+//!   `multipathd`.
+//! - **Waiting for devices** ([`wait`]): udev events (`udev` monitor) when a udev daemon
+//!   runs, sysfs polling otherwise, always under a deadline; every device is matched by its
+//!   serial, WWID, UUID or NGUID read from sysfs, never by its name.
 //!
 //! Every mutating call returns an undo value saying whether it changed anything
 //! ([`Change`]); running it twice changes nothing the second time, and undoing a call that
@@ -89,14 +102,21 @@ pub mod change;
 pub mod cifs;
 pub mod error;
 pub mod facts;
+pub mod fc;
 pub mod files;
 pub mod fstab;
 pub mod identity;
 pub mod ids;
+pub mod iscsi;
 pub mod mount;
+pub mod multipath;
 pub mod nfs;
+pub mod nvmeof;
 pub mod parse;
 pub mod runner;
+pub mod service;
+pub mod sysfs;
+pub mod wait;
 
 pub use change::Change;
 pub use error::{Error, Format, IoOp, Result, ValueKind};

@@ -781,30 +781,7 @@ async fn mounter_cifs_passes_no_password() {
     fake.verify();
 }
 
-#[tokio::test]
-async fn bind_mount_with_syscall_when_root() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root (host tier)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("marker"), "x").unwrap();
-    let target = dir.path().join("bind");
-    let fake = FakeRunner::new();
-    let mounter = Mounter::new(&fake);
-    let undo = mounter.bind(&src, &target).unwrap();
-    assert_eq!(undo.change, Change::Changed);
-    assert_eq!(std::fs::read_to_string(target.join("marker")).unwrap(), "x");
-    assert_eq!(
-        mounter.bind(&src, &target).unwrap().change,
-        Change::Unchanged
-    );
-    assert_eq!(mounter.undo(&undo).await.unwrap(), Change::Changed);
-    assert!(mounter.find(&target).unwrap().is_none());
-    assert!(!target.exists());
-}
+// The bind-mount test needs root: `host_bind_mount_with_syscall` in tests/host_tier.rs.
 
 #[test]
 fn autofs_locations_follow_the_documented_grammar() {
