@@ -1,13 +1,82 @@
 //! # kvmstor
 //!
-//! The facade: transactional attach and detach of ONTAP datastores on KVM hosts, and everyday
-//! datastore operations. Today it re-exports the typed ONTAP client; the workflows arrive with
-//! the facade issue.
+//! The facade: transactional workflows that attach ONTAP datastores to KVM hosts and take
+//! them away again, leaving either the finished result or nothing at all.
 //!
-//! ```
-//! assert_eq!(kvmstor::LAYER, "kvmstor");
+//! * [`saga`]: the engine. A workflow is a linear list of typed steps ([`saga::Step`]), each
+//!   with an apply and an idempotent undo. A journal (in memory, or a JSON file rewritten
+//!   atomically) records each step as started before it runs; on failure the finished
+//!   steps are undone in reverse; a failed undo stops the unwind with
+//!   [`Error::NeedsAttention`] listing what remains; [`saga::recover`] finishes or unwinds
+//!   a run interrupted by a crash. [`saga::Saga::plan`] lists every ONTAP call, host
+//!   command, file line and libvirt definition first. Runs take per-target locks.
+//! * [`nfs`]: NFS datastores: export policy with one rule per host, volume, mount options
+//!   chosen for KVM (`vers=4.1`, `nconnect=4`, trunking over several LIFs, `hard`), mount
+//!   now plus fstab, or autofs, and a libvirt `dir` or `netfs` pool; detach in the safe
+//!   order, deleting ONTAP objects only when asked.
+//! * [`Env`] / [`Host`]: the ONTAP cluster and the hosts, each reached through a runner
+//!   (local, or remote: a runner away) and a libvirt URI.
+//! * The layers below are re-exported: [`ontap`], [`host`], [`pools`], [`cluster_fs`].
+//!
+//! ## Example
+//!
+//! Attach an NFS datastore from SVM `svm1` to two hosts as pool `vmstore`, journaled to a
+//! file so that a crash can be recovered:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use kvmstor::nfs::{NfsDatastore, Persist, PoolKind};
+//! use kvmstor::saga::{recover, LockRegistry, RecoverMode, RunOutcome};
+//! use kvmstor::{Env, Host};
+//! use ontap_client::models::{EfficiencyMode, GIB};
+//! use ontap_client::{Client, SecretString};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let ontap = Client::builder("https://cluster1.example.com")
+//!     .basic_auth("admin", SecretString::from(std::env::var("ONTAP_PASSWORD")?))
+//!     .build()?;
+//! let env = Env::new(ontap)
+//!     .host(Host::local("kvm1").address("192.0.2.101"))
+//!     .host(Host::new("kvm2", Arc::new(host_storage::SystemRunner::new()))
+//!         .address("192.0.2.102")
+//!         .libvirt_uri("qemu+ssh://root@kvm2/system"));
+//!
+//! let ds = NfsDatastore::new("svm1", "vmstore", "aggr1", 500 * GIB)
+//!     .hosts(["kvm1", "kvm2"])
+//!     .efficiency(EfficiencyMode::Inline, EfficiencyMode::Inline)
+//!     .persist(Persist::Fstab)
+//!     .pool_kind(PoolKind::Dir);
+//!
+//! let journal = "/var/lib/kvmstor/journal/vmstore.json";
+//! let saga = ds.attach(&env).await?.journal_file(journal);
+//! println!("{}", saga.plan()); // every ONTAP call, command, file line and pool XML
+//! match saga.run(&env).await {
+//!     Ok(report) if report.outcome == RunOutcome::AlreadyApplied => println!("already attached"),
+//!     Ok(report) => println!("{}", report.outcome),
+//!     Err(e) if e.needs_attention() => eprintln!("{e}"),
+//!     Err(e) => eprintln!("failed, nothing left behind: {e}"),
+//! }
+//!
+//! // After a crash (another process, later):
+//! let report = recover::<kvmstor::nfs::NfsStep>(
+//!     journal.as_ref(), &env, RecoverMode::Unwind, LockRegistry::global()).await?;
+//! println!("{}", report.outcome);
+//!
+//! // Detach: pools, fstab lines and mounts go; the volume stays unless asked.
+//! ds.detach(&env).await?.run(&env).await?;
+//! # Ok(()) }
 //! ```
 
+pub mod env;
+pub mod error;
+pub mod nfs;
+pub mod saga;
+
+pub use cluster_fs;
+pub use env::{Env, Host};
+pub use error::{Error, Result, StepError};
+pub use host_storage as host;
+pub use libvirt_pools as pools;
 pub use ontap_client as ontap;
 
 /// Name of this layer, as used in logs and plans.
