@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::error::{ApiError, JobFailure};
@@ -56,6 +57,52 @@ pub enum Change {
         /// Destination path relative to the volume root.
         destination_path: String,
     },
+    /// CHAP passwords of an iSCSI credential are about to be set (just before the
+    /// `Created`/`Modified{iscsi_credentials}` of the same request). The store, the state
+    /// file and the request log never hold them; a backend that needs them keeps them.
+    /// A `None` password is unchanged (a PATCH that only renames users).
+    ChapSet {
+        /// SVM UUID.
+        svm_uuid: String,
+        /// Initiator name.
+        initiator: String,
+        /// Inbound CHAP user.
+        inbound_user: Option<String>,
+        /// Inbound CHAP password.
+        inbound_password: Option<ChapSecret>,
+        /// Outbound (mutual) CHAP user.
+        outbound_user: Option<String>,
+        /// Outbound (mutual) CHAP password.
+        outbound_password: Option<ChapSecret>,
+    },
+}
+
+/// A CHAP password: redacted in `Debug`, compared by value.
+#[derive(Clone)]
+pub struct ChapSecret(SecretString);
+
+impl ChapSecret {
+    /// Wraps a password.
+    pub fn new(secret: SecretString) -> Self {
+        ChapSecret(secret)
+    }
+
+    /// The password.
+    pub fn secret(&self) -> &SecretString {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ChapSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChapSecret(<redacted>)")
+    }
+}
+
+impl PartialEq for ChapSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.expose_secret() == other.0.expose_secret()
+    }
 }
 
 impl Change {
@@ -66,6 +113,7 @@ impl Change {
             | Change::Modified { collection, .. }
             | Change::Deleted { collection, .. } => collection,
             Change::FileCloned { .. } => crate::store::coll::VOLUMES,
+            Change::ChapSet { .. } => "iscsi_credentials",
         }
     }
 }
@@ -147,5 +195,34 @@ impl Backend for MemoryBackend {
             l.push(change.clone());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chap_secrets_are_redacted_and_compared_by_value() {
+        let c = Change::ChapSet {
+            svm_uuid: "s".into(),
+            initiator: "iqn.1994-05.com.redhat:h".into(),
+            inbound_user: Some("u".into()),
+            inbound_password: Some(ChapSecret::new(SecretString::from("pw-123456"))),
+            outbound_user: None,
+            outbound_password: None,
+        };
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("pw-123456"), "{dbg}");
+        assert!(dbg.contains("ChapSecret(<redacted>)"), "{dbg}");
+        assert_eq!(c.collection(), "iscsi_credentials");
+        assert_eq!(
+            ChapSecret::new(SecretString::from("a")),
+            ChapSecret::new(SecretString::from("a"))
+        );
+        assert_ne!(
+            ChapSecret::new(SecretString::from("a")),
+            ChapSecret::new(SecretString::from("b"))
+        );
     }
 }

@@ -32,6 +32,16 @@
 //! [`seed`]. `--state FILE` is rewritten atomically after every mutation (jobs are not
 //! kept) and reloaded at start instead of the seed.
 //!
+//! `--lab-seed` starts from [`Seed::lab`] (LIFs on loopback addresses 127.0.1.1–6).
+//! `--backend kernel` realises every change on the host with [`kernel::KernelBackend`]
+//! (root only): `--kernel-root DIR` (default `/var/lib/ontap-sim`: btrfs image, mount
+//! point, junction mounts), `--kernel-loop-size 16G`, `--kernel-export-root DIR`,
+//! `--kernel-exports-file FILE`, `--kernel-smb-include FILE`, `--kernel-configfs DIR`,
+//! `--kernel-skip nfs|cifs|iscsi|nvme` (repeatable) and `--kernel-teardown` (unmount on
+//! exit). CHAP passwords reach the backend through [`Change::ChapSet`] and are kept in
+//! its memory only, so after a restart a CHAP initiator is denied until its credential
+//! is set again.
+//!
 //! ## Behaviour worth knowing
 //!
 //! * Volumes POST/PATCH/DELETE, snapshots POST/DELETE, file clone POST and SVM
@@ -71,6 +81,7 @@ pub mod backend;
 pub mod error;
 pub mod faults;
 pub mod jobs;
+pub mod kernel;
 pub mod query;
 pub(crate) mod resources;
 pub mod seed;
@@ -78,7 +89,7 @@ mod server;
 pub mod sim;
 pub mod store;
 
-pub use backend::{Backend, BackendError, Change, MemoryBackend};
+pub use backend::{Backend, BackendError, Change, ChapSecret, MemoryBackend};
 pub use error::{ApiError, JobFailure, SimError};
 pub use faults::{Fault, FaultAction, FaultHandle};
 pub use seed::Seed;

@@ -5,8 +5,11 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Parser;
+use ontap_sim::kernel::configfs::Configfs;
+use ontap_sim::kernel::{KernelBackend, KernelConfig};
 use ontap_sim::{Seed, SimError, SimServer};
 use secrecy::SecretString;
 
@@ -52,6 +55,85 @@ struct Args {
     /// Extra certificate subject names (DNS names or IP addresses).
     #[arg(long)]
     cert_name: Vec<String>,
+    /// Start from the lab seed (LIFs on 127.0.1.1-6) instead of the default one.
+    #[arg(long, conflicts_with = "seed")]
+    lab_seed: bool,
+    /// How changes are realised: `memory` (nothing on the host) or `kernel` (btrfs
+    /// subvolumes, knfsd exports, samba shares, LIO and nvmet; needs root).
+    #[arg(long, value_enum, default_value_t = BackendKind::Memory)]
+    backend: BackendKind,
+    /// Kernel backend: state directory (btrfs image, mount point, junction mounts).
+    #[arg(long, default_value = "/var/lib/ontap-sim")]
+    kernel_root: PathBuf,
+    /// Kernel backend: size of the sparse btrfs image made at the first start (bytes, or
+    /// with a K/M/G/T suffix).
+    #[arg(long, default_value = "16G", value_parser = parse_size)]
+    kernel_loop_size: u64,
+    /// Kernel backend: directory of the junction bind mounts (default KERNEL_ROOT/export).
+    #[arg(long)]
+    kernel_export_root: Option<PathBuf>,
+    /// Kernel backend: knfsd exports file to manage.
+    #[arg(long, default_value = ontap_sim::kernel::DEFAULT_EXPORTS_FILE)]
+    kernel_exports_file: PathBuf,
+    /// Kernel backend: samba include file to manage (include it from smb.conf).
+    #[arg(long, default_value = ontap_sim::kernel::DEFAULT_SMB_INCLUDE)]
+    kernel_smb_include: PathBuf,
+    /// Kernel backend: configfs mount point (LIO and nvmet).
+    #[arg(long, default_value = ontap_sim::kernel::configfs::SYSTEM_ROOT)]
+    kernel_configfs: PathBuf,
+    /// Kernel backend: protocols not to realise (repeatable): nfs, cifs, iscsi, nvme.
+    #[arg(long, value_enum)]
+    kernel_skip: Vec<Protocol>,
+    /// Kernel backend: unmount the junctions and the btrfs file system on exit.
+    #[arg(long)]
+    kernel_teardown: bool,
+}
+
+/// Backend choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendKind {
+    Memory,
+    Kernel,
+}
+
+/// A protocol the kernel backend can skip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Protocol {
+    Nfs,
+    Cifs,
+    Iscsi,
+    Nvme,
+}
+
+/// `4096`, `512M`, `16G`, `1T` (binary units).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, shift) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 30),
+        Some('T' | 't') => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| format!("invalid size {s:?}"))
+}
+
+fn kernel_backend(args: &Args) -> Arc<KernelBackend> {
+    let skip = |p: Protocol| args.kernel_skip.contains(&p);
+    let mut cfg = KernelConfig::new(&args.kernel_root)
+        .loop_size(args.kernel_loop_size)
+        .exports_file((!skip(Protocol::Nfs)).then(|| args.kernel_exports_file.clone()))
+        .smb_include((!skip(Protocol::Cifs)).then(|| args.kernel_smb_include.clone()))
+        .configfs(Configfs::new(&args.kernel_configfs))
+        .lio(!skip(Protocol::Iscsi))
+        .nvmet(!skip(Protocol::Nvme));
+    if let Some(d) = &args.kernel_export_root {
+        cfg = cfg.export_root(d);
+    }
+    Arc::new(KernelBackend::system(cfg))
 }
 
 fn read_file(path: &PathBuf) -> Result<String, SimError> {
@@ -69,6 +151,7 @@ async fn run(args: Args) -> Result<(), SimError> {
             path: p.clone(),
             source,
         })?,
+        None if args.lab_seed => Seed::lab(),
         None => Seed::default(),
     };
     if let Some(n) = args.bulk_volumes {
@@ -100,6 +183,10 @@ async fn run(args: Args) -> Result<(), SimError> {
     if args.http {
         b = b.http();
     }
+    let kernel = (args.backend == BackendKind::Kernel).then(|| kernel_backend(&args));
+    if let Some(k) = &kernel {
+        b = b.backend(k.clone());
+    }
     if let Some(s) = args.state {
         b = b.state_file(s);
     }
@@ -122,6 +209,11 @@ async fn run(args: Args) -> Result<(), SimError> {
     tracing::info!(url = sim.url(), "ontap-sim ready");
     let _ = tokio::signal::ctrl_c().await;
     sim.shutdown().await;
+    if let (Some(k), true) = (&kernel, args.kernel_teardown) {
+        if let Err(e) = k.teardown().await {
+            tracing::error!(error = %e, "kernel backend teardown failed");
+        }
+    }
     Ok(())
 }
 
@@ -147,5 +239,43 @@ async fn main() -> std::process::ExitCode {
             eprintln!("ontap-sim: {msg}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_with_binary_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("16G"), Ok(16 << 30));
+        assert_eq!(parse_size("1t"), Ok(1 << 40));
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn kernel_flags_build_the_config() {
+        let args = Args::parse_from([
+            "ontap-sim",
+            "--backend",
+            "kernel",
+            "--lab-seed",
+            "--kernel-root",
+            "/lab/sim",
+            "--kernel-skip",
+            "cifs",
+            "--kernel-skip",
+            "nvme",
+        ]);
+        assert_eq!(args.backend, BackendKind::Kernel);
+        let k = kernel_backend(&args);
+        let want = KernelConfig::new("/lab/sim")
+            .smb_include(None)
+            .nvmet(false)
+            .loop_size(16 << 30);
+        assert_eq!(k.config(), &want);
     }
 }

@@ -271,6 +271,57 @@ fn missing(what: &str, name: &str) -> SimError {
 }
 
 impl Seed {
+    /// The lab seed, for the kernel backend: like [`Seed::default`] (without FC LIFs), but
+    /// every LIF has a loopback address that `lo` already answers, two per protocol so
+    /// multipath and trunking have two paths: `lif_nfs1`/`lif_nfs2` (127.0.1.1/.2, NFS
+    /// and CIFS), `lif_iscsi1`/`lif_iscsi2` (127.0.1.3/.4), `lif_nvme1`/`lif_nvme2`
+    /// (127.0.1.5/.6); SVM `svm1` serves NFS, CIFS, iSCSI and NVMe/TCP.
+    ///
+    /// ```
+    /// let lab = ontap_sim::Seed::lab();
+    /// let addrs: Vec<&str> = lab.svms[0].ip_interfaces.iter().map(|l| l.address.as_str()).collect();
+    /// assert_eq!(addrs, ["127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.1.4", "127.0.1.5", "127.0.1.6"]);
+    /// ```
+    pub fn lab() -> Self {
+        let mut seed = Seed::default();
+        let n1 = "sim-cluster-01";
+        let n2 = "sim-cluster-02";
+        let lif8 = |name: &str, address: &str, node: &str, services: &[&str]| {
+            let mut l = lif(name, address, node, services);
+            l.netmask = 8;
+            l
+        };
+        let nas = ["data_core", "data_nfs", "data_cifs"];
+        seed.svms = vec![SeedSvm {
+            name: "svm1".into(),
+            protocols: ["nfs", "cifs", "iscsi", "nvme"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            aggregates: vec!["aggr1".into(), "aggr2".into()],
+            ip_interfaces: vec![
+                lif8("lif_nfs1", "127.0.1.1", n1, &nas),
+                lif8("lif_nfs2", "127.0.1.2", n2, &nas),
+                lif8("lif_iscsi1", "127.0.1.3", n1, &["data_core", "data_iscsi"]),
+                lif8("lif_iscsi2", "127.0.1.4", n2, &["data_core", "data_iscsi"]),
+                lif8(
+                    "lif_nvme1",
+                    "127.0.1.5",
+                    n1,
+                    &["data_core", "data_nvme_tcp"],
+                ),
+                lif8(
+                    "lif_nvme2",
+                    "127.0.1.6",
+                    n2,
+                    &["data_core", "data_nvme_tcp"],
+                ),
+            ],
+            fc_interfaces: Vec::new(),
+        }];
+        seed
+    }
+
     /// Parses a seed document.
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)

@@ -1,9 +1,10 @@
 //! A small view of configfs: directories (groups), attribute files and symlinks below a root.
 //!
 //! The real tree is `/sys/kernel/config`. Tests use [`Configfs::synthetic`] on a temporary
-//! directory: it behaves like configfs where it matters for ordering (a directory with
-//! sub-directories or symlinks cannot be removed) and creates attribute files that
-//! configfs would have created by itself.
+//! directory: it behaves like configfs where it matters for ordering (a group holding
+//! symlinks, or sub-groups that themselves hold groups or links, cannot be removed) and
+//! creates attribute files that configfs would have created by itself. Directories that
+//! hold only files (or nothing) count as default groups and go with their parent.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -176,10 +177,7 @@ impl Configfs {
     pub fn list_dirs(&self, rel: &str) -> Vec<String> {
         self.list(rel)
             .into_iter()
-            .filter(|n| {
-                std::fs::symlink_metadata(self.path(&format!("{rel}/{n}")))
-                    .is_ok_and(|m| m.is_dir())
-            })
+            .filter(|n| std::fs::symlink_metadata(self.path(rel).join(n)).is_ok_and(|m| m.is_dir()))
             .collect()
     }
 
@@ -188,7 +186,7 @@ impl Configfs {
         self.list(rel)
             .into_iter()
             .filter(|n| {
-                std::fs::symlink_metadata(self.path(&format!("{rel}/{n}")))
+                std::fs::symlink_metadata(self.path(rel).join(n))
                     .is_ok_and(|m| m.file_type().is_symlink())
             })
             .collect()
@@ -252,7 +250,12 @@ mod tests {
         assert_eq!(c.read("a/attrib/x").unwrap().as_deref(), Some("1"));
         assert!(c.rmdir("a/b").is_err(), "a link keeps its group");
         c.unlink("a/b/link").unwrap();
-        assert!(c.rmdir("a").is_err(), "a sub-group keeps its parent");
+        c.mkdir("a/b/c").unwrap();
+        assert!(
+            c.rmdir("a").is_err(),
+            "a group with sub-groups keeps its parent"
+        );
+        c.rmdir("a/b/c").unwrap();
         c.rmdir("a/b").unwrap();
         c.rmdir("a").unwrap();
         c.rmdir("a").unwrap();

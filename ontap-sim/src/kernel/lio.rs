@@ -20,6 +20,8 @@ pub const HBA: &str = "target/core/fileio_57";
 pub const TARGET_PREFIX: &str = "iqn.1992-08.com.netapp:sn.";
 /// iSCSI port of every portal.
 pub const ISCSI_PORT: u16 = 3260;
+/// What LIO's `auth/*` attributes take to clear a CHAP user or password.
+pub const AUTH_UNSET: &str = "NULL";
 /// SCSI vendor string NetApp LUNs report.
 pub const VENDOR: &str = "NETAPP";
 /// SCSI product string NetApp LUNs report.
@@ -232,29 +234,39 @@ fn ensure_target(cfs: &Configfs, t: &Target) -> Result<(), KernelError> {
             cfs.mkdir(&ml_dir)?;
             cfs.symlink(&format!("{tpg}/lun/lun_{idx}"), &format!("{ml_dir}/lun"))?;
         }
+        // Per-ACL enforcement where the kernel offers it (-1 would inherit the TPG's), so
+        // initiators without a CHAP credential still log in next to CHAP ones.
+        cfs.write_if_present(
+            &format!("{acl_dir}/attrib/authentication"),
+            if acl.chap.is_some() { "1" } else { "0" },
+        )?;
         match &acl.chap {
             Some(c) => {
                 any_chap = true;
                 cfs.write(&format!("{acl_dir}/auth/userid"), &c.user)?;
-                cfs.write(&format!("{acl_dir}/auth/password"), c.password.expose_secret())?;
+                cfs.write(
+                    &format!("{acl_dir}/auth/password"),
+                    c.password.expose_secret(),
+                )?;
                 let (mu, mp) = c
                     .mutual
                     .as_ref()
                     .map(|(u, p)| (u.as_str(), p.expose_secret()))
-                    .unwrap_or(("", ""));
+                    .unwrap_or((AUTH_UNSET, AUTH_UNSET));
                 cfs.write(&format!("{acl_dir}/auth/userid_mutual"), mu)?;
                 cfs.write(&format!("{acl_dir}/auth/password_mutual"), mp)?;
             }
             None => {
                 for f in ["userid", "password", "userid_mutual", "password_mutual"] {
                     if cfs.exists(&format!("{acl_dir}/auth/{f}")) {
-                        cfs.write(&format!("{acl_dir}/auth/{f}"), "")?;
+                        cfs.write(&format!("{acl_dir}/auth/{f}"), AUTH_UNSET)?;
                     }
                 }
             }
         }
     }
-    // Only explicit ACLs log in; CHAP is enforced when any ACL has it.
+    // Only explicit ACLs log in. The TPG-wide switch is the fallback for kernels without
+    // the per-ACL attribute: CHAP for everyone as soon as one ACL has it.
     cfs.write(&format!("{tpg}/attrib/generate_node_acls"), "0")?;
     cfs.write(
         &format!("{tpg}/attrib/authentication"),

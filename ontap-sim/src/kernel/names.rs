@@ -32,7 +32,11 @@ pub fn component<'a>(what: &'static str, s: &'a str) -> Result<&'a str, KernelEr
         return Err(bad(what, s, "must be 1 to 255 characters"));
     }
     if s == "." || s == ".." || s.starts_with('-') {
-        return Err(bad(what, s, "must not be \".\", \"..\" or start with \"-\""));
+        return Err(bad(
+            what,
+            s,
+            "must not be \".\", \"..\" or start with \"-\"",
+        ));
     }
     if !s
         .chars()
@@ -66,7 +70,11 @@ pub fn iscsi_name<'a>(what: &'static str, s: &'a str) -> Result<&'a str, KernelE
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | ':' | '-'))
     {
-        return Err(bad(what, s, "only lower-case letters, digits, \".\", \":\" and \"-\""));
+        return Err(bad(
+            what,
+            s,
+            "only lower-case letters, digits, \".\", \":\" and \"-\"",
+        ));
     }
     Ok(s)
 }
@@ -80,7 +88,11 @@ pub fn nqn<'a>(what: &'static str, s: &'a str) -> Result<&'a str, KernelError> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '_'))
     {
-        return Err(bad(what, s, "only letters, digits, \".\", \":\", \"-\" and \"_\""));
+        return Err(bad(
+            what,
+            s,
+            "only letters, digits, \".\", \":\", \"-\" and \"_\"",
+        ));
     }
     Ok(s)
 }
@@ -114,7 +126,11 @@ pub fn smb_word<'a>(what: &'static str, s: &'a str) -> Result<&'a str, KernelErr
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '$' | '-' | '@' | '\\'))
     {
-        return Err(bad(what, s, "only letters, digits, \"_\", \".\", \"$\", \"-\", \"@\" and \"\\\""));
+        return Err(bad(
+            what,
+            s,
+            "only letters, digits, \"_\", \".\", \"$\", \"-\", \"@\" and \"\\\"",
+        ));
     }
     Ok(s)
 }
@@ -122,7 +138,11 @@ pub fn smb_word<'a>(what: &'static str, s: &'a str) -> Result<&'a str, KernelErr
 /// A CHAP user name: printable ASCII without white space, at most 255 bytes.
 pub fn chap_user<'a>(what: &'static str, s: &'a str) -> Result<&'a str, KernelError> {
     if s.is_empty() || s.len() > 255 || !s.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(bad(what, s, "printable ASCII without white space, 1 to 255 bytes"));
+        return Err(bad(
+            what,
+            s,
+            "printable ASCII without white space, 1 to 255 bytes",
+        ));
     }
     Ok(s)
 }

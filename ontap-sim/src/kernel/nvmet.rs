@@ -74,7 +74,9 @@ pub fn reconcile(cfs: &Configfs, model: &NvmetModel) -> Result<(), KernelError> 
     // Ports: drop those whose address is no longer a LIF, find the others.
     let mut ports: BTreeMap<IpAddr, u16> = BTreeMap::new();
     for name in cfs.list_dirs(&format!("{ROOT}/ports")) {
-        let Some(id) = owned_port(&name) else { continue };
+        let Some(id) = owned_port(&name) else {
+            continue;
+        };
         let dir = format!("{ROOT}/ports/{name}");
         let addr = cfs
             .read(&format!("{dir}/addr_traddr"))?
@@ -174,7 +176,10 @@ pub fn reconcile(cfs: &Configfs, model: &NvmetModel) -> Result<(), KernelError> 
         }
         for ns in cfs.list_dirs(&format!("{dir}/namespaces")) {
             let ns_dir = format!("{dir}/namespaces/{ns}");
-            let keep = ns.parse::<u32>().ok().and_then(|id| sub.namespaces.get(&id));
+            let keep = ns
+                .parse::<u32>()
+                .ok()
+                .and_then(|id| sub.namespaces.get(&id));
             let same = match keep {
                 Some(n) => {
                     cfs.read(&format!("{ns_dir}/device_path"))?.as_deref()

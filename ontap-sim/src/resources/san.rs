@@ -2626,6 +2626,22 @@ fn secret_str(body: &Map<String, Value>, path: &'static str) -> Result<Option<St
     }
 }
 
+/// The side-channel change carrying CHAP passwords to the backend (never stored).
+fn chap_change(svm_uuid: &str, initiator: &str, chap: &Chap) -> Change {
+    let secret = |p: &Option<String>| {
+        p.as_ref()
+            .map(|p| crate::backend::ChapSecret::new(secrecy::SecretString::from(p.clone())))
+    };
+    Change::ChapSet {
+        svm_uuid: svm_uuid.to_string(),
+        initiator: initiator.to_string(),
+        inbound_user: chap.inbound_user.clone(),
+        inbound_password: secret(&chap.inbound_password),
+        outbound_user: chap.outbound_user.clone(),
+        outbound_password: secret(&chap.outbound_password),
+    }
+}
+
 /// The stored (and returned) form of CHAP settings: user names only.
 fn chap_public(chap: &Chap) -> Value {
     let mut out = json!({});
@@ -2703,6 +2719,10 @@ async fn cred_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response
     if let Some(a) = body.get("initiator_address") {
         record["initiator_address"] = a.clone();
     }
+    // Passwords first, so the backend has them when it sees the CHAP credential.
+    if auth == AuthType::Chap {
+        realise(&sim, chap_change(&svm_uuid, &initiator, &chap)).await?;
+    }
     realise(
         &sim,
         Change::Created {
@@ -2778,6 +2798,10 @@ async fn cred_patch(
     }
     if let Some(a) = body.get("initiator_address") {
         after["initiator_address"] = a.clone();
+    }
+    let svm_uuid = str_at(&before, "/svm/uuid");
+    if auth == AuthType::Chap {
+        realise(&sim, chap_change(&svm_uuid, &initiator, &given)).await?;
     }
     realise(
         &sim,
