@@ -1,9 +1,12 @@
 //! The world workflows act on: one ONTAP cluster and a set of hosts, each reached through a
 //! [`Runner`] and a libvirt URI.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use secrecy::SecretString;
 
 use host_storage::autofs::Reload;
 use host_storage::files::HostRoot;
@@ -139,11 +142,34 @@ impl Host {
     }
 }
 
-/// An ONTAP cluster and the hosts a workflow may touch.
-#[derive(Debug, Clone)]
+/// An ONTAP cluster, the hosts a workflow may touch, and the secrets its steps name.
+///
+/// Journals never hold a secret: a step that needs one (an SMB password) names it, and the
+/// [`Env`] given to [`crate::saga::Saga::run`] or [`crate::saga::recover`] supplies it.
+///
+/// ```
+/// use kvmstor::Env;
+/// use ontap_client::{Client, SecretString};
+/// let client = Client::builder("https://cluster1.example.com").build().unwrap();
+/// let env = Env::new(client).secret("smb/vmshare", SecretString::from("s3cret"));
+/// assert!(env.find_secret("smb/vmshare").is_some());
+/// assert!(!format!("{env:?}").contains("s3cret"));
+/// ```
+#[derive(Clone)]
 pub struct Env {
     ontap: Client,
     hosts: Vec<Host>,
+    secrets: BTreeMap<String, SecretString>,
+}
+
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Env")
+            .field("ontap", &self.ontap)
+            .field("hosts", &self.hosts)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Env {
@@ -152,7 +178,20 @@ impl Env {
         Env {
             ontap,
             hosts: Vec::new(),
+            secrets: BTreeMap::new(),
         }
+    }
+
+    /// Adds a secret under `name` (what steps and journals refer to it by).
+    #[must_use]
+    pub fn secret(mut self, name: impl Into<String>, value: SecretString) -> Self {
+        self.secrets.insert(name.into(), value);
+        self
+    }
+
+    /// The secret named `name`, if given.
+    pub fn find_secret(&self, name: &str) -> Option<&SecretString> {
+        self.secrets.get(name)
     }
 
     /// Adds a host.

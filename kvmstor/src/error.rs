@@ -37,6 +37,33 @@ pub enum StepError {
         #[source]
         source: Box<libvirt_pools::Error>,
     },
+    /// A cluster file-system step failed on a host.
+    #[error("host {host}: {operation} failed")]
+    ClusterFs {
+        /// The host's name.
+        host: String,
+        /// What was asked, e.g. `format OCFS2 on /dev/dm-3`.
+        operation: String,
+        /// The cluster-fs layer's error.
+        #[source]
+        source: Box<cluster_fs::Error>,
+    },
+    /// A host lacks an identity the step needs (an iSCSI initiator name, an interconnect
+    /// address).
+    #[error("host {host} has no {what}")]
+    NoHostIdentity {
+        /// The host's name.
+        host: String,
+        /// What is missing, e.g. `iSCSI initiator name`.
+        what: &'static str,
+    },
+    /// A step names a secret the environment was not given (journals never hold secrets:
+    /// give it again with [`crate::Env::secret`] before a recovery).
+    #[error("no secret named {name} in this environment")]
+    MissingSecret {
+        /// The secret's name.
+        name: String,
+    },
     /// A step names a host the environment does not have.
     #[error("no host named {host} in this environment")]
     UnknownHost {
@@ -177,6 +204,38 @@ pub enum Error {
     NoDataLif {
         /// The SVM.
         svm: String,
+    },
+    /// The SVM has no usable LIF with this data service (`data_iscsi`, `data_nvme_tcp`, ...).
+    #[error("SVM {svm} has no up and enabled LIF offering {service}")]
+    NoServiceLif {
+        /// The SVM.
+        svm: String,
+        /// The service.
+        service: String,
+    },
+    /// A datastore operation (snapshot, clone, restore, resize, protect, failover) failed.
+    #[error("{operation} failed")]
+    Operation {
+        /// What was asked.
+        operation: String,
+        /// Why it failed.
+        #[source]
+        source: Box<StepError>,
+    },
+    /// Guests frozen for a snapshot could not be thawed: their file systems stay frozen
+    /// until `virsh domfsthaw` succeeds.
+    #[error(
+        "host {host}: thawing {} failed (snapshot {})",
+        domains.join(", "),
+        if *snapshot_taken { "taken" } else { "not taken" }
+    )]
+    ThawFailed {
+        /// The host.
+        host: String,
+        /// Domains still frozen.
+        domains: Vec<String>,
+        /// Whether the snapshot was taken.
+        snapshot_taken: bool,
     },
     /// A request value is refused before anything runs.
     #[error("invalid {field} {value:?}: {reason}")]

@@ -14,8 +14,21 @@
 //!   chosen for KVM (`vers=4.1`, `nconnect=4`, trunking over several LIFs, `hard`), mount
 //!   now plus fstab, or autofs, and a libvirt `dir` or `netfs` pool; detach in the safe
 //!   order, deleting ONTAP objects only when asked.
+//! * [`block`]: block datastores over iSCSI, FC or NVMe/TCP, one workflow parameterised by
+//!   [`block::BlockProtocol`]: LUN and igroup (or namespace and subsystem) holding every
+//!   host's identity, map, login / scan / connect on every host, the device found by
+//!   serial or UUID, OCFS2 made on the first host (identity checked) and mounted on all,
+//!   a `dir` pool; detach in the safe order; growing; FlexClones attached beside their
+//!   parent with a new OCFS2 UUID.
+//! * [`smb`]: SMB datastores: NTFS (or mixed) volume, share and ACL, a 0600 credentials
+//!   file per host (the password lives only in the [`Env`] and that file, never in a
+//!   journal or plan), SMB 3.1.1 multichannel mount, fstab or autofs, `dir` pool.
+//! * [`ops`]: everyday operations on a datastore's volume: snapshots (guests frozen through
+//!   the QEMU guest agent, thaw guaranteed), listing, tamper-proof locks, disk restore from
+//!   a snapshot and template clones (ONTAP file clone), FlexClones, growing, SnapMirror
+//!   protection and failover.
 //! * [`Env`] / [`Host`]: the ONTAP cluster and the hosts, each reached through a runner
-//!   (local, or remote: a runner away) and a libvirt URI.
+//!   (local, or remote: a runner away) and a libvirt URI, plus named secrets.
 //! * The layers below are re-exported: [`ontap`], [`host`], [`pools`], [`cluster_fs`].
 //!
 //! ## Example
@@ -67,10 +80,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod block;
 pub mod env;
 pub mod error;
 pub mod nfs;
+pub mod ops;
 pub mod saga;
+pub mod smb;
 
 pub use cluster_fs;
 pub use env::{Env, Host};

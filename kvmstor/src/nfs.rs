@@ -126,7 +126,48 @@ impl VolumeRequest {
         v
     }
 
-    fn summary(&self, svm: &str, junction: &str, policy: &str) -> String {
+    /// The body of a volume for LUNs or namespaces: no junction, no export policy, and
+    /// (for thin LUNs) no snapshot reserve assumptions; the ownership token as comment.
+    pub(crate) fn san_body(&self, svm: &str, token: &str) -> VolumeCreate {
+        let mut v = VolumeCreate::flexvol(&self.name, svm, self.aggregate.as_str())
+            .size(self.size)
+            .comment(token);
+        if self.thin {
+            v = v.guarantee(GuaranteeType::None);
+        }
+        if let Some((c, d)) = &self.efficiency {
+            v = v.efficiency(c.clone(), d.clone());
+        }
+        if let Some(p) = &self.snapshot_policy {
+            v = v.snapshot_policy(p.as_str());
+        }
+        if let Some(t) = &self.tiering {
+            v = v.tiering_policy(t.clone());
+        }
+        if let Some(e) = self.encryption {
+            v = v.encryption(e);
+        }
+        if let Some(a) = &self.anti_ransomware {
+            v = v.anti_ransomware(a.clone());
+        }
+        v
+    }
+
+    /// The body of a volume for SMB: junctioned at `junction` with `style`, no export
+    /// policy of kvmstor's.
+    pub(crate) fn smb_body(
+        &self,
+        svm: &str,
+        junction: &str,
+        style: ontap_client::models::SecurityStyle,
+        token: &str,
+    ) -> VolumeCreate {
+        self.san_body(svm, token)
+            .junction_path(junction)
+            .security_style(style)
+    }
+
+    pub(crate) fn summary(&self, svm: &str, junction: &str, policy: &str) -> String {
         let mut s = format!(
             "create FlexVol {svm}/{} on {}, {} bytes{}, junction {junction}, export policy {policy}",
             self.name,
@@ -249,7 +290,7 @@ pub struct NetfsSource {
 }
 
 impl PoolRequest {
-    fn def(&self) -> libvirt_pools::Result<PoolDef> {
+    pub(crate) fn def(&self) -> libvirt_pools::Result<PoolDef> {
         let name = PoolName::new(self.name.clone())?;
         let target = self.target.display().to_string();
         Ok(match &self.netfs {
@@ -440,14 +481,17 @@ pub enum NfsOutput {
     },
 }
 
-fn ontap_err(operation: String) -> impl FnOnce(ontap_client::Error) -> StepError {
+pub(crate) fn ontap_err(operation: String) -> impl FnOnce(ontap_client::Error) -> StepError {
     move |source| StepError::Ontap {
         operation,
         source: Box::new(source),
     }
 }
 
-fn host_err(host: &str, operation: String) -> impl FnOnce(host_storage::Error) -> StepError {
+pub(crate) fn host_err(
+    host: &str,
+    operation: String,
+) -> impl FnOnce(host_storage::Error) -> StepError {
     let host = host.to_owned();
     move |source| StepError::Host {
         host,
@@ -456,7 +500,10 @@ fn host_err(host: &str, operation: String) -> impl FnOnce(host_storage::Error) -
     }
 }
 
-fn lv_err(host: &str, operation: String) -> impl FnOnce(libvirt_pools::Error) -> StepError {
+pub(crate) fn lv_err(
+    host: &str,
+    operation: String,
+) -> impl FnOnce(libvirt_pools::Error) -> StepError {
     let host = host.to_owned();
     move |source| StepError::Libvirt {
         host,
@@ -466,7 +513,9 @@ fn lv_err(host: &str, operation: String) -> impl FnOnce(libvirt_pools::Error) ->
 }
 
 /// Ignores "not found" (already gone is success).
-fn gone_ok(r: ontap_client::Result<ontap_client::Completed>) -> ontap_client::Result<bool> {
+pub(crate) fn gone_ok(
+    r: ontap_client::Result<ontap_client::Completed>,
+) -> ontap_client::Result<bool> {
     match r {
         Ok(_) => Ok(true),
         Err(e) if e.is_not_found() => Ok(false),
@@ -476,7 +525,7 @@ fn gone_ok(r: ontap_client::Result<ontap_client::Completed>) -> ontap_client::Re
 
 /// The volume `svm/name` with the fields the steps read (a plain lookup returns only
 /// name and UUID).
-async fn find_volume(
+pub(crate) async fn find_volume(
     env: &Env,
     svm: &str,
     name: &str,
@@ -584,15 +633,15 @@ async fn delete_policy(env: &Env, svm: &str, policy: &str) -> Result<bool, StepE
         .map_err(ontap_err(format!("delete export policy {svm}/{policy}")))
 }
 
-fn mounter(host: &Host) -> Mounter<std::sync::Arc<dyn host_storage::Runner>> {
+pub(crate) fn mounter(host: &Host) -> Mounter<std::sync::Arc<dyn host_storage::Runner>> {
     Mounter::new(host.runner()).with_mountinfo(host.mountinfo_path())
 }
 
-fn fstab(host: &Host) -> Fstab {
+pub(crate) fn fstab(host: &Host) -> Fstab {
     Fstab::new(host.host_root())
 }
 
-fn autofs(
+pub(crate) fn autofs(
     host: &Host,
     map: &str,
 ) -> host_storage::Result<Autofs<std::sync::Arc<dyn host_storage::Runner>>> {
@@ -657,7 +706,7 @@ async fn unmount(host: &Host, mount: &MountSpec, remove_dir: bool) -> Result<boo
     Ok(changed)
 }
 
-fn line_applied(u: &host_storage::files::LineUndo) -> Applied<NfsOutput> {
+pub(crate) fn line_applied(u: &host_storage::files::LineUndo) -> Applied<NfsOutput> {
     let out = NfsOutput::Line {
         previous: u.previous.clone(),
     };
@@ -719,7 +768,10 @@ async fn remove_autofs(host: &Host, map: &str, id: &str) -> Result<bool, StepErr
         .is_changed())
 }
 
-async fn ensure_pool(host: &Host, pool: &PoolRequest) -> Result<Applied<NfsOutput>, StepError> {
+pub(crate) async fn ensure_pool(
+    host: &Host,
+    pool: &PoolRequest,
+) -> Result<Applied<NfsOutput>, StepError> {
     let err = || lv_err(host.name(), format!("define pool {}", pool.name));
     let spec = pool.spec().map_err(err())?;
     let lv = Libvirt::connect(host.uri()).await.map_err(err())?;
@@ -734,7 +786,7 @@ async fn ensure_pool(host: &Host, pool: &PoolRequest) -> Result<Applied<NfsOutpu
 
 /// Removes the pool if it is there with this definition (a pool of that name defined
 /// otherwise is someone else's and stays).
-async fn remove_pool(
+pub(crate) async fn remove_pool(
     host: &Host,
     pool: &PoolRequest,
     only_if_same: bool,

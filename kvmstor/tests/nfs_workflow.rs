@@ -1063,3 +1063,84 @@ async fn the_journal_holds_no_secret() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_flexclone_of_an_nfs_datastore_attaches_as_a_new_pool() {
+    let w = world("ds-parent", FSTAB).await;
+    w.datastore()
+        .attach(&w.env)
+        .await
+        .unwrap()
+        .run(&w.env)
+        .await
+        .unwrap();
+    let parent = kvmstor::ops::DatastoreVolume::new("svm1", "ds_parent");
+    kvmstor::ops::snapshot(&w.env, &parent, "golden", &kvmstor::ops::Freeze::None)
+        .await
+        .unwrap();
+    kvmstor::ops::flexclone(&w.env, &parent, "ds_parent_dev", Some("golden"))
+        .await
+        .unwrap();
+    let mp = w.hosts[0].root.join("mnt/ds-parent-dev");
+    let clone = NfsDatastore::new("svm1", "ds-parent-dev", "aggr1", 10 << 30)
+        .volume_name("ds_parent_dev")
+        .hosts(["kvm1"])
+        .mount_point(&mp);
+    let report = clone
+        .attach(&w.env)
+        .await
+        .unwrap()
+        .run(&w.env)
+        .await
+        .unwrap();
+    // The volume was there: found, not created (and never deleted by an unwind).
+    assert!(report
+        .journal
+        .steps
+        .iter()
+        .any(
+            |e| kvmstor::saga::Step::label(&e.step) == "CreateVolume svm1/ds_parent_dev"
+                && matches!(e.state, StepState::Done { changed: false, .. })
+        ));
+    let mounts = w.hosts[0].read("proc/self/mountinfo").unwrap();
+    assert!(
+        mounts.contains(&format!(
+            " {} rw,relatime - nfs4 192.0.2.10:/ds_parent_dev ",
+            mp.display()
+        )),
+        "{mounts}"
+    );
+    let lv = Libvirt::connect("test:///default").await.unwrap();
+    let def = lv
+        .pools()
+        .get(&PoolName::new("ds-parent-dev").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(def.target.as_deref(), Some(mp.to_str().unwrap()));
+    clone
+        .delete_ontap_objects(true)
+        .detach(&w.env)
+        .await
+        .unwrap()
+        .run(&w.env)
+        .await
+        .unwrap();
+    assert!(w
+        .client
+        .volumes()
+        .by_name("svm1", "ds_parent_dev")
+        .await
+        .unwrap()
+        .is_none());
+    w.assert_attached("parent after the clone's detach").await;
+    w.datastore()
+        .delete_ontap_objects(true)
+        .detach(&w.env)
+        .await
+        .unwrap()
+        .run(&w.env)
+        .await
+        .unwrap();
+    w.assert_clean(FSTAB, "parent detached").await;
+}

@@ -1,0 +1,1252 @@
+//! SMB datastores: attach (ONTAP volume with NTFS or mixed security style, CIFS share with
+//! its ACL, per host a 0600 credentials file, an SMB 3.1.1 multichannel mount with an fstab
+//! line or an autofs entry, and a libvirt `dir` pool) and detach (the reverse, ONTAP objects
+//! deleted only when asked).
+//!
+//! ## The password never reaches a journal, a plan or a log
+//! [`SmbDatastore::account`] takes the password as a [`SecretString`]. The workflow's
+//! steps carry only the secret's *name* ([`SmbDatastore::secret_name`], `smb/<pool>`); the
+//! password itself is put
+//! in the [`Env`] ([`SmbDatastore::env_with_secret`], or [`Env::secret`]) and read by the
+//! credentials step when it runs. A recovery in another process therefore needs the secret
+//! given again (a missing one is [`StepError::MissingSecret`]); removing a credentials file
+//! needs no secret. The file itself (`/etc/kvmstor/cifs/<id>.cred`) is written atomically
+//! with mode 0600 in a 0700 directory, and mount options name the file, never the password.
+//!
+//! ## Attach, in order
+//! 1. `CreateVolume`: a FlexVol junctioned at `/<volume>`, security style NTFS (VM images
+//!    are reached only over SMB; choose mixed when NFS clients share the volume), the
+//!    ownership token as comment.
+//! 2. `CreateShare` `<pool>` on the junction, its ACL the service account (or group) with
+//!    full control, and the token as comment.
+//! 3. Per host: `WriteCredentials`; with [`Persist::Fstab`], `MountSmb` now and
+//!    `PersistFstab`; with [`Persist::Autofs`], `PersistAutofs`; then `DefinePool` (a `dir`
+//!    pool on the mount point).
+//!
+//! ## Mount options
+//! `vers=3.1.1` (encryption and pre-authentication integrity), `multichannel` with
+//! `max_channels=4` (several TCP connections to the SVM's SMB LIFs, the SMB counterpart of
+//! `nconnect`), `credentials=<file>`, `_netdev` in fstab; `seal` when asked.
+
+use std::path::PathBuf;
+
+use host_storage::cifs::{
+    remove_credentials, write_credentials, CifsCredentials, CifsMount, CifsOptions, SmbVersion,
+};
+use host_storage::files::EntryId;
+use host_storage::mount::{MountKind, MountUndo};
+use host_storage::{Change, HostName};
+use ontap_client::models::{
+    CifsAclType, CifsPermission, CifsShareCreate, InterfaceState, IpService, SecurityStyle,
+};
+use ontap_client::{Query, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::env::{Env, Host};
+use crate::error::{Error, Result, StepError};
+use crate::nfs::{
+    autofs, ensure_pool, find_volume, fstab, gone_ok, host_err, line_applied, mounter, ontap_err,
+    remove_pool, NfsOutput, Persist, PoolRequest, VolumeRequest,
+};
+use crate::saga::{ActionKind, Applied, LockKey, Saga, Step};
+
+/// `max_channels` unless asked otherwise.
+pub const DEFAULT_MAX_CHANNELS: u8 = 4;
+
+/// An SMB mount as journaled (no secret: the credentials file is named by `id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmbMountSpec {
+    /// The SMB LIF address.
+    pub server: String,
+    /// Share name.
+    pub share: String,
+    /// Mount point, as on the host.
+    pub target: PathBuf,
+    /// Multichannel channels (`0`: multichannel off).
+    pub max_channels: u8,
+    /// SMB encryption (`seal`).
+    pub seal: bool,
+    /// The entry id naming the credentials file, fstab line and autofs entry.
+    pub id: String,
+}
+
+impl SmbMountSpec {
+    fn to_mount(&self) -> host_storage::Result<CifsMount> {
+        let mut o = CifsOptions::new(SmbVersion::V3_1_1)
+            .seal(self.seal)
+            .netdev(true);
+        if self.max_channels > 0 {
+            o = o.multichannel(true).max_channels(self.max_channels);
+        }
+        CifsMount::new(
+            HostName::parse(&self.server)?,
+            &self.share,
+            self.target.clone(),
+            o,
+            Some(&EntryId::parse(&self.id)?),
+        )
+    }
+}
+
+/// The share's ACL entry, as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareAccess {
+    /// User or group, e.g. `CORP\svc_kvm`.
+    pub user_or_group: String,
+    /// `windows`, `unix_user` or `unix_group`.
+    pub kind: String,
+}
+
+/// One step of the SMB workflows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SmbStep {
+    /// Creates the volume.
+    CreateVolume {
+        /// Cluster (lock key).
+        cluster: String,
+        /// SVM.
+        svm: String,
+        /// The volume.
+        volume: VolumeRequest,
+        /// Junction path.
+        junction: String,
+        /// `ntfs` or `mixed`.
+        security_style: String,
+        /// Ownership token, written as the volume comment.
+        token: String,
+    },
+    /// Creates the share with its ACL.
+    CreateShare {
+        /// Cluster (lock key).
+        cluster: String,
+        /// SVM.
+        svm: String,
+        /// Share name.
+        share: String,
+        /// Path (the junction).
+        path: String,
+        /// Who gets full control.
+        access: ShareAccess,
+        /// SMB encryption required on the share.
+        encryption: bool,
+        /// Ownership token, written as the share comment.
+        token: String,
+    },
+    /// Writes the 0600 credentials file.
+    WriteCredentials {
+        /// The host.
+        host: String,
+        /// Entry id (file name).
+        id: String,
+        /// User name.
+        username: String,
+        /// Domain, if any.
+        domain: Option<String>,
+        /// The name of the password in the [`Env`] (never the password).
+        secret: String,
+    },
+    /// Mounts the share now.
+    MountSmb {
+        /// The host.
+        host: String,
+        /// The mount.
+        mount: SmbMountSpec,
+    },
+    /// Adds the owned `/etc/fstab` line.
+    PersistFstab {
+        /// The host.
+        host: String,
+        /// The mount.
+        mount: SmbMountSpec,
+    },
+    /// Adds the owned autofs direct-map entry.
+    PersistAutofs {
+        /// The host.
+        host: String,
+        /// Map name (`/etc/auto.<map>`).
+        map: String,
+        /// The mount.
+        mount: SmbMountSpec,
+    },
+    /// Defines, builds, starts and autostarts the libvirt `dir` pool.
+    DefinePool {
+        /// The host.
+        host: String,
+        /// The pool.
+        pool: PoolRequest,
+    },
+    /// Stops and undefines the pool (data kept).
+    RemovePool {
+        /// The host.
+        host: String,
+        /// The pool.
+        pool: PoolRequest,
+    },
+    /// Removes the owned fstab line.
+    RemoveFstab {
+        /// The host.
+        host: String,
+        /// The mount.
+        mount: SmbMountSpec,
+    },
+    /// Removes the owned autofs entry.
+    RemoveAutofs {
+        /// The host.
+        host: String,
+        /// Map name.
+        map: String,
+        /// The mount.
+        mount: SmbMountSpec,
+    },
+    /// Unmounts the share and removes the empty mount point.
+    UnmountSmb {
+        /// The host.
+        host: String,
+        /// The mount.
+        mount: SmbMountSpec,
+    },
+    /// Deletes the credentials file (its undo needs the secret again).
+    RemoveCredentials {
+        /// The host.
+        host: String,
+        /// Entry id.
+        id: String,
+        /// User name.
+        username: String,
+        /// Domain, if any.
+        domain: Option<String>,
+        /// The name of the password in the [`Env`].
+        secret: String,
+    },
+    /// Deletes the share.
+    DeleteShare {
+        /// Cluster (lock key).
+        cluster: String,
+        /// SVM.
+        svm: String,
+        /// Share name.
+        share: String,
+        /// Path (to create it again on undo).
+        path: String,
+        /// ACL entry (to create it again on undo).
+        access: ShareAccess,
+    },
+    /// Deletes the volume and its data: cannot be undone.
+    DeleteVolume {
+        /// Cluster (lock key).
+        cluster: String,
+        /// SVM.
+        svm: String,
+        /// Volume name.
+        name: String,
+    },
+}
+
+/// What an [`SmbStep`] hands to its undo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SmbOutput {
+    /// Nothing beyond the step itself.
+    Nothing,
+    /// The volume's UUID.
+    Volume {
+        /// UUID.
+        uuid: String,
+    },
+    /// A mount made now.
+    Mount {
+        /// Whether the mount point was created.
+        created_dir: bool,
+    },
+}
+
+fn acl_kind(kind: &str) -> CifsAclType {
+    match kind {
+        "unix_user" => CifsAclType::UnixUser,
+        "unix_group" => CifsAclType::UnixGroup,
+        _ => CifsAclType::Windows,
+    }
+}
+
+fn style(s: &str) -> SecurityStyle {
+    if s == "mixed" {
+        SecurityStyle::Mixed
+    } else {
+        SecurityStyle::Ntfs
+    }
+}
+
+fn from_nfs(a: Applied<NfsOutput>) -> Applied<SmbOutput> {
+    Applied {
+        changed: a.changed,
+        output: SmbOutput::Nothing,
+    }
+}
+
+async fn svm_uuid(env: &Env, svm: &str) -> Result<String, StepError> {
+    let op = || format!("get SVM {svm}");
+    env.ontap()
+        .svms()
+        .find(&Query::new().filter("name", svm).fields(["uuid", "name"]))
+        .await
+        .map_err(ontap_err(op()))?
+        .and_then(|s| s.uuid)
+        .ok_or_else(|| StepError::MissingField {
+            operation: op(),
+            field: "uuid",
+        })
+}
+
+/// The share's comment, if the share exists.
+async fn find_share(
+    env: &Env,
+    svm: &str,
+    share: &str,
+) -> Result<Option<Option<String>>, StepError> {
+    let found = env
+        .ontap()
+        .cifs_shares()
+        .find(
+            &Query::new()
+                .filter("svm.name", svm)
+                .filter("name", share)
+                .fields(["name", "comment", "path"]),
+        )
+        .await
+        .map_err(ontap_err(format!("get share {svm}/{share}")))?;
+    Ok(found.map(|s| s.comment))
+}
+
+async fn create_share(
+    env: &Env,
+    svm: &str,
+    share: &str,
+    path: &str,
+    access: &ShareAccess,
+    encryption: bool,
+    token: Option<&str>,
+) -> Result<bool, StepError> {
+    if let Some(comment) = find_share(env, svm, share).await? {
+        return Ok(token.is_some() && comment.as_deref() == token);
+    }
+    let mut body = CifsShareCreate::new(share, svm, path)
+        .acl(
+            access.user_or_group.as_str(),
+            acl_kind(&access.kind),
+            CifsPermission::FullControl,
+        )
+        .encryption(encryption);
+    if let Some(t) = token {
+        body = body.comment(t);
+    }
+    env.ontap()
+        .cifs_shares()
+        .create(&body)
+        .await
+        .map_err(ontap_err(format!("create share {svm}/{share}")))?;
+    Ok(true)
+}
+
+async fn delete_share(
+    env: &Env,
+    svm: &str,
+    share: &str,
+    token: Option<&str>,
+) -> Result<bool, StepError> {
+    let Some(comment) = find_share(env, svm, share).await? else {
+        return Ok(false);
+    };
+    if token.is_some() && comment.as_deref() != token {
+        return Ok(false);
+    }
+    let uuid = svm_uuid(env, svm).await?;
+    gone_ok(env.ontap().cifs_shares().delete_share(&uuid, share).await)
+        .map_err(ontap_err(format!("delete share {svm}/{share}")))
+}
+
+async fn delete_volume(
+    env: &Env,
+    svm: &str,
+    name: &str,
+    token: Option<&str>,
+    uuid: Option<&str>,
+) -> Result<bool, StepError> {
+    let op = || format!("delete volume {svm}/{name}");
+    let uuid = match uuid {
+        Some(u) if !u.is_empty() => u.to_owned(),
+        _ => match find_volume(env, svm, name).await.map_err(ontap_err(op()))? {
+            Some(v) if token.is_none() || v.comment.as_deref() == token => {
+                v.uuid.unwrap_or_default()
+            }
+            _ => return Ok(false),
+        },
+    };
+    gone_ok(env.ontap().volumes().delete(&uuid).await).map_err(ontap_err(op()))
+}
+
+fn write_creds(
+    env: &Env,
+    host: &Host,
+    id: &str,
+    username: &str,
+    domain: Option<&str>,
+    secret: &str,
+) -> Result<bool, StepError> {
+    let password = env
+        .find_secret(secret)
+        .cloned()
+        .ok_or_else(|| StepError::MissingSecret {
+            name: secret.to_owned(),
+        })?;
+    let err = || host_err(host.name(), format!("write credentials file {id}"));
+    let creds = CifsCredentials::new(username, password, domain).map_err(err())?;
+    let eid = EntryId::parse(id).map_err(err())?;
+    Ok(write_credentials(host.host_root(), &eid, &creds)
+        .map_err(err())?
+        .change
+        .is_changed())
+}
+
+fn remove_creds(host: &Host, id: &str) -> Result<bool, StepError> {
+    let err = || host_err(host.name(), format!("remove credentials file {id}"));
+    let eid = EntryId::parse(id).map_err(err())?;
+    Ok(remove_credentials(host.host_root(), &eid)
+        .map_err(err())?
+        .is_changed())
+}
+
+async fn mount_now(host: &Host, mount: &SmbMountSpec) -> Result<Applied<SmbOutput>, StepError> {
+    let err = || host_err(host.name(), format!("mount {}", mount.target.display()));
+    let m = mount.to_mount().map_err(err())?;
+    let undo = mounter(host).mount_cifs(&m).await.map_err(err())?;
+    Ok(Applied {
+        changed: undo.change.is_changed(),
+        output: SmbOutput::Mount {
+            created_dir: undo.created_dir,
+        },
+    })
+}
+
+/// Unmounts `mount` if this share is what is mounted there, then removes the mount point
+/// when `remove_dir` and it is empty.
+async fn unmount(host: &Host, mount: &SmbMountSpec, remove_dir: bool) -> Result<bool, StepError> {
+    let err = || host_err(host.name(), format!("unmount {}", mount.target.display()));
+    let m = mount.to_mount().map_err(err())?;
+    let mnt = mounter(host);
+    let mut changed = false;
+    if let Some(found) = mnt.find(&mount.target).map_err(err())? {
+        if found.source.eq_ignore_ascii_case(&m.source()) {
+            let undo = MountUndo {
+                target: mount.target.clone(),
+                change: Change::Changed,
+                created_dir: false,
+                kind: MountKind::Program,
+            };
+            changed = mnt.undo(&undo).await.map_err(err())?.is_changed();
+        }
+    }
+    if remove_dir {
+        match std::fs::remove_dir(&mount.target) {
+            Ok(()) => changed = true,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::DirectoryNotEmpty
+                ) => {}
+            Err(e) => {
+                return Err(err()(host_storage::Error::Io {
+                    op: host_storage::IoOp::Remove,
+                    path: mount.target.clone(),
+                    source: e,
+                }))
+            }
+        }
+    }
+    Ok(changed)
+}
+
+fn add_fstab(host: &Host, mount: &SmbMountSpec) -> Result<bool, StepError> {
+    let err = || host_err(host.name(), format!("add fstab line {}", mount.id));
+    let m = mount.to_mount().map_err(err())?;
+    let id = EntryId::parse(&mount.id).map_err(err())?;
+    let u = fstab(host).add_cifs(&id, &m).map_err(err())?;
+    Ok(line_applied(&u).changed)
+}
+
+fn remove_fstab(host: &Host, mount: &SmbMountSpec) -> Result<bool, StepError> {
+    let err = || host_err(host.name(), format!("remove fstab line {}", mount.id));
+    let id = EntryId::parse(&mount.id).map_err(err())?;
+    Ok(fstab(host).remove(&id).map_err(err())?.is_changed())
+}
+
+async fn add_autofs(host: &Host, map: &str, mount: &SmbMountSpec) -> Result<bool, StepError> {
+    let err = || {
+        host_err(
+            host.name(),
+            format!("add autofs entry {} to map {map}", mount.id),
+        )
+    };
+    let m = mount.to_mount().map_err(err())?;
+    let id = EntryId::parse(&mount.id).map_err(err())?;
+    let u = autofs(host, map)
+        .map_err(err())?
+        .add_cifs(&id, &m)
+        .await
+        .map_err(err())?;
+    Ok(line_applied(&u.entry).changed)
+}
+
+async fn remove_autofs(host: &Host, map: &str, mount: &SmbMountSpec) -> Result<bool, StepError> {
+    let err = || {
+        host_err(
+            host.name(),
+            format!("remove autofs entry {} from map {map}", mount.id),
+        )
+    };
+    let id = EntryId::parse(&mount.id).map_err(err())?;
+    Ok(autofs(host, map)
+        .map_err(err())?
+        .remove(&id)
+        .await
+        .map_err(err())?
+        .is_changed())
+}
+
+fn mount_line(mount: &SmbMountSpec, what: &str) -> String {
+    match mount.to_mount() {
+        Ok(m) => match what {
+            "fstab" => m.fstab_line(),
+            "autofs" => m.autofs_entry(),
+            _ => m.mount_command().to_string(),
+        },
+        Err(e) => format!("(invalid mount: {e})"),
+    }
+}
+
+#[async_trait::async_trait]
+impl Step for SmbStep {
+    type Env = Env;
+    type Output = SmbOutput;
+
+    fn label(&self) -> String {
+        match self {
+            SmbStep::CreateVolume { svm, volume, .. } => {
+                format!("CreateVolume {svm}/{}", volume.name)
+            }
+            SmbStep::CreateShare { svm, share, .. } => format!("CreateShare {svm}/{share}"),
+            SmbStep::WriteCredentials { host, id, .. } => format!("WriteCredentials {host}:{id}"),
+            SmbStep::MountSmb { host, mount } => {
+                format!("MountSmb {host}:{}", mount.target.display())
+            }
+            SmbStep::PersistFstab { host, mount } => format!("PersistFstab {host}:{}", mount.id),
+            SmbStep::PersistAutofs { host, map, mount } => {
+                format!("PersistAutofs {host}:auto.{map}/{}", mount.id)
+            }
+            SmbStep::DefinePool { host, pool } => format!("DefinePool {host}:{}", pool.name),
+            SmbStep::RemovePool { host, pool } => format!("RemovePool {host}:{}", pool.name),
+            SmbStep::RemoveFstab { host, mount } => format!("RemoveFstab {host}:{}", mount.id),
+            SmbStep::RemoveAutofs { host, map, mount } => {
+                format!("RemoveAutofs {host}:auto.{map}/{}", mount.id)
+            }
+            SmbStep::UnmountSmb { host, mount } => {
+                format!("UnmountSmb {host}:{}", mount.target.display())
+            }
+            SmbStep::RemoveCredentials { host, id, .. } => {
+                format!("RemoveCredentials {host}:{id}")
+            }
+            SmbStep::DeleteShare { svm, share, .. } => format!("DeleteShare {svm}/{share}"),
+            SmbStep::DeleteVolume { svm, name, .. } => format!("DeleteVolume {svm}/{name}"),
+        }
+    }
+
+    fn planned(&self) -> Vec<ActionKind> {
+        let ontap = |method: &str, path: &str, summary: String| ActionKind::OntapCall {
+            method: method.into(),
+            path: path.into(),
+            summary,
+        };
+        let file = |host: &str, path: &str, line: String| ActionKind::FileChange {
+            host: host.to_owned(),
+            path: path.into(),
+            line,
+        };
+        match self {
+            SmbStep::CreateVolume {
+                svm,
+                volume,
+                junction,
+                security_style,
+                ..
+            } => vec![ontap(
+                "POST",
+                "/api/storage/volumes",
+                format!(
+                    "create FlexVol {svm}/{} on {}, {} bytes{}, junction {junction}, security style {security_style}",
+                    volume.name,
+                    volume.aggregate,
+                    volume.size,
+                    if volume.thin { " thin" } else { "" }
+                ),
+            )],
+            SmbStep::CreateShare {
+                svm,
+                share,
+                path,
+                access,
+                encryption,
+                ..
+            } => vec![ontap(
+                "POST",
+                "/api/protocols/cifs/shares",
+                format!(
+                    "create share {share} on {svm}:{path}, ACL {} ({}) full_control{}",
+                    access.user_or_group,
+                    access.kind,
+                    if *encryption { ", encryption required" } else { "" }
+                ),
+            )],
+            SmbStep::WriteCredentials {
+                host,
+                id,
+                username,
+                domain,
+                secret,
+            } => vec![file(
+                host,
+                &format!("/etc/kvmstor/cifs/{id}.cred"),
+                format!(
+                    "username={username} password=<secret {secret}>{} (mode 0600)",
+                    domain
+                        .as_ref()
+                        .map(|d| format!(" domain={d}"))
+                        .unwrap_or_default()
+                ),
+            )],
+            SmbStep::RemoveCredentials { host, id, .. } => vec![file(
+                host,
+                &format!("/etc/kvmstor/cifs/{id}.cred"),
+                "(remove)".into(),
+            )],
+            SmbStep::MountSmb { host, mount } => vec![ActionKind::HostCommand {
+                host: host.clone(),
+                command: mount_line(mount, "mount"),
+            }],
+            SmbStep::UnmountSmb { host, mount } => vec![ActionKind::HostCommand {
+                host: host.clone(),
+                command: format!("umount {}", mount.target.display()),
+            }],
+            SmbStep::PersistFstab { host, mount } => {
+                vec![file(host, "/etc/fstab", mount_line(mount, "fstab"))]
+            }
+            SmbStep::RemoveFstab { host, mount } => vec![file(
+                host,
+                "/etc/fstab",
+                format!("(remove) {}", mount_line(mount, "fstab")),
+            )],
+            SmbStep::PersistAutofs { host, map, mount } => vec![
+                file(host, "/etc/auto.master", format!("/- /etc/auto.{map} --timeout=300")),
+                file(host, &format!("/etc/auto.{map}"), mount_line(mount, "autofs")),
+            ],
+            SmbStep::RemoveAutofs { host, map, mount } => vec![file(
+                host,
+                &format!("/etc/auto.{map}"),
+                format!("(remove) {}", mount_line(mount, "autofs")),
+            )],
+            SmbStep::DefinePool { host, pool } => vec![ActionKind::LibvirtDefinition {
+                host: host.clone(),
+                uri: String::new(),
+                xml: pool
+                    .def()
+                    .map(|d| d.to_xml())
+                    .unwrap_or_else(|e| format!("(invalid pool: {e})")),
+            }],
+            SmbStep::RemovePool { host, pool } => vec![ActionKind::LibvirtRemoval {
+                host: host.clone(),
+                uri: String::new(),
+                what: format!("pool {} (data kept)", pool.name),
+            }],
+            SmbStep::DeleteShare { svm, share, .. } => vec![ontap(
+                "DELETE",
+                "/api/protocols/cifs/shares/{svm uuid}/{share}",
+                format!("delete share {svm}/{share}"),
+            )],
+            SmbStep::DeleteVolume { svm, name, .. } => vec![ontap(
+                "DELETE",
+                "/api/storage/volumes/{uuid}",
+                format!("delete volume {svm}/{name} and its data"),
+            )],
+        }
+    }
+
+    fn locks(&self) -> Vec<LockKey> {
+        match self {
+            SmbStep::CreateVolume {
+                cluster,
+                svm,
+                volume,
+                ..
+            } => vec![LockKey::ontap(cluster, svm, "volume", &volume.name)],
+            SmbStep::DeleteVolume { cluster, svm, name } => {
+                vec![LockKey::ontap(cluster, svm, "volume", name)]
+            }
+            SmbStep::CreateShare {
+                cluster,
+                svm,
+                share,
+                ..
+            }
+            | SmbStep::DeleteShare {
+                cluster,
+                svm,
+                share,
+                ..
+            } => vec![LockKey::ontap(cluster, svm, "cifs-share", share)],
+            SmbStep::WriteCredentials { host, .. }
+            | SmbStep::MountSmb { host, .. }
+            | SmbStep::PersistFstab { host, .. }
+            | SmbStep::PersistAutofs { host, .. }
+            | SmbStep::DefinePool { host, .. }
+            | SmbStep::RemovePool { host, .. }
+            | SmbStep::RemoveFstab { host, .. }
+            | SmbStep::RemoveAutofs { host, .. }
+            | SmbStep::UnmountSmb { host, .. }
+            | SmbStep::RemoveCredentials { host, .. } => vec![LockKey::host(host)],
+        }
+    }
+
+    fn reversible(&self) -> bool {
+        !matches!(self, SmbStep::DeleteVolume { .. })
+    }
+
+    async fn apply(&self, env: &Env) -> Result<Applied<SmbOutput>, StepError> {
+        let done = |changed: bool| Applied {
+            changed,
+            output: SmbOutput::Nothing,
+        };
+        match self {
+            SmbStep::CreateVolume {
+                svm,
+                volume,
+                junction,
+                security_style,
+                token,
+                ..
+            } => {
+                let op = || format!("create volume {svm}/{}", volume.name);
+                if let Some(v) = find_volume(env, svm, &volume.name)
+                    .await
+                    .map_err(ontap_err(op()))?
+                {
+                    return Ok(Applied {
+                        changed: v.comment.as_deref() == Some(token.as_str()),
+                        output: SmbOutput::Volume {
+                            uuid: v.uuid.unwrap_or_default(),
+                        },
+                    });
+                }
+                env.ontap()
+                    .volumes()
+                    .create(&volume.smb_body(svm, junction, style(security_style), token))
+                    .await
+                    .map_err(ontap_err(op()))?;
+                let uuid = find_volume(env, svm, &volume.name)
+                    .await
+                    .map_err(ontap_err(op()))?
+                    .and_then(|v| v.uuid)
+                    .ok_or_else(|| StepError::MissingField {
+                        operation: op(),
+                        field: "uuid",
+                    })?;
+                Ok(Applied::changed(SmbOutput::Volume { uuid }))
+            }
+            SmbStep::CreateShare {
+                svm,
+                share,
+                path,
+                access,
+                encryption,
+                token,
+                ..
+            } => Ok(done(
+                create_share(env, svm, share, path, access, *encryption, Some(token)).await?,
+            )),
+            SmbStep::WriteCredentials {
+                host,
+                id,
+                username,
+                domain,
+                secret,
+            } => Ok(done(write_creds(
+                env,
+                env.find_host(host)?,
+                id,
+                username,
+                domain.as_deref(),
+                secret,
+            )?)),
+            SmbStep::MountSmb { host, mount } => mount_now(env.find_host(host)?, mount).await,
+            SmbStep::PersistFstab { host, mount } => {
+                Ok(done(add_fstab(env.find_host(host)?, mount)?))
+            }
+            SmbStep::PersistAutofs { host, map, mount } => {
+                Ok(done(add_autofs(env.find_host(host)?, map, mount).await?))
+            }
+            SmbStep::DefinePool { host, pool } => {
+                Ok(from_nfs(ensure_pool(env.find_host(host)?, pool).await?))
+            }
+            SmbStep::RemovePool { host, pool } => {
+                Ok(done(remove_pool(env.find_host(host)?, pool, false).await?))
+            }
+            SmbStep::RemoveFstab { host, mount } => {
+                Ok(done(remove_fstab(env.find_host(host)?, mount)?))
+            }
+            SmbStep::RemoveAutofs { host, map, mount } => {
+                Ok(done(remove_autofs(env.find_host(host)?, map, mount).await?))
+            }
+            SmbStep::UnmountSmb { host, mount } => {
+                Ok(done(unmount(env.find_host(host)?, mount, true).await?))
+            }
+            SmbStep::RemoveCredentials { host, id, .. } => {
+                Ok(done(remove_creds(env.find_host(host)?, id)?))
+            }
+            SmbStep::DeleteShare { svm, share, .. } => {
+                Ok(done(delete_share(env, svm, share, None).await?))
+            }
+            SmbStep::DeleteVolume { svm, name, .. } => {
+                Ok(done(delete_volume(env, svm, name, None, None).await?))
+            }
+        }
+    }
+
+    async fn undo(&self, env: &Env, output: Option<&SmbOutput>) -> Result<bool, StepError> {
+        match self {
+            SmbStep::CreateVolume {
+                svm, volume, token, ..
+            } => {
+                let uuid = match output {
+                    Some(SmbOutput::Volume { uuid }) => Some(uuid.as_str()),
+                    _ => None,
+                };
+                delete_volume(env, svm, &volume.name, Some(token), uuid).await
+            }
+            SmbStep::CreateShare {
+                svm, share, token, ..
+            } => delete_share(env, svm, share, Some(token)).await,
+            SmbStep::WriteCredentials { host, id, .. } => remove_creds(env.find_host(host)?, id),
+            SmbStep::MountSmb { host, mount } => {
+                let remove_dir = match output {
+                    Some(SmbOutput::Mount { created_dir }) => *created_dir,
+                    _ => true,
+                };
+                unmount(env.find_host(host)?, mount, remove_dir).await
+            }
+            SmbStep::PersistFstab { host, mount } => remove_fstab(env.find_host(host)?, mount),
+            SmbStep::PersistAutofs { host, map, mount } => {
+                remove_autofs(env.find_host(host)?, map, mount).await
+            }
+            SmbStep::DefinePool { host, pool } => {
+                remove_pool(env.find_host(host)?, pool, true).await
+            }
+            SmbStep::RemovePool { host, pool } => {
+                Ok(ensure_pool(env.find_host(host)?, pool).await?.changed)
+            }
+            SmbStep::RemoveFstab { host, mount } => add_fstab(env.find_host(host)?, mount),
+            SmbStep::RemoveAutofs { host, map, mount } => {
+                add_autofs(env.find_host(host)?, map, mount).await
+            }
+            SmbStep::UnmountSmb { host, mount } => {
+                Ok(mount_now(env.find_host(host)?, mount).await?.changed)
+            }
+            SmbStep::RemoveCredentials {
+                host,
+                id,
+                username,
+                domain,
+                secret,
+            } => write_creds(
+                env,
+                env.find_host(host)?,
+                id,
+                username,
+                domain.as_deref(),
+                secret,
+            ),
+            SmbStep::DeleteShare {
+                svm,
+                share,
+                path,
+                access,
+                ..
+            } => create_share(env, svm, share, path, access, false, None).await,
+            SmbStep::DeleteVolume { .. } => Err(StepError::Irreversible { step: self.label() }),
+        }
+    }
+}
+
+/// The request: an SMB datastore from an SVM, attached to hosts as a libvirt `dir` pool.
+///
+/// ```
+/// use kvmstor::smb::SmbDatastore;
+/// use ontap_client::SecretString;
+/// let ds = SmbDatastore::new("svm1", "vmshare", "aggr1", 100 << 30)
+///     .hosts(["kvm1", "kvm2"])
+///     .account("svc_kvm", Some("CORP"), SecretString::from("p@ss"));
+/// assert_eq!(ds.secret_name(), "smb/vmshare");
+/// assert!(!format!("{ds:?}").contains("p@ss"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct SmbDatastore {
+    svm: String,
+    pool: String,
+    volume: VolumeRequest,
+    hosts: Vec<String>,
+    mount_point: PathBuf,
+    persist: Persist,
+    username: String,
+    domain: Option<String>,
+    password: Option<SecretString>,
+    mixed: bool,
+    seal: bool,
+    max_channels: u8,
+    delete_ontap_objects: bool,
+}
+
+impl SmbDatastore {
+    /// Pool `name` on a volume of `size` bytes on `aggregate` of `svm` (named like the
+    /// pool with `-` as `_`), thin, NTFS, shared as `<name>`, mounted at
+    /// `/var/lib/kvmstor/mnt/<name>` with multichannel, persisted in fstab; no hosts or
+    /// account yet.
+    pub fn new(svm: &str, name: &str, aggregate: &str, size: u64) -> Self {
+        SmbDatastore {
+            svm: svm.to_owned(),
+            pool: name.to_owned(),
+            volume: VolumeRequest {
+                name: name.replace(['-', '.'], "_"),
+                aggregate: aggregate.to_owned(),
+                size,
+                thin: true,
+                efficiency: None,
+                snapshot_policy: None,
+                tiering: None,
+                encryption: None,
+                anti_ransomware: None,
+            },
+            hosts: Vec::new(),
+            mount_point: PathBuf::from(format!("/var/lib/kvmstor/mnt/{name}")),
+            persist: Persist::Fstab,
+            username: String::new(),
+            domain: None,
+            password: None,
+            mixed: false,
+            seal: false,
+            max_channels: DEFAULT_MAX_CHANNELS,
+            delete_ontap_objects: false,
+        }
+    }
+
+    /// The hosts (by name, as in the [`Env`]).
+    #[must_use]
+    pub fn hosts<I: IntoIterator<Item = S>, S: Into<String>>(mut self, hosts: I) -> Self {
+        self.hosts = hosts.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The account the hosts mount with; it gets full control in the share's ACL.
+    #[must_use]
+    pub fn account(mut self, username: &str, domain: Option<&str>, password: SecretString) -> Self {
+        self.username = username.to_owned();
+        self.domain = domain.map(str::to_owned);
+        self.password = Some(password);
+        self
+    }
+
+    /// The mount point on every host.
+    #[must_use]
+    pub fn mount_point(mut self, path: impl Into<PathBuf>) -> Self {
+        self.mount_point = path.into();
+        self
+    }
+
+    /// fstab (default) or autofs.
+    #[must_use]
+    pub fn persist(mut self, persist: Persist) -> Self {
+        self.persist = persist;
+        self
+    }
+
+    /// Mixed security style (NFS clients share the volume) instead of NTFS.
+    #[must_use]
+    pub fn mixed_security(mut self, yes: bool) -> Self {
+        self.mixed = yes;
+        self
+    }
+
+    /// Require SMB encryption (share property and `seal`).
+    #[must_use]
+    pub fn encryption(mut self, yes: bool) -> Self {
+        self.seal = yes;
+        self
+    }
+
+    /// Multichannel channels (default [`DEFAULT_MAX_CHANNELS`]; `0` turns multichannel
+    /// off; at most 16).
+    #[must_use]
+    pub fn max_channels(mut self, n: u8) -> Self {
+        self.max_channels = n.min(16);
+        self
+    }
+
+    /// Detach also deletes the share and the volume (and its data). Off by default.
+    #[must_use]
+    pub fn delete_ontap_objects(mut self, yes: bool) -> Self {
+        self.delete_ontap_objects = yes;
+        self
+    }
+
+    /// The name the password goes by in the [`Env`] and the journal: `smb/<pool>`.
+    pub fn secret_name(&self) -> String {
+        format!("smb/{}", self.pool)
+    }
+
+    /// `env` with this datastore's password added under [`SmbDatastore::secret_name`].
+    pub fn env_with_secret(&self, env: &Env) -> Env {
+        match &self.password {
+            Some(p) => env.clone().secret(self.secret_name(), p.clone()),
+            None => env.clone(),
+        }
+    }
+
+    /// The share's name (the pool's).
+    pub fn share(&self) -> &str {
+        &self.pool
+    }
+
+    fn entry_id(&self) -> String {
+        format!("kvmstor-{}", self.pool.to_ascii_lowercase())
+    }
+
+    fn workflow(&self, verb: &str) -> String {
+        format!(
+            "smb-{verb} {}/{} as pool {}",
+            self.svm, self.volume.name, self.pool
+        )
+    }
+
+    fn plan_err(&self, source: StepError) -> Error {
+        Error::Plan {
+            workflow: self.workflow("attach"),
+            source: Box::new(source),
+        }
+    }
+
+    fn validate(&self, env: &Env) -> Result<()> {
+        if self.hosts.is_empty() {
+            return Err(Error::Invalid {
+                field: "hosts",
+                value: String::new(),
+                reason: "a datastore needs at least one host",
+            });
+        }
+        if self.username.is_empty() {
+            return Err(Error::Invalid {
+                field: "account",
+                value: String::new(),
+                reason: "an SMB datastore needs an account (SmbDatastore::account)",
+            });
+        }
+        for h in &self.hosts {
+            env.find_host(h).map_err(|e| self.plan_err(e))?;
+        }
+        EntryId::parse(&self.entry_id()).map_err(|_| Error::Invalid {
+            field: "pool",
+            value: self.pool.clone(),
+            reason: "must be 1 to 56 of a-z A-Z 0-9 _ . - starting with a letter or digit",
+        })?;
+        Ok(())
+    }
+
+    /// The address of the SVM's first `data_cifs` LIF that is up and enabled (by LIF
+    /// name); multichannel finds the others.
+    pub async fn lif_address(&self, env: &Env) -> Result<String> {
+        let lifs = env
+            .ontap()
+            .ip_interfaces()
+            .data_lifs(&self.svm, &IpService::DataCifs)
+            .await
+            .map_err(|source| {
+                self.plan_err(StepError::Ontap {
+                    operation: format!("list data_cifs LIFs of {}", self.svm),
+                    source: Box::new(source),
+                })
+            })?;
+        let mut up: Vec<(String, String)> = lifs
+            .iter()
+            .filter(|l| l.enabled != Some(false))
+            .filter(|l| l.state.as_ref().is_none_or(|s| *s == InterfaceState::Up))
+            .filter_map(|l| Some((l.name.clone().unwrap_or_default(), l.address()?.to_owned())))
+            .collect();
+        up.sort();
+        up.into_iter()
+            .next()
+            .map(|(_, a)| a)
+            .ok_or_else(|| Error::NoServiceLif {
+                svm: self.svm.clone(),
+                service: "data_cifs".into(),
+            })
+    }
+
+    fn mount_spec(&self, server: String) -> Result<SmbMountSpec> {
+        let spec = SmbMountSpec {
+            server,
+            share: self.pool.clone(),
+            target: self.mount_point.clone(),
+            max_channels: self.max_channels,
+            seal: self.seal,
+            id: self.entry_id(),
+        };
+        spec.to_mount().map_err(|source| {
+            self.plan_err(StepError::Host {
+                host: String::new(),
+                operation: "validate SMB mount".into(),
+                source: Box::new(source),
+            })
+        })?;
+        Ok(spec)
+    }
+
+    fn pool_request(&self) -> PoolRequest {
+        PoolRequest {
+            name: self.pool.clone(),
+            target: self.mount_point.clone(),
+            netfs: None,
+        }
+    }
+
+    fn access(&self) -> ShareAccess {
+        ShareAccess {
+            user_or_group: match &self.domain {
+                Some(d) => format!("{d}\\{}", self.username),
+                None => self.username.clone(),
+            },
+            kind: "windows".into(),
+        }
+    }
+
+    /// The attach workflow (looks up the SMB LIF; nothing is changed). Run it with
+    /// [`SmbDatastore::env_with_secret`].
+    pub async fn attach(&self, env: &Env) -> Result<Saga<SmbStep>> {
+        self.validate(env)?;
+        let mount = self.mount_spec(self.lif_address(env).await?)?;
+        let cluster = env.cluster().to_owned();
+        let token = format!("kvmstor:{}:{}", self.pool, uuid::Uuid::new_v4());
+        let junction = format!("/{}", self.volume.name);
+        let mut steps = vec![
+            SmbStep::CreateVolume {
+                cluster: cluster.clone(),
+                svm: self.svm.clone(),
+                volume: self.volume.clone(),
+                junction: junction.clone(),
+                security_style: if self.mixed { "mixed" } else { "ntfs" }.into(),
+                token: token.clone(),
+            },
+            SmbStep::CreateShare {
+                cluster,
+                svm: self.svm.clone(),
+                share: self.pool.clone(),
+                path: junction,
+                access: self.access(),
+                encryption: self.seal,
+                token,
+            },
+        ];
+        for h in &self.hosts {
+            steps.push(SmbStep::WriteCredentials {
+                host: h.clone(),
+                id: self.entry_id(),
+                username: self.username.clone(),
+                domain: self.domain.clone(),
+                secret: self.secret_name(),
+            });
+            match self.persist {
+                Persist::Autofs => steps.push(SmbStep::PersistAutofs {
+                    host: h.clone(),
+                    map: "kvmstor".into(),
+                    mount: mount.clone(),
+                }),
+                _ => {
+                    steps.push(SmbStep::MountSmb {
+                        host: h.clone(),
+                        mount: mount.clone(),
+                    });
+                    steps.push(SmbStep::PersistFstab {
+                        host: h.clone(),
+                        mount: mount.clone(),
+                    });
+                }
+            }
+            steps.push(SmbStep::DefinePool {
+                host: h.clone(),
+                pool: self.pool_request(),
+            });
+        }
+        Ok(Saga::new(self.workflow("attach"), steps))
+    }
+
+    /// The detach workflow: per host the pool (data kept), the fstab line or autofs entry,
+    /// the mount and the credentials file; then, only with
+    /// [`SmbDatastore::delete_ontap_objects`], the share and the volume.
+    pub async fn detach(&self, env: &Env) -> Result<Saga<SmbStep>> {
+        self.validate(env)?;
+        let mount = self.mount_spec(self.lif_address(env).await?)?;
+        let mut steps = Vec::new();
+        for h in &self.hosts {
+            steps.push(SmbStep::RemovePool {
+                host: h.clone(),
+                pool: self.pool_request(),
+            });
+            match self.persist {
+                Persist::Autofs => steps.push(SmbStep::RemoveAutofs {
+                    host: h.clone(),
+                    map: "kvmstor".into(),
+                    mount: mount.clone(),
+                }),
+                _ => {
+                    steps.push(SmbStep::RemoveFstab {
+                        host: h.clone(),
+                        mount: mount.clone(),
+                    });
+                    steps.push(SmbStep::UnmountSmb {
+                        host: h.clone(),
+                        mount: mount.clone(),
+                    });
+                }
+            }
+            steps.push(SmbStep::RemoveCredentials {
+                host: h.clone(),
+                id: self.entry_id(),
+                username: self.username.clone(),
+                domain: self.domain.clone(),
+                secret: self.secret_name(),
+            });
+        }
+        if self.delete_ontap_objects {
+            let cluster = env.cluster().to_owned();
+            steps.push(SmbStep::DeleteShare {
+                cluster: cluster.clone(),
+                svm: self.svm.clone(),
+                share: self.pool.clone(),
+                path: format!("/{}", self.volume.name),
+                access: self.access(),
+            });
+            steps.push(SmbStep::DeleteVolume {
+                cluster,
+                svm: self.svm.clone(),
+                name: self.volume.name.clone(),
+            });
+        }
+        Ok(Saga::new(self.workflow("detach"), steps))
+    }
+}
