@@ -364,6 +364,13 @@ def test_collection_paging_and_count(conn, cleanup, unique, requests_seen):
 
     assert Volume.count_collection(name=f"{unique}_pg*") == 5
 
+    # netapp-ontap sends the space in "name desc" as %20, as ONTAP wants it.
+    requests_seen.clear()
+    ordered = Volume.get_collection(name=f"{unique}_pg*", order_by="name desc", max_records=2)
+    assert [v.name for v in ordered] == list(reversed(names))
+    first_query = [r[2] for r in requests_seen if r[1] == "/api/storage/volumes"][0]
+    assert "order_by=name%20desc" in first_query
+
 
 def test_job_failure_surfaces_through_poll(conn, cleanup, unique):
     volume = new_volume(cleanup, f"{unique}_lk", snapshot_locking_enabled=True)

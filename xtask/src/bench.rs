@@ -122,9 +122,8 @@ fn measure(sim: &SimDaemon, side: Side, args: &[&str]) -> Result<Measure> {
             cmd
         }
     };
-    cmd.current_dir(repo_root())
-        .args(args)
-        .envs(sim.client_env());
+    cmd.current_dir(repo_root()).args(args);
+    sim.configure_client(&mut cmd);
     let name = match side {
         Side::Rust => "ontap-client",
         Side::Python => "netapp-ontap",
@@ -179,13 +178,13 @@ fn render(rows: &[Row]) -> Result<String> {
         let rate = |m: &Measure| m.items as f64 / m.seconds.max(1e-9);
         writeln!(
             out,
-            "| {} — wall time | {:.2} s ({:.0} {}/s) | {:.2} s ({:.0} {}/s) | {:.1}× the throughput |",
+            "| {} — wall time | {:.2} s ({} {}/s) | {:.2} s ({} {}/s) | {:.1}× the throughput |",
             row.workload,
             row.rust.seconds,
-            rate(&row.rust),
+            group(rate(&row.rust).round() as u64),
             row.unit,
             row.python.seconds,
-            rate(&row.python),
+            group(rate(&row.python).round() as u64),
             row.unit,
             rate(&row.rust) / rate(&row.python).max(1e-9),
         )?;

@@ -185,18 +185,21 @@ fn python_tier(summary: &mut Summary) {
         let sim_bin = target_dir().join("debug").join("ontap-sim");
         let sim = SimDaemon::start(&sim_bin, "pytest", &[])?;
         let mut cmd = Command::new(setup::venv_python());
-        cmd.current_dir(repo_root())
-            .args([
-                "-m",
-                "pytest",
-                "-v",
-                "-p",
-                "no:cacheprovider",
-                "tests/python",
-            ])
-            .envs(sim.client_env());
+        cmd.current_dir(repo_root()).args([
+            "-m",
+            "pytest",
+            "-v",
+            "-p",
+            "no:cacheprovider",
+            "tests/python",
+        ]);
+        sim.configure_client(&mut cmd);
+        cmd.env("PYTHONDONTWRITEBYTECODE", "1");
         let run = run_streamed(&mut cmd)?;
         let counts = summary::parse_pytest(&run.stdout);
+        if !run.success {
+            println!("simulator log: {}", sim.log_file().display());
+        }
         // pytest exits 5 when it collected no test: that is a failure of the tier.
         if run.code == Some(5) {
             eprintln!("xtask: pytest collected no tests");

@@ -85,6 +85,8 @@ impl SimDaemon {
             .arg("--cert-out")
             .arg(&ca_file)
             .args(extra_args)
+            // The simulator also reads its password from here; pin it to what clients get.
+            .env("ONTAP_SIM_PASSWORD", SIM_PASSWORD)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -139,15 +141,23 @@ impl SimDaemon {
         Ok(daemon)
     }
 
-    /// Environment variables that tell a client (pytest, the bench binaries) where the
-    /// simulator is. The password travels in the environment, never in argv.
-    pub(crate) fn client_env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("ONTAP_SIM_URL", self.url.clone()),
-            ("ONTAP_SIM_CA", self.ca_file.display().to_string()),
-            ("ONTAP_SIM_USER", SIM_USER.to_owned()),
-            ("ONTAP_SIM_PASSWORD", SIM_PASSWORD.to_owned()),
-        ]
+    /// Points a client process (pytest, the bench binaries) at the simulator through its
+    /// environment; the password travels there, never in argv.
+    ///
+    /// `REQUESTS_CA_BUNDLE` and `CURL_CA_BUNDLE` are removed: requests lets them override a
+    /// session's `verify`, so netapp-ontap's `HostConnection(verify=CA)` would be ignored.
+    pub(crate) fn configure_client(&self, cmd: &mut Command) {
+        cmd.env("ONTAP_SIM_URL", &self.url)
+            .env("ONTAP_SIM_CA", &self.ca_file)
+            .env("ONTAP_SIM_USER", SIM_USER)
+            .env("ONTAP_SIM_PASSWORD", SIM_PASSWORD)
+            .env_remove("REQUESTS_CA_BUNDLE")
+            .env_remove("CURL_CA_BUNDLE");
+    }
+
+    /// Where the simulator's stderr goes.
+    pub(crate) fn log_file(&self) -> &Path {
+        &self.log_file
     }
 
     /// The last lines of the simulator's stderr log.
