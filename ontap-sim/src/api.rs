@@ -92,6 +92,15 @@ impl ApiRequest {
         check_fields(&self.body_obj(), allowed)
     }
 
+    /// This request with `body` as its body: one record of a `{"records":[…]}` POST, so
+    /// the single-record validation (`check_fields`, `create_svm`) applies unchanged.
+    pub fn for_record(&self, body: Map<String, Value>) -> ApiRequest {
+        ApiRequest {
+            body: Some(Value::Object(body)),
+            ..self.clone()
+        }
+    }
+
     /// The path with the raw query, for `_links.self`.
     pub fn self_href(&self) -> String {
         match &self.raw_query {

@@ -1,6 +1,6 @@
 //! The job table behind `/api/cluster/jobs`. Jobs are not persisted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -55,7 +55,24 @@ pub fn job_link(uuid: &str) -> Value {
 pub(crate) struct Jobs {
     records: Mutex<BTreeMap<String, Value>>,
     signals: Mutex<HashMap<String, watch::Sender<bool>>>,
+    cancels: Mutex<HashSet<String>>,
 }
+
+/// What became of `PATCH /api/cluster/jobs/{uuid}?action=cancel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CancelRequest {
+    /// No such job (or it expired).
+    Unknown,
+    /// The job already ended.
+    Terminal,
+    /// Noted: the job fails instead of running its work, unless the work already began.
+    Accepted,
+}
+
+/// Job `code` and `message` of a job cancelled before its work ran. ONTAP documents
+/// only that a cancelled job ends in `success` or `failure`; the code is the
+/// simulator's own.
+pub(crate) const CANCELLED: (i64, &str) = (458784, "The job was cancelled.");
 
 impl Jobs {
     /// Registers a queued job and returns its ticket.
@@ -118,6 +135,26 @@ impl Jobs {
         }
     }
 
+    /// Records a cancel request for a queued or running job.
+    pub(crate) fn request_cancel(&self, uuid: &str) -> CancelRequest {
+        let state = self.with(|r| r.get(uuid).map(|j| j["state"].clone()));
+        match state {
+            None => CancelRequest::Unknown,
+            Some(s) if s == "success" || s == "failure" => CancelRequest::Terminal,
+            Some(_) => {
+                if let Ok(mut c) = self.cancels.lock() {
+                    c.insert(uuid.to_string());
+                }
+                CancelRequest::Accepted
+            }
+        }
+    }
+
+    /// Whether a cancel was requested for the job (forgets the request).
+    pub(crate) fn take_cancel(&self, uuid: &str) -> bool {
+        self.cancels.lock().is_ok_and(|mut c| c.remove(uuid))
+    }
+
     pub(crate) fn expire(&self, uuid: &str) {
         if let Ok(mut r) = self.records.lock() {
             r.remove(uuid);
@@ -133,6 +170,9 @@ impl Jobs {
         }
         if let Ok(mut s) = self.signals.lock() {
             s.clear();
+        }
+        if let Ok(mut c) = self.cancels.lock() {
+            c.clear();
         }
     }
 

@@ -50,8 +50,18 @@
 //! * Export policies/rules, CIFS shares and IP interfaces are synchronous (201/200).
 //! * Records are ordered by key (UUID) in collections; `next` links carry
 //!   `start.uuid=` (or `start.offset=` with `order_by`).
-//! * Filters on fields a record does not have simply do not match (ONTAP would reject
-//!   unknown field names).
+//! * Filters on fields a record does not have simply do not match, and unknown names in
+//!   `fields` are left out (ONTAP rejects unknown names with 400 / 262197; the simulator
+//!   has no per-resource schema to tell them from known fields that are unset).
+//! * Multi-record POST `{"records":[…]}` (snapshots, also with `*` as the volume key;
+//!   LUNs) validates every record, then answers 202 with one job and no `Location`; the
+//!   job creates them in order and, if one fails, removes those it made and fails.
+//!   `GET/PATCH/DELETE /api/storage/volumes/*/snapshots` act across volumes.
+//! * A raw `+` in a path key means a space (clients form-encode keys: netapp-ontap sends
+//!   the share `a b` as `/api/protocols/cifs/shares/{svm}/a+b`); `%2B` is a `+`.
+//! * `PATCH /api/cluster/jobs/{uuid}?action=cancel` fails a job whose work has not
+//!   started yet (code 458784); `pause`/`resume` are refused (458783 / 458771) and
+//!   finished jobs answer 458762.
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use ontap_sim::{Fault, SimServer};

@@ -332,10 +332,15 @@ async fn handle(sim: Sim, app: Router, req: Request<Incoming>) -> Result<Respons
                 FaultAction::FailJob { .. } => {}
             }
         }
-        if path.len() > 1 && path.ends_with('/') {
+        let routed = path_keys_plus_as_space(if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            &path
+        });
+        if routed != path {
             let pq = match &query {
-                Some(q) => format!("{}?{q}", path.trim_end_matches('/')),
-                None => path.trim_end_matches('/').to_string(),
+                Some(q) => format!("{routed}?{q}"),
+                None => routed,
             };
             if let Ok(uri) = pq.parse() {
                 parts.uri = uri;
@@ -355,6 +360,13 @@ async fn handle(sim: Sim, app: Router, req: Request<Incoming>) -> Result<Respons
         resp
     };
     Ok(finish(resp))
+}
+
+/// The path as routed: a raw `+` becomes `%20`, because clients put keys into paths with
+/// form encoding (netapp-ontap uses `quote_plus`, so the share `a b` arrives as `a+b`
+/// while a literal `+` arrives as `%2B`). Every `Path` extractor then sees the space.
+fn path_keys_plus_as_space(path: &str) -> String {
+    path.replace('+', "%20")
 }
 
 async fn unknown_api() -> Response {
@@ -463,4 +475,25 @@ pub(crate) fn local_addr(l: &TcpListener, asked: SocketAddr) -> Result<SocketAdd
         addr: asked,
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_keys_plus_as_space;
+
+    #[test]
+    fn plus_in_a_path_key_means_space() {
+        assert_eq!(
+            path_keys_plus_as_space("/api/protocols/cifs/shares/1234/x+share"),
+            "/api/protocols/cifs/shares/1234/x%20share"
+        );
+        assert_eq!(
+            path_keys_plus_as_space("/api/protocols/cifs/shares/1234/a%2Bb"),
+            "/api/protocols/cifs/shares/1234/a%2Bb"
+        );
+        assert_eq!(
+            path_keys_plus_as_space("/api/storage/volumes"),
+            "/api/storage/volumes"
+        );
+    }
 }

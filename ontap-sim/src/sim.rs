@@ -157,7 +157,8 @@ impl Sim {
 
     /// Starts a job described as `"METHOD /api/path"`. The job is `queued`, turns
     /// `running`, waits the configured job duration, then runs `work`; its result decides
-    /// `success` or `failure`. A matching fail-job fault replaces `work`'s result.
+    /// `success` or `failure`. A matching fail-job fault replaces `work`'s result; a cancel
+    /// requested before `work` starts fails the job without running it.
     pub fn spawn_job<F>(&self, description: String, svm: Option<Value>, work: F) -> JobTicket
     where
         F: Future<Output = Result<(), JobFailure>> + Send + 'static,
@@ -174,15 +175,25 @@ impl Sim {
         tokio::spawn(async move {
             sim.inner.jobs.set_running(&uuid);
             tokio::time::sleep(delay).await;
-            let outcome = match injected {
-                Some(f) => Err(f),
-                None => work.await.map_err(|f| (f.code, f.message)),
+            let outcome = if sim.inner.jobs.take_cancel(&uuid) {
+                let (code, message) = crate::jobs::CANCELLED;
+                Err((code, message.to_string()))
+            } else {
+                match injected {
+                    Some(f) => Err(f),
+                    None => work.await.map_err(|f| (f.code, f.message)),
+                }
             };
             sim.inner.jobs.finish(&uuid, outcome);
             tokio::time::sleep(ttl).await;
             sim.inner.jobs.expire(&uuid);
         });
         ticket
+    }
+
+    /// Asks a job to cancel (`PATCH /api/cluster/jobs/{uuid}?action=cancel`).
+    pub(crate) fn cancel_job(&self, uuid: &str) -> crate::jobs::CancelRequest {
+        self.inner.jobs.request_cancel(uuid)
     }
 
     /// Reads the job table.

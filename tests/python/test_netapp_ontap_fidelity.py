@@ -160,6 +160,23 @@ def test_snapshot_post_collection_quirk(conn, cleanup, unique):
     assert sorted(s.volume.uuid for s in found) == sorted([first.uuid, second.uuid])
 
 
+def test_lun_post_collection_runs_as_one_job(conn, cleanup, unique):
+    """A `records` body forces LUN creation into one job (9.19 lun.py: "wrap individual POST
+    requests in a records array to force the operation to be asynchronous"); without a
+    results link post_collection() returns [] and get_collection() finds the LUNs."""
+    new_volume(cleanup, f"{unique}_bl", size=200 * MIB)
+    records = [
+        Lun(svm=SVM, name=f"/vol/{unique}_bl/l{i}", os_type="linux", space={"size": 8 * MIB})
+        for i in range(2)
+    ]
+    assert Lun.post_collection(records) == []
+
+    found = list(Lun.get_collection(name=f"/vol/{unique}_bl/*", fields="space.size"))
+    cleanup.extend(found)
+    assert sorted(lun.name for lun in found) == [f"/vol/{unique}_bl/l0", f"/vol/{unique}_bl/l1"]
+    assert [lun.space.size for lun in found] == [8 * MIB, 8 * MIB]
+
+
 def test_flexclone_create(conn, cleanup, unique):
     parent = new_volume(cleanup, f"{unique}_p")
     Snapshot(parent.uuid, name="base").post(poll=True)

@@ -39,6 +39,10 @@
 //!    [`job_accepted`] (202 + `Location`, or 201/200 when `return_timeout` lets the job
 //!    finish). Query PATCH/DELETE: [`select_for_query`] then one job per record and
 //!    [`jobs_accepted`], or [`sync_query_done`] for synchronous resources.
+//!    Multi-record POST: [`bulk_records`] yields the record bodies; validate each with
+//!    [`ApiRequest::for_record`] (so `check_fields`/`create_svm` work unchanged), then
+//!    run one job that commits them in order and undoes the done ones on failure
+//!    (see `snapshots::bulk_create`, `san::lun_bulk_create`).
 //! 7. **Space accounting.** Volumes carry `space.size/used/available`;
 //!    [`crate::resources::volumes::charge_volume_space`] adds (or with a negative delta
 //!    releases) bytes used inside a volume (LUN/namespace reservations) and refuses with
@@ -56,7 +60,7 @@ use std::ops::Bound;
 use axum::response::Response;
 use axum::Router;
 use http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 pub(crate) use crate::api::{json_response, json_response_at, ApiRequest};
 pub(crate) use crate::error::ApiError;
@@ -336,6 +340,31 @@ fn job_error(sim: &Sim, uuid: &str) -> Result<(), ApiError> {
         )),
         None => Ok(()),
     }
+}
+
+/// The bodies of ONTAP's multi-record POST `{"records":[{…}, …]}`, or `None` for an
+/// ordinary body. `records` must be the only field and a non-empty array of objects.
+/// Such a POST always runs as one job (ontap-rest.md: wrapping a body in `records`
+/// forces async).
+pub(crate) fn bulk_records(req: &ApiRequest) -> Result<Option<Vec<Map<String, Value>>>, ApiError> {
+    let body = req.body_obj();
+    let Some(records) = body.get("records") else {
+        return Ok(None);
+    };
+    if let Some(other) = body.keys().find(|k| *k != "records" && *k != "_links") {
+        return Err(ApiError::unexpected_argument(other));
+    }
+    let Some(list) = records.as_array().filter(|l| !l.is_empty()) else {
+        return Err(ApiError::invalid_value("records", &records.to_string()));
+    };
+    list.iter()
+        .map(|r| {
+            r.as_object()
+                .cloned()
+                .ok_or_else(|| ApiError::invalid_value("records", &r.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// The records a query PATCH/DELETE acts on: at least one filter is required; honours

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::api::{check_fields, opt_bool, opt_enum, opt_str, req_str};
 use crate::backend::Change;
+use crate::query::percent_encode;
 use crate::store::{coll, str_at};
 
 const POLICIES: ResourceSpec = ResourceSpec {
@@ -744,13 +745,13 @@ async fn share_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respons
             .with_target("path"));
         }
         let mut rec = json!({
-            "svm": svm_ref(&svm.0, &svm.1), "name": name, "path": path, "comment": "",
+            "svm": svm_ref(&svm.0, &svm.1), "name": name, "path": path,
             "acls": [{"permission": "full_control", "type": "windows", "user_or_group": "Everyone"}],
             "oplocks": true, "change_notify": true, "encryption": false,
             "continuously_available": false, "home_directory": false,
             "access_based_enumeration": false, "show_snapshot": false,
             "unix_symlink": "local", "offline_files": "manual",
-            "_links": {"self": {"href": format!("/api/protocols/cifs/shares/{}/{name}", svm.0)}},
+            "_links": {"self": {"href": format!("/api/protocols/cifs/shares/{}/{}", svm.0, percent_encode(&name))}},
         });
         validate_share(&body, &mut rec)?;
         Ok((key, rec))

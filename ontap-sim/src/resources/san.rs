@@ -1419,7 +1419,9 @@ async fn lun_get(
     get_one(&sim, &req, &LUN_SPEC, &uuid)
 }
 
-async fn lun_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
+/// The LUN record a create body asks for, validated against the store (`req` carries
+/// this record's body).
+fn lun_prepare(s: &Store, req: &ApiRequest) -> Result<Value, ApiError> {
     req.check_fields(LUN_POSTABLE)?;
     let body = req.body_obj();
     let os_type = req_enum(&body, "os_type", LUN_OS_TYPES)?;
@@ -1431,7 +1433,7 @@ async fn lun_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
     let comment = opt_str(&body, "comment")?.unwrap_or_default();
     let enabled = opt_bool(&body, "enabled")?.unwrap_or(true);
     let uuid = uuid::Uuid::new_v4().to_string();
-    let record = sim.read(|s| -> Result<Value, ApiError> {
+    {
         let (svm_uuid, svm_name) = req.create_svm(s)?;
         let (path, vuuid, vrec) =
             resolve_location(s, &svm_uuid, &body, PathKind::Lun, "logical_unit")?;
@@ -1483,19 +1485,26 @@ async fn lun_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
             "lun_maps": [],
             "_links": {"self": {"href": format!("/api/storage/luns/{uuid}")}},
         }))
-    })?;
+    }
+}
+
+/// Realises and inserts a prepared LUN, charging its reservation to the volume.
+async fn lun_commit(sim: &Sim, record: &Value) -> Result<(), ApiError> {
+    let thick = record.pointer("/space/guarantee/requested") == Some(&json!(true));
+    let size = u64_at(record, "/space/size");
+    let uuid = str_at(record, "/uuid");
     realise(
-        &sim,
+        sim,
         Change::Created {
             collection: LUNS.into(),
             record: record.clone(),
         },
     )
     .await?;
-    let vuuid = str_at(&record, "/location/volume/uuid");
+    let vuuid = str_at(record, "/location/volume/uuid");
     sim.write(|s| -> Result<(), ApiError> {
-        let svm_uuid = str_at(&record, "/svm/uuid");
-        if block_path_taken(s, &svm_uuid, &str_at(&record, "/name")) {
+        let svm_uuid = str_at(record, "/svm/uuid");
+        if block_path_taken(s, &svm_uuid, &str_at(record, "/name")) {
             return Err(ApiError::new(
                 409,
                 "5374242",
@@ -1506,12 +1515,102 @@ async fn lun_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
         charge(s, &vuuid, reserved(thick, size) as i64, "LUN")?;
         s.insert(LUNS, &uuid, record.clone());
         Ok(())
-    })?;
+    })
+}
+
+/// Takes back a LUN a failed bulk job made (best effort: the job reports the original
+/// failure either way).
+async fn lun_uncommit(sim: &Sim, record: &Value) {
+    let thick = record.pointer("/space/guarantee/requested") == Some(&json!(true));
+    let size = u64_at(record, "/space/size");
+    let gone = realise(
+        sim,
+        Change::Deleted {
+            collection: LUNS.into(),
+            record: record.clone(),
+        },
+    )
+    .await;
+    if gone.is_ok() {
+        sim.write(|s| {
+            s.remove(LUNS, &str_at(record, "/uuid"));
+            let _ = charge(
+                s,
+                &str_at(record, "/location/volume/uuid"),
+                -(reserved(thick, size) as i64),
+                "LUN",
+            );
+        });
+    }
+}
+
+/// POST: synchronous (201) as in the 9.7 spec; a `records` body is ONTAP's bulk
+/// create and always answers 202 with one job (9.19: "wrap individual POST requests
+/// in a `records` array to force the operation to be asynchronous").
+async fn lun_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
+    if let Some(bodies) = super::bulk_records(&req)? {
+        return lun_bulk_create(&sim, &req, bodies).await;
+    }
+    let record = sim.read(|s| lun_prepare(s, &req))?;
+    lun_commit(&sim, &record).await?;
+    let uuid = str_at(&record, "/uuid");
     Ok(super::created(
         &req,
         &record,
         &format!("/api/storage/luns/{uuid}"),
     ))
+}
+
+/// Every record validated first (any error answers the request), then one job commits
+/// them in order; when one fails, the LUNs already made are taken back and the job fails
+/// with that error.
+async fn lun_bulk_create(
+    sim: &Sim,
+    req: &ApiRequest,
+    bodies: Vec<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let records = sim.read(|s| {
+        let mut out: Vec<Value> = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            let rec = lun_prepare(s, &req.for_record(body))?;
+            if out
+                .iter()
+                .any(|r| r["svm"]["uuid"] == rec["svm"]["uuid"] && r["name"] == rec["name"])
+            {
+                return Err(ApiError::new(
+                    409,
+                    "5374242",
+                    "A LUN or NVMe namespace already exists at the specified path.",
+                )
+                .with_target("name"));
+            }
+            out.push(rec);
+        }
+        Ok::<_, ApiError>(out)
+    })?;
+    let svm = records.first().map(|r| r["svm"].clone());
+    let echoes: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            json!({"uuid": r["uuid"], "name": r["name"],
+                        "svm": {"name": r["svm"]["name"], "uuid": r["svm"]["uuid"]}})
+        })
+        .collect();
+    let work_sim = sim.clone();
+    let ticket = sim.spawn_job(super::job_description(req), svm, async move {
+        let mut done: Vec<&Value> = Vec::new();
+        for rec in &records {
+            if let Err(e) = lun_commit(&work_sim, rec).await {
+                for made in done.into_iter().rev() {
+                    lun_uncommit(&work_sim, made).await;
+                }
+                return Err(crate::error::JobFailure::from(e));
+            }
+            done.push(rec);
+        }
+        Ok(())
+    });
+    super::job_accepted(sim, req, ticket, None, Some(echoes)).await
 }
 
 async fn lun_patch(

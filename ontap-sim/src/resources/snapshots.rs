@@ -1,5 +1,7 @@
 //! `/api/storage/volumes/{volume.uuid}/snapshots`: snapshots, with expiry and
-//! tamper-proof locking. POST and DELETE run as jobs; PATCH is synchronous.
+//! tamper-proof locking. POST and DELETE run as jobs; PATCH is synchronous. `*` as the
+//! volume key lists, patches or deletes across volumes, and POST takes ONTAP's bulk body
+//! `{"records":[{name, volume, svm?, …}, …]}` (one job for all of them).
 
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -8,11 +10,12 @@ use axum::Router;
 use http::StatusCode;
 use serde_json::{json, Map, Value};
 
+use super::volumes::resolve_volume;
 use super::{
     job_accepted, jobs_accepted, json_response, select_for_query, volume_ref, ApiError, ApiRequest,
     ResourceSpec, Sim, Store,
 };
-use crate::api::{opt_str, req_str};
+use crate::api::{check_fields, opt_str, req_str};
 use crate::backend::Change;
 use crate::error::JobFailure;
 use crate::jobs::{now_timestamp, JobTicket};
@@ -92,19 +95,23 @@ async fn list_h(
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
     let recs: std::collections::BTreeMap<String, Value> = sim.read(|s| {
-        volume(s, &req, &vol)?;
+        if vol != "*" {
+            volume(s, &req, &vol)?;
+        }
         let tunnel = req.tunnel_svm(s)?;
         Ok::<_, ApiError>(
             s.iter(coll::SNAPSHOTS)
-                .filter(|(_, v)| {
-                    str_at(v, "/volume/uuid") == vol
-                        && super::tunnel_ok(v, &tunnel, SPEC.svm_scoped)
-                })
+                .filter(|(_, v)| in_scope(v, &vol) && super::tunnel_ok(v, &tunnel, SPEC.svm_scoped))
                 .map(|(k, v)| (k.clone(), with_lock_state(v.clone())))
                 .collect(),
         )
     })?;
     super::list_records(&req, &SPEC, &recs, |_| true)
+}
+
+/// Whether a snapshot belongs to the path's volume (`*`: any volume).
+fn in_scope(rec: &Value, vol: &str) -> bool {
+    vol == "*" || str_at(rec, "/volume/uuid") == vol
 }
 
 /// The record as GET shows it: whether a SnapLock expiry has passed is decided when read,
@@ -191,70 +198,167 @@ fn apply_times(rec: &mut Value, vol: &Value, body: &Map<String, Value>) -> Resul
     Ok(())
 }
 
+/// The snapshot record a create body asks for, validated against the store. `path_vol` is
+/// the volume UUID from the path, or `*`: then the body's `volume` (with `svm` or the
+/// tunnel header narrowing a name) picks the volume, as in ONTAP's bulk create.
+fn prepare(
+    s: &Store,
+    req: &ApiRequest,
+    path_vol: &str,
+    body: &Map<String, Value>,
+    uuid: &str,
+) -> Result<Value, ApiError> {
+    check_fields(body, POSTABLE)?;
+    let name = req_str(body, "name")?;
+    let (vol, v) = if path_vol == "*" {
+        let svm = match body.get("svm") {
+            Some(r) => Some(s.resolve_svm(r)?.0),
+            None => req.tunnel_svm(s)?.map(|(u, _)| u),
+        };
+        let r = body
+            .get("volume")
+            .ok_or_else(|| ApiError::missing_value("volume.uuid"))?;
+        resolve_volume(s, svm.as_deref(), r, "volume")?
+    } else {
+        (path_vol.to_string(), volume(s, req, path_vol)?)
+    };
+    if find_in_volume(s, &vol, &name).is_some() {
+        return Err(ApiError::duplicate(format!(
+            "Snapshot copy \"{name}\" already exists on volume \"{}\".",
+            str_at(v, "/name")
+        ))
+        .with_target("name"));
+    }
+    let mut rec = json!({
+        "uuid": uuid, "name": name,
+        "volume": volume_ref(&vol, &str_at(v, "/name")),
+        "svm": v["svm"].clone(),
+        "create_time": now_timestamp(),
+        "state": "valid", "size": 0,
+        "_links": {"self": {"href": format!("/api/storage/volumes/{vol}/snapshots/{uuid}")}},
+    });
+    for f in ["comment", "snapmirror_label"] {
+        if let Some(x) = opt_str(body, f)? {
+            rec[f] = json!(x);
+        }
+    }
+    apply_times(&mut rec, v, body)?;
+    Ok(rec)
+}
+
+/// The job's work for one prepared record: ask the backend, then insert after
+/// re-checking the volume and the name.
+async fn create_work(sim: &Sim, rec: &Value) -> Result<(), JobFailure> {
+    sim.realise(Change::Created {
+        collection: coll::SNAPSHOTS.into(),
+        record: rec.clone(),
+    })
+    .await?;
+    sim.write(|s| {
+        let vol = str_at(rec, "/volume/uuid");
+        if s.get(coll::VOLUMES, &vol).is_none() {
+            return Err(JobFailure::new(
+                917927,
+                "The specified volume was not found.",
+            ));
+        }
+        if find_in_volume(s, &vol, &str_at(rec, "/name")).is_some() {
+            return Err(JobFailure::new(1, "Snapshot copy already exists."));
+        }
+        s.insert(coll::SNAPSHOTS, &str_at(rec, "/uuid"), rec.clone());
+        Ok(())
+    })
+}
+
+/// Removes a snapshot a failed bulk job made; best effort, since the job reports the
+/// original failure either way.
+async fn undo_create(sim: &Sim, rec: &Value) {
+    let removed = sim
+        .realise(Change::Deleted {
+            collection: coll::SNAPSHOTS.into(),
+            record: rec.clone(),
+        })
+        .await;
+    if removed.is_ok() {
+        sim.write(|s| s.remove(coll::SNAPSHOTS, &str_at(rec, "/uuid")));
+    }
+}
+
+fn echo(rec: &Value) -> Value {
+    json!({"name": rec["name"], "uuid": rec["uuid"],
+           "volume": {"name": rec["volume"]["name"], "uuid": rec["volume"]["uuid"]},
+           "svm": {"name": rec["svm"]["name"], "uuid": rec["svm"]["uuid"]}})
+}
+
 async fn create_h(
     State(sim): State<Sim>,
     Path(vol): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    req.check_fields(POSTABLE)?;
+    if let Some(bodies) = super::bulk_records(&req)? {
+        return bulk_create(&sim, &req, &vol, bodies).await;
+    }
     let body = req.body_obj();
-    let name = req_str(&body, "name")?;
     let uuid = uuid::Uuid::new_v4().to_string();
-    let rec = sim.read(|s| {
-        let v = volume(s, &req, &vol)?;
-        if find_in_volume(s, &vol, &name).is_some() {
-            return Err(ApiError::duplicate(format!(
-                "Snapshot copy \"{name}\" already exists on volume \"{}\".",
-                str_at(v, "/name")
-            ))
-            .with_target("name"));
-        }
-        let mut rec = json!({
-            "uuid": uuid, "name": name,
-            "volume": volume_ref(&vol, &str_at(v, "/name")),
-            "svm": v["svm"].clone(),
-            "create_time": now_timestamp(),
-            "state": "valid", "size": 0,
-            "_links": {"self": {"href": format!("/api/storage/volumes/{vol}/snapshots/{uuid}")}},
-        });
-        for f in ["comment", "snapmirror_label"] {
-            if let Some(x) = opt_str(&body, f)? {
-                rec[f] = json!(x);
-            }
-        }
-        apply_times(&mut rec, v, &body)?;
-        Ok(rec)
-    })?;
-    let svm = rec["svm"].clone();
+    let rec = sim.read(|s| prepare(s, &req, &vol, &body, &uuid))?;
+    let vol = str_at(&rec, "/volume/uuid");
+    let name = str_at(&rec, "/name");
     let work_sim = sim.clone();
     let work_rec = rec.clone();
     let description = format!("POST /api/storage/volumes/{vol}/snapshots/?name={name}");
-    let ticket = sim.spawn_job(description, Some(svm), async move {
-        work_sim
-            .realise(Change::Created {
-                collection: coll::SNAPSHOTS.into(),
-                record: work_rec.clone(),
-            })
-            .await?;
-        work_sim.write(|s| {
-            let vol = str_at(&work_rec, "/volume/uuid");
-            if s.get(coll::VOLUMES, &vol).is_none() {
-                return Err(JobFailure::new(
-                    917927,
-                    "The specified volume was not found.",
-                ));
-            }
-            if find_in_volume(s, &vol, &str_at(&work_rec, "/name")).is_some() {
-                return Err(JobFailure::new(1, "Snapshot copy already exists."));
-            }
-            s.insert(coll::SNAPSHOTS, &str_at(&work_rec, "/uuid"), work_rec);
-            Ok(())
-        })
+    let ticket = sim.spawn_job(description, Some(rec["svm"].clone()), async move {
+        create_work(&work_sim, &work_rec).await
     });
     let location = format!("/api/storage/volumes/{vol}/snapshots/?name={name}");
-    let echo = json!({"name": name, "uuid": uuid, "volume": {"name": rec["volume"]["name"], "uuid": vol},
-                      "svm": {"name": rec["svm"]["name"], "uuid": rec["svm"]["uuid"]}});
-    job_accepted(&sim, &req, ticket, Some(location), Some(vec![echo])).await
+    job_accepted(&sim, &req, ticket, Some(location), Some(vec![echo(&rec)])).await
+}
+
+/// `{"records":[…]}`: every record is validated first (any error answers the request),
+/// then one job creates them in order; if one fails, those already made are removed
+/// again and the job fails with that record's error. The 202 carries the job without a
+/// `results` link and no `Location`, as ONTAP answers (netapp-ontap 9.15.1 README).
+async fn bulk_create(
+    sim: &Sim,
+    req: &ApiRequest,
+    path_vol: &str,
+    bodies: Vec<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let recs = sim.read(|s| {
+        let mut recs: Vec<Value> = Vec::with_capacity(bodies.len());
+        for body in &bodies {
+            let rec = prepare(s, req, path_vol, body, &uuid::Uuid::new_v4().to_string())?;
+            let twin = recs
+                .iter()
+                .any(|r| r["name"] == rec["name"] && r["volume"]["uuid"] == rec["volume"]["uuid"]);
+            if twin {
+                return Err(ApiError::duplicate(format!(
+                    "Snapshot copy \"{}\" is given twice for volume \"{}\".",
+                    str_at(&rec, "/name"),
+                    str_at(&rec, "/volume/name")
+                ))
+                .with_target("name"));
+            }
+            recs.push(rec);
+        }
+        Ok::<_, ApiError>(recs)
+    })?;
+    let svm = recs.first().map(|r| r["svm"].clone());
+    let echoes: Vec<Value> = recs.iter().map(echo).collect();
+    let work_sim = sim.clone();
+    let ticket = sim.spawn_job(super::job_description(req), svm, async move {
+        let mut done: Vec<&Value> = Vec::new();
+        for rec in &recs {
+            if let Err(e) = create_work(&work_sim, rec).await {
+                for made in done.into_iter().rev() {
+                    undo_create(&work_sim, made).await;
+                }
+                return Err(e);
+            }
+            done.push(rec);
+        }
+        Ok(())
+    });
+    job_accepted(sim, req, ticket, None, Some(echoes)).await
 }
 
 pub(crate) fn find_in_volume<'a>(
@@ -328,9 +432,9 @@ async fn patch_query_h(
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
     req.check_fields(PATCHABLE)?;
-    let targets = select_for_query(&sim, &req, &SPEC, |v| str_at(v, "/volume/uuid") == vol)?;
-    for (k, _) in &targets {
-        let (before, after) = patch_one(&sim, &req, &vol, k)?;
+    let targets = select_for_query(&sim, &req, &SPEC, |v| in_scope(v, &vol))?;
+    for (k, rec) in &targets {
+        let (before, after) = patch_one(&sim, &req, &str_at(rec, "/volume/uuid"), k)?;
         commit_patch(&sim, k, before, after).await?;
     }
     Ok(super::sync_query_done(&req, targets.len()))
@@ -432,10 +536,10 @@ async fn delete_query_h(
     Path(vol): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let targets = select_for_query(&sim, &req, &SPEC, |v| str_at(v, "/volume/uuid") == vol)?;
+    let targets = select_for_query(&sim, &req, &SPEC, |v| in_scope(v, &vol))?;
     let mut tickets = Vec::new();
-    for (k, _) in targets {
-        tickets.push(start_delete(&sim, &req, &vol, &k)?);
+    for (k, rec) in targets {
+        tickets.push(start_delete(&sim, &req, &str_at(&rec, "/volume/uuid"), &k)?);
     }
     jobs_accepted(&sim, &req, tickets).await
 }
