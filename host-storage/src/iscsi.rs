@@ -531,13 +531,8 @@ impl<R: Runner> Iscsi<R> {
     ) -> Result<NodeUndo> {
         settings.check()?;
         crate::ids::HostName::parse(&portal.address)?;
-        if chap.is_some() && self.node_db().is_none() {
-            return Err(Error::io(
-                IoOp::Read,
-                self.root.path("/etc/iscsi/nodes"),
-                std::io::Error::from(std::io::ErrorKind::NotFound),
-            ));
-        }
+        // No node database yet is normal on a fresh host (Debian creates
+        // /etc/iscsi/nodes with the first record): `-o new` below makes it.
         let mut undo = NodeUndo {
             target: target.clone(),
             portal: portal.clone(),
@@ -594,13 +589,22 @@ impl<R: Runner> Iscsi<R> {
             undo.change = Change::Changed;
         }
         if let Some(chap) = chap {
-            let file = self.record_file(target, portal).ok_or_else(|| {
-                Error::io(
+            let Some(file) = self.record_file(target, portal) else {
+                if undo.created {
+                    // Do not leave a record without the CHAP it was made for.
+                    let _ = self
+                        .runner
+                        .run(&self.node_cmd(target, portal).args(["-o", "delete"]))
+                        .await;
+                }
+                return Err(Error::io(
                     IoOp::Read,
-                    self.node_db().unwrap_or_default().join(target.as_str()),
+                    self.node_db()
+                        .unwrap_or_else(|| self.root.path("/etc/iscsi/nodes"))
+                        .join(target.as_str()),
                     std::io::Error::from(std::io::ErrorKind::NotFound),
-                )
-            })?;
+                ));
+            };
             let text = read_optional(&file)?.unwrap_or_default();
             let mut set = vec![
                 (AUTH_KEYS[0], "CHAP".to_owned()),

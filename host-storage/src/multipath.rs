@@ -323,9 +323,29 @@ impl<R: Runner> Multipath<R> {
         }))
     }
 
-    /// The map of an ONTAP LUN by its serial (`3600a0980` + hex of the serial).
+    /// The map of an ONTAP LUN by its serial: the NetApp WWID (`3600a0980` + hex of the
+    /// serial), else the map holding the disks with that VPD serial
+    /// ([`Sysfs::multipath_dm_by_serial`]).
     pub fn find_lun_map(&self, serial: &LunSerial) -> Result<Option<MapRef>> {
-        self.find_map(&serial.naa_wwid())
+        if let Some(m) = self.find_map(&serial.naa_wwid())? {
+            return Ok(Some(m));
+        }
+        let Some(dm) = self.sys.multipath_dm_by_serial(serial)? else {
+            return Ok(None);
+        };
+        let uuid = self
+            .sys
+            .read(&format!("block/{dm}/dm/uuid"))?
+            .unwrap_or_default();
+        let wwid = Wwid::from_dm_uuid(&uuid)?;
+        let name = self.sys.dm_name(&dm)?.unwrap_or_else(|| wwid.to_string());
+        let paths = self.sys.slaves(&dm)?;
+        Ok(Some(MapRef {
+            dm,
+            name,
+            wwid,
+            paths,
+        }))
     }
 
     /// Removes the map and every SCSI path of an ONTAP LUN, in the safe order. Paths are

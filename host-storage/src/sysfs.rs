@@ -312,9 +312,23 @@ impl Sysfs {
         Ok(None)
     }
 
-    /// The multipath map of an ONTAP LUN, found by its serial (through the NAA WWID).
+    /// The multipath map of an ONTAP LUN, found by its serial: through the NAA WWID ONTAP
+    /// derives from the serial, else as the multipath map holding the SCSI disks whose VPD
+    /// serial it is (targets whose NAA identifier is their own, such as Linux LIO, and
+    /// maps named by another WWID source).
     pub fn multipath_dm_by_serial(&self, serial: &LunSerial) -> Result<Option<String>> {
-        self.multipath_dm_by_wwid(&serial.naa_wwid())
+        if let Some(dm) = self.multipath_dm_by_wwid(&serial.naa_wwid())? {
+            return Ok(Some(dm));
+        }
+        for disk in self.scsi_disks_by_serial(serial)? {
+            for holder in self.holders(&disk)? {
+                let uuid = self.read(&format!("block/{holder}/dm/uuid"))?;
+                if uuid.is_some_and(|u| u.starts_with("mpath-")) {
+                    return Ok(Some(holder));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The SCSI disks (`sdX`) whose VPD page 0x80 holds `serial`.
@@ -480,6 +494,52 @@ impl Sysfs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fake_disk(root: &std::path::Path, name: &str, serial: &str, holder: Option<&str>) {
+        let dev = root.join(format!("sys/block/{name}/device"));
+        std::fs::create_dir_all(&dev).unwrap();
+        let mut page = vec![0, 0x80, 0, serial.len() as u8];
+        page.extend_from_slice(serial.as_bytes());
+        std::fs::write(dev.join("vpd_pg80"), page).unwrap();
+        let holders = root.join(format!("sys/block/{name}/holders"));
+        std::fs::create_dir_all(&holders).unwrap();
+        if let Some(h) = holder {
+            std::fs::create_dir_all(holders.join(h)).unwrap();
+        }
+    }
+
+    #[test]
+    fn map_by_serial_falls_back_to_the_holder_of_its_paths() {
+        // As in the lab: LIO serves the ONTAP serial in VPD 0x80 but its own NAA
+        // (6001405…), so the map is not named after the NetApp WWID.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let dm = root.join("sys/block/dm-0/dm");
+        std::fs::create_dir_all(&dm).unwrap();
+        std::fs::write(dm.join("uuid"), "mpath-36001405c3f6bf5a8d2e4f4c9b1e0a7d2\n").unwrap();
+        let part = root.join("sys/block/dm-1/dm");
+        std::fs::create_dir_all(&part).unwrap();
+        std::fs::write(
+            part.join("uuid"),
+            "part1-mpath-36001405c3f6bf5a8d2e4f4c9b1e0a7d2\n",
+        )
+        .unwrap();
+        fake_disk(root, "sda", "wCVF2]Wt/Bv8", Some("dm-0"));
+        fake_disk(root, "sdb", "wCVF2]Wt/Bv8", Some("dm-0"));
+        fake_disk(root, "sdc", "wCVF2]Wt/Bv9", Some("dm-1"));
+        let sys = Sysfs::new(HostRoot::new(root));
+        let serial = LunSerial::parse("wCVF2]Wt/Bv8").unwrap();
+        assert_eq!(
+            sys.multipath_dm_by_serial(&serial).unwrap().as_deref(),
+            Some("dm-0")
+        );
+        let other = LunSerial::parse("wCVF2]Wt/Bv9").unwrap();
+        assert_eq!(
+            sys.multipath_dm_by_serial(&other).unwrap(),
+            None,
+            "a partition map is no LUN map"
+        );
+    }
 
     #[test]
     fn vpd_refuses_short_and_truncated_pages() {

@@ -231,6 +231,11 @@ impl DeviceWaiter {
         if !id.name_fits(name) || !self.sys.block_exists(name)? {
             return Ok(None);
         }
+        // With native NVMe multipath each path is a hidden disk (`nvme0c1n1`) with the
+        // namespace's UUID but no /dev node: only the head (`nvme0n1`) is usable.
+        if self.sys.read(&format!("block/{name}/hidden"))?.as_deref() == Some("1") {
+            return Ok(None);
+        }
         let ident = self.sys.identity(name)?;
         Ok(id.matches(&ident).then_some(ident))
     }
@@ -392,5 +397,30 @@ impl DeviceWaiter {
             expected: id.to_string(),
             found,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hidden_nvme_path_disks_are_never_found() {
+        // As in the lab (Linux 6.1, native multipath): /sys/block lists the hidden path
+        // disk nvme0c0n1 before the head nvme0n1, both with the namespace UUID.
+        let dir = tempfile::tempdir().unwrap();
+        let uuid = "1f9d0c3e-7b52-4c38-9a61-0f3b5a2e8d47";
+        for (name, hidden) in [("nvme0c0n1", "1"), ("nvme0n1", "0")] {
+            let b = dir.path().join("sys/block").join(name);
+            std::fs::create_dir_all(&b).unwrap();
+            std::fs::write(b.join("uuid"), format!("{uuid}\n")).unwrap();
+            std::fs::write(b.join("hidden"), format!("{hidden}\n")).unwrap();
+        }
+        let waiter = DeviceWaiter::new(HostRoot::new(dir.path())).mode(WaitMode::Poll);
+        let id = DeviceId::NvmeUuid(uuid.parse().unwrap());
+        assert_eq!(waiter.check("nvme0c0n1", &id).unwrap(), None);
+        let found = waiter.wait(&id, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(found.name, "nvme0n1");
+        assert_eq!(found.dev_node, dir.path().join("dev/nvme0n1"));
     }
 }

@@ -450,18 +450,47 @@ async fn iscsi_bad_input_is_refused_before_anything_runs() {
         .await
         .is_err());
     assert!(iscsi.discover(&portal("a b")).await.is_err());
-    // CHAP without a node database is refused before iscsiadm runs.
-    assert!(iscsi
+    assert!(fake.calls().is_empty());
+}
+
+/// Regression (lab, Debian 12 guest): a fresh host has no node database until iscsiadm
+/// writes the first record, so CHAP must not be refused up front. When the record file
+/// still cannot be found after `-o new`, the record made for it is deleted again.
+#[tokio::test]
+async fn iscsi_chap_on_a_host_without_node_database_creates_the_record_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = "10.0.0.1";
+    let fake = FakeRunner::new();
+    fake.expect(Expect::new("iscsiadm", node(a)).exit(21, "", "iscsiadm: No records found"));
+    fake.expect(Expect::new(
+        "iscsiadm",
+        with(node(a), &["-I", "default", "-o", "new"]),
+    ));
+    fake.expect(Expect::new("iscsiadm", node(a)).stdout(fresh_record(a)));
+    for (n, v) in [
+        ("node.session.scan", "manual"),
+        ("node.session.timeo.replacement_timeout", "5"),
+        ("node.conn[0].timeo.login_timeout", "10"),
+    ] {
+        fake.expect(Expect::new(
+            "iscsiadm",
+            with(node(a), &["-o", "update", "-n", n, "-v", v]),
+        ));
+    }
+    fake.expect(Expect::new("iscsiadm", with(node(a), &["-o", "delete"])));
+    let iscsi = Iscsi::new(&fake, HostRoot::new(dir.path()));
+    let err = iscsi
         .ensure_node(
             &iqn(),
-            &portal("10.0.0.1"),
+            &portal(a),
             None,
             &NodeSettings::default(),
-            Some(&chap())
+            Some(&chap()),
         )
         .await
-        .is_err());
-    assert!(fake.calls().is_empty());
+        .unwrap_err();
+    assert!(err.to_string().contains("/etc/iscsi/nodes"), "{err}");
+    fake.verify();
 }
 
 /// dm-0 = the map of `serial` over `paths`, each an sd with that serial.

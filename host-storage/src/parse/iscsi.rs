@@ -163,6 +163,21 @@ pub fn parse_sessions_p3(text: &str) -> Result<Vec<SessionDetail>> {
             sid_seen = false;
             continue;
         }
+        // Sessions of one target are listed under a single `Target:` line, one
+        // `Current Portal:` block each: a second block starts the next session.
+        if line.starts_with("Current Portal:")
+            && out.last().is_some_and(|c| c.current_portal.is_some())
+        {
+            if !sid_seen {
+                return Err(err("previous session has no SID"));
+            }
+            let target = out.last().map(|c| c.target.clone()).unwrap_or_default();
+            out.push(SessionDetail {
+                target,
+                ..SessionDetail::default()
+            });
+            sid_seen = false;
+        }
         let Some(cur) = out.last_mut() else {
             continue; // version banner lines
         };
