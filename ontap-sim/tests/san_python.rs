@@ -17,7 +17,7 @@ from netapp_ontap.resources import (Volume, Lun, Igroup, LunMap, IscsiCredential
     NvmeSubsystem, NvmeSubsystemMap, SnapmirrorRelationship, SnapmirrorTransfer,
     MultiAdminVerifyConfig, MultiAdminVerifyRule, MultiAdminVerifyRequest)
 config.CONNECTION = HostConnection(os.environ["SIM_HOST"], port=int(os.environ["SIM_PORT"]),
-    username="admin", password=os.environ["SIM_PASSWORD"], verify=True)
+    username="admin", password=os.environ["SIM_PASSWORD"], verify=True, poll_interval=0.1)
 Volume(name="pv", svm={"name": "svm1"}, aggregates=[{"name": "aggr1"}], size="4GB").post()
 Volume(name="pv_dst", svm={"name": "svm1"}, aggregates=[{"name": "aggr1"}], size="4GB", type="dp").post()
 lun = Lun(svm={"name": "svm1"}, name="/vol/pv/l1", os_type="linux", space={"size": "1G"})

@@ -70,6 +70,17 @@ impl Configfs {
 
     /// Writes an attribute (a trailing newline is added, as `echo` does).
     pub fn write(&self, rel: &str, value: &str) -> Result<(), KernelError> {
+        self.write_bytes(rel, format!("{value}\n").as_bytes())
+    }
+
+    /// Writes an attribute exactly as given, with no trailing newline. LIO keeps a newline
+    /// in `auth/*` attributes as part of the value (Linux 6.1: `userid` reads back as
+    /// `"user\n"` and every CHAP login then fails), so credentials go through here.
+    pub fn write_exact(&self, rel: &str, value: &str) -> Result<(), KernelError> {
+        self.write_bytes(rel, value.as_bytes())
+    }
+
+    fn write_bytes(&self, rel: &str, bytes: &[u8]) -> Result<(), KernelError> {
         let p = self.path(rel);
         if self.synthetic {
             if let Some(parent) = p.parent() {
@@ -83,8 +94,7 @@ impl Configfs {
             .mode(0o600)
             .open(&p)
             .map_err(|e| io("open", &p, e))?;
-        f.write_all(format!("{value}\n").as_bytes())
-            .map_err(|e| io("write", &p, e))
+        f.write_all(bytes).map_err(|e| io("write", &p, e))
     }
 
     /// Writes an attribute only if the kernel offers it (newer kernels have more
@@ -236,6 +246,22 @@ fn normalize(p: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_written_without_a_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Configfs::synthetic(dir.path());
+        c.write("acl/auth/userid", "labuser").unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("acl/auth/userid")).unwrap(),
+            b"labuser\n"
+        );
+        c.write_exact("acl/auth/userid", "labuser").unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("acl/auth/userid")).unwrap(),
+            b"labuser"
+        );
+    }
 
     #[test]
     fn synthetic_tree_behaves_like_configfs_on_removal() {

@@ -243,8 +243,8 @@ fn ensure_target(cfs: &Configfs, t: &Target) -> Result<(), KernelError> {
         match &acl.chap {
             Some(c) => {
                 any_chap = true;
-                cfs.write(&format!("{acl_dir}/auth/userid"), &c.user)?;
-                cfs.write(
+                cfs.write_exact(&format!("{acl_dir}/auth/userid"), &c.user)?;
+                cfs.write_exact(
                     &format!("{acl_dir}/auth/password"),
                     c.password.expose_secret(),
                 )?;
@@ -253,13 +253,13 @@ fn ensure_target(cfs: &Configfs, t: &Target) -> Result<(), KernelError> {
                     .as_ref()
                     .map(|(u, p)| (u.as_str(), p.expose_secret()))
                     .unwrap_or((AUTH_UNSET, AUTH_UNSET));
-                cfs.write(&format!("{acl_dir}/auth/userid_mutual"), mu)?;
-                cfs.write(&format!("{acl_dir}/auth/password_mutual"), mp)?;
+                cfs.write_exact(&format!("{acl_dir}/auth/userid_mutual"), mu)?;
+                cfs.write_exact(&format!("{acl_dir}/auth/password_mutual"), mp)?;
             }
             None => {
                 for f in ["userid", "password", "userid_mutual", "password_mutual"] {
                     if cfs.exists(&format!("{acl_dir}/auth/{f}")) {
-                        cfs.write(&format!("{acl_dir}/auth/{f}"), AUTH_UNSET)?;
+                        cfs.write_exact(&format!("{acl_dir}/auth/{f}"), AUTH_UNSET)?;
                     }
                 }
             }

@@ -954,6 +954,25 @@ impl KernelBackend {
         Ok(out)
     }
 
+    /// Renders the exports of `binds` and re-exports when the file changes.
+    async fn sync_exports(
+        &self,
+        st: &mut State,
+        m: &Mirror,
+        binds: &BTreeMap<PathBuf, PathBuf>,
+    ) -> Result<(), KernelError> {
+        if let Some(file) = &self.cfg.exports_file {
+            let text = nfs::render(&self.cfg.export_dir(), &self.exports(m, binds)?);
+            if st.exports_text.as_deref() != Some(text.as_str()) {
+                write_file(file, &text)?;
+                st.exports_text = Some(text);
+                self.run("exportfs", Command::new("exportfs").arg("-ra"))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn reconcile_nas(&self, st: &mut State, m: &Mirror) -> Result<(), KernelError> {
         let want = self.desired_binds(m)?;
         // Unmount deepest first what is no longer wanted (or points elsewhere).
@@ -964,6 +983,17 @@ impl KernelBackend {
             .map(|(d, _)| d.clone())
             .collect();
         gone.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        if !gone.is_empty() {
+            // knfsd holds an exported mount busy: withdraw the exports of what goes before
+            // unmounting it, or the unmount fails (seen in the lab on Linux 6.1).
+            let kept: BTreeMap<PathBuf, PathBuf> = st
+                .binds
+                .iter()
+                .filter(|(d, _)| !gone.contains(d))
+                .map(|(d, src)| (d.clone(), src.clone()))
+                .collect();
+            self.sync_exports(st, m, &kept).await?;
+        }
         for d in gone {
             self.unmount(&d).await?;
             st.binds.remove(&d);
@@ -984,15 +1014,8 @@ impl KernelBackend {
             .await?;
             st.binds.insert(dst.clone(), src.clone());
         }
-        if let Some(file) = &self.cfg.exports_file {
-            let text = nfs::render(&self.cfg.export_dir(), &self.exports(m, &st.binds)?);
-            if st.exports_text.as_deref() != Some(text.as_str()) {
-                write_file(file, &text)?;
-                st.exports_text = Some(text);
-                self.run("exportfs", Command::new("exportfs").arg("-ra"))
-                    .await?;
-            }
-        }
+        let binds = st.binds.clone();
+        self.sync_exports(st, m, &binds).await?;
         if let Some(file) = &self.cfg.smb_include {
             let text = smb::render(&self.shares(m)?);
             if st.smb_text.as_deref() != Some(text.as_str()) {

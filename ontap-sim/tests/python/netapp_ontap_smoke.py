@@ -6,7 +6,7 @@ from netapp_ontap import config, HostConnection, NetAppRestError
 from netapp_ontap.resources import Volume, Snapshot, Svm, Cluster, Aggregate, IpInterface, ExportPolicy, CifsShare, FileClone, Job
 netapp_ontap.utils.DEBUG = 0
 import os
-conn = HostConnection(os.environ["SIM_HOST"], port=int(os.environ["SIM_PORT"]), username="admin", password=os.environ["SIM_PASSWORD"], verify=True)
+conn = HostConnection(os.environ["SIM_HOST"], port=int(os.environ["SIM_PORT"]), username="admin", password=os.environ["SIM_PASSWORD"], verify=True, poll_interval=0.1)
 config.CONNECTION = conn
 c = Cluster(); c.get(); print("cluster", c.name, c.version.full)
 print("svms", [s.name for s in Svm.get_collection()])
