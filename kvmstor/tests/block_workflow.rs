@@ -850,6 +850,10 @@ struct World {
     hosts: Vec<TestHost>,
     env: Env,
     pool: String,
+    /// This world's lock registry. Every world's hosts are named kvm1.., so runs locking
+    /// through the process-wide registry would wait on other tests' worlds (`host:kvm1`) and
+    /// the whole binary would run one saga at a time.
+    locks: Arc<LockRegistry>,
 }
 
 async fn world(pool: &str, hosts: usize) -> World {
@@ -906,6 +910,7 @@ async fn world_with(pool: &str, hosts: usize, protocol: BlockProtocol) -> World 
         hosts,
         env,
         pool: pool.to_owned(),
+        locks: Arc::new(LockRegistry::new()),
     }
 }
 
@@ -1094,6 +1099,7 @@ impl World {
             .detach(&self.env)
             .await
             .unwrap()
+            .lock_registry(self.locks.clone())
             .run(&self.env)
             .await
             .unwrap();
@@ -1157,7 +1163,11 @@ async fn attach_plan_run_reapply_and_detach_with_fake_kernel() {
     w.assert_clean(&[FSTAB.into()], "after plan").await;
     assert!(w.hosts[0].kernel.calls().is_empty());
 
-    let report = saga.run(&w.env).await.unwrap();
+    let report = saga
+        .lock_registry(w.locks.clone())
+        .run(&w.env)
+        .await
+        .unwrap();
     assert_eq!(report.outcome, RunOutcome::Applied { changed: 13 });
     w.assert_attached("after attach").await;
     let lun = w
@@ -1201,7 +1211,12 @@ async fn attach_plan_run_reapply_and_detach_with_fake_kernel() {
     // Applying again changes nothing and says so.
     let again = w.datastore().attach(&w.env).await.unwrap();
     assert_eq!(
-        again.run(&w.env).await.unwrap().outcome,
+        again
+            .lock_registry(w.locks.clone())
+            .run(&w.env)
+            .await
+            .unwrap()
+            .outcome,
         RunOutcome::AlreadyApplied
     );
 
@@ -1222,7 +1237,12 @@ async fn attach_plan_run_reapply_and_detach_with_fake_kernel() {
         ]
     );
     assert_eq!(
-        detach.run(&w.env).await.unwrap().outcome,
+        detach
+            .lock_registry(w.locks.clone())
+            .run(&w.env)
+            .await
+            .unwrap()
+            .outcome,
         RunOutcome::Applied { changed: 9 }
     );
     assert_eq!(w.ontap_counts().await, [1, 1, 1, 0]);
@@ -1367,13 +1387,17 @@ async fn failure_matrix(protocol: BlockProtocol, steps: usize) {
 async fn failure_matrix_fs(protocol: BlockProtocol, gfs2: bool, steps: usize) {
     let all = attach_labels(protocol, gfs2).await;
     assert_eq!(all.len(), steps, "{all:?}");
-    for (k, label) in all.iter().enumerate() {
+    let cases = all.iter().enumerate().map(|(k, label)| async move {
         let pool = format!("blk-fail-{}-{gfs2}-{k}", protocol.as_str());
         let mut w = world_with(&pool, 1, protocol).await;
         w.gfs2 = gfs2;
         let saga = w.datastore().attach(&w.env).await.unwrap();
         let fstab = inject(&w, label).await;
-        let err = saga.run(&w.env).await.unwrap_err();
+        let err = saga
+            .lock_registry(w.locks.clone())
+            .run(&w.env)
+            .await
+            .unwrap_err();
         match &err {
             Error::StepFailed { index, step, .. } => {
                 assert_eq!(
@@ -1412,7 +1436,22 @@ async fn failure_matrix_fs(protocol: BlockProtocol, gfs2: bool, steps: usize) {
             &format!("{}: failure at step {k} ({label})", protocol.as_str()),
         )
         .await;
-    }
+    });
+    run_cases(cases.collect()).await;
+}
+
+/// Matrix cases in flight at once. Each case has its own simulator, fake host and names, so
+/// cases are independent; a case spends most of its time in the workflow's device polling, not
+/// on the CPU. Few enough that the 1 s device waits never starve on a loaded 2-core runner.
+const CASES_AT_ONCE: usize = 6;
+
+/// Runs independent matrix cases, [`CASES_AT_ONCE`] at a time; a failing case panics the test.
+async fn run_cases<F: std::future::Future<Output = ()>>(cases: Vec<F>) {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(cases)
+        .buffer_unordered(CASES_AT_ONCE)
+        .collect::<Vec<()>>()
+        .await;
 }
 
 async fn crash_matrix(protocol: BlockProtocol, steps: usize) {
@@ -1420,53 +1459,68 @@ async fn crash_matrix(protocol: BlockProtocol, steps: usize) {
 }
 
 async fn crash_matrix_fs(protocol: BlockProtocol, gfs2: bool, steps: usize) {
+    let mut cases = Vec::new();
     for k in 0..steps {
         for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
             .into_iter()
             .enumerate()
         {
             for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
-                let pool = format!(
-                    "blk-crash-{}-{gfs2}-{k}-{p}-{}",
-                    protocol.as_str(),
-                    mode == RecoverMode::Unwind
-                );
-                let mut w = world_with(&pool, 1, protocol).await;
-                w.gfs2 = gfs2;
-                let dir = tempfile::tempdir().unwrap();
-                let journal = dir.path().join("attach.json");
-                let err = w
-                    .datastore()
-                    .attach(&w.env)
-                    .await
-                    .unwrap()
-                    .journal_file(&journal)
-                    .crash_at(point)
-                    .run(&w.env)
-                    .await
-                    .unwrap_err();
-                assert!(
-                    matches!(err, Error::Interrupted { index, .. } if index == k),
-                    "{err}"
-                );
-                let report = recover::<BlockStep>(&journal, &w.env, mode, LockRegistry::global())
-                    .await
-                    .unwrap();
-                let context = format!("{}: crash {point:?}, recover {mode:?}", protocol.as_str());
-                match mode {
-                    RecoverMode::Unwind => {
-                        assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
-                        w.assert_clean(&[FSTAB.into()], &context).await;
-                    }
-                    RecoverMode::Resume => {
-                        assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
-                        w.assert_attached(&context).await;
-                        w.detach_all().await;
-                        w.assert_clean(&[FSTAB.into()], &format!("{context}, detached"))
-                            .await;
-                    }
-                }
+                cases.push(crash_case(protocol, gfs2, k, p, point, mode));
             }
+        }
+    }
+    run_cases(cases).await;
+}
+
+/// One case of the attach crash matrix: crash at `point`, then recover with `mode`.
+async fn crash_case(
+    protocol: BlockProtocol,
+    gfs2: bool,
+    k: usize,
+    p: usize,
+    point: CrashPoint,
+    mode: RecoverMode,
+) {
+    let pool = format!(
+        "blk-crash-{}-{gfs2}-{k}-{p}-{}",
+        protocol.as_str(),
+        mode == RecoverMode::Unwind
+    );
+    let mut w = world_with(&pool, 1, protocol).await;
+    w.gfs2 = gfs2;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("attach.json");
+    let err = w
+        .datastore()
+        .attach(&w.env)
+        .await
+        .unwrap()
+        .journal_file(&journal)
+        .crash_at(point)
+        .lock_registry(w.locks.clone())
+        .run(&w.env)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Interrupted { index, .. } if index == k),
+        "{err}"
+    );
+    let report = recover::<BlockStep>(&journal, &w.env, mode, w.locks.clone())
+        .await
+        .unwrap();
+    let context = format!("{}: crash {point:?}, recover {mode:?}", protocol.as_str());
+    match mode {
+        RecoverMode::Unwind => {
+            assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
+            w.assert_clean(&[FSTAB.into()], &context).await;
+        }
+        RecoverMode::Resume => {
+            assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
+            w.assert_attached(&context).await;
+            w.detach_all().await;
+            w.assert_clean(&[FSTAB.into()], &format!("{context}, detached"))
+                .await;
         }
     }
 }
@@ -1536,7 +1590,10 @@ async fn nvme_attach_plan_run_and_detach_with_fake_kernel() {
         "mount -t ocfs2 -o _netdev,noatime /dev/disk/by-id/nvme-uuid.<UUID of /vol/blk_nvme/ns0> {}",
         mp.display()
     )), "{plan}");
-    saga.run(&w.env).await.unwrap();
+    saga.lock_registry(w.locks.clone())
+        .run(&w.env)
+        .await
+        .unwrap();
     w.assert_attached("nvme attached").await;
     let sub = w
         .client
@@ -1566,7 +1623,12 @@ async fn nvme_attach_plan_run_and_detach_with_fake_kernel() {
     assert!(mkfs[0].ends_with("/dev/nvme0n1"), "{}", mkfs[0]);
     let again = w.datastore().attach(&w.env).await.unwrap();
     assert_eq!(
-        again.run(&w.env).await.unwrap().outcome,
+        again
+            .lock_registry(w.locks.clone())
+            .run(&w.env)
+            .await
+            .unwrap()
+            .outcome,
         RunOutcome::AlreadyApplied
     );
     let detach = w
@@ -1595,7 +1657,11 @@ async fn nvme_attach_plan_run_and_detach_with_fake_kernel() {
             "DeleteVolume svm1/blk_nvme".into(),
         ]
     );
-    detach.run(&w.env).await.unwrap();
+    detach
+        .lock_registry(w.locks.clone())
+        .run(&w.env)
+        .await
+        .unwrap();
     w.assert_clean(&[FSTAB.into(), FSTAB.into()], "nvme detached")
         .await;
 }
@@ -1624,7 +1690,10 @@ async fn fc_attach_scans_behind_the_svm_ports_and_detaches_with_fake_kernel() {
         plan.contains("behind 20:01:00:50:56:bb:00:01,20:02:00:50:56:bb:00:02"),
         "{plan}"
     );
-    saga.run(&w.env).await.unwrap();
+    saga.lock_registry(w.locks.clone())
+        .run(&w.env)
+        .await
+        .unwrap();
     w.assert_attached("fc attached").await;
     // One path behind each SVM port, one map.
     assert_eq!(
@@ -1646,7 +1715,10 @@ async fn two_hosts_share_one_igroup_and_format_once_with_fake_kernel() {
     let saga = w.datastore().attach(&w.env).await.unwrap();
     // 4 ONTAP, 5 per host, 1 format, 3 per host.
     assert_eq!(saga.steps().len(), 4 + 5 * 2 + 1 + 3 * 2);
-    saga.run(&w.env).await.unwrap();
+    saga.lock_registry(w.locks.clone())
+        .run(&w.env)
+        .await
+        .unwrap();
     w.assert_attached("two hosts").await;
     let ig = w
         .client
@@ -1699,6 +1771,7 @@ async fn two_host_attach_failure_on_the_second_host_unwinds_both_with_fake_kerne
             .attach(&w.env)
             .await
             .unwrap()
+            .lock_registry(w.locks.clone())
             .run(&w.env)
             .await
             .unwrap_err();
@@ -1725,6 +1798,7 @@ async fn detach_failure_unwinds_back_to_attached_with_fake_kernel() {
             .attach(&w.env)
             .await
             .unwrap()
+            .lock_registry(w.locks.clone())
             .run(&w.env)
             .await
             .unwrap();
@@ -1745,6 +1819,7 @@ async fn detach_failure_unwinds_back_to_attached_with_fake_kernel() {
             .detach(&w.env)
             .await
             .unwrap()
+            .lock_registry(w.locks.clone())
             .run(&w.env)
             .await
             .unwrap_err();
@@ -1767,6 +1842,7 @@ async fn grow_resizes_the_disk_rescans_every_path_and_grows_ocfs2_with_fake_kern
         .attach(&w.env)
         .await
         .unwrap()
+        .lock_registry(w.locks.clone())
         .run(&w.env)
         .await
         .unwrap();
@@ -1818,6 +1894,7 @@ async fn nvme_grow_rescans_the_controllers_with_fake_kernel() {
         .attach(&w.env)
         .await
         .unwrap()
+        .lock_registry(w.locks.clone())
         .run(&w.env)
         .await
         .unwrap();
@@ -1847,6 +1924,7 @@ async fn a_flexclone_of_an_ocfs2_datastore_attaches_beside_its_parent_with_fake_
         .attach(&w.env)
         .await
         .unwrap()
+        .lock_registry(w.locks.clone())
         .run(&w.env)
         .await
         .unwrap();
@@ -1902,7 +1980,10 @@ async fn a_flexclone_of_an_ocfs2_datastore_attaches_beside_its_parent_with_fake_
     let all = labels(&saga);
     assert_eq!(all[9], "ReuuidOcfs2 kvm1:/vol/blk_par_dev/lun0");
     assert!(!all.iter().any(|l| l.starts_with("FormatOcfs2")));
-    saga.run(&w.env).await.unwrap();
+    saga.lock_registry(w.locks.clone())
+        .run(&w.env)
+        .await
+        .unwrap();
     {
         let f = w.san.formatted.lock().unwrap();
         assert_eq!(
@@ -1934,6 +2015,7 @@ async fn a_flexclone_of_an_ocfs2_datastore_attaches_beside_its_parent_with_fake_
         .detach(&w.env)
         .await
         .unwrap()
+        .lock_registry(w.locks.clone())
         .run(&w.env)
         .await
         .unwrap();
@@ -1954,58 +2036,70 @@ async fn a_flexclone_of_an_ocfs2_datastore_attaches_beside_its_parent_with_fake_
 #[tokio::test]
 async fn detach_crash_at_every_step_then_recover_with_fake_kernel() {
     // 0 RemovePool .. 7 RemoveMultipathConfig, 8 UnmapLun (ONTAP objects kept).
+    let mut cases = Vec::new();
     for k in 0..9 {
         for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
             .into_iter()
             .enumerate()
         {
             for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
-                let pool = format!("blk-dcrash-{k}-{p}-{}", mode == RecoverMode::Unwind);
-                let w = world(&pool, 1).await;
-                w.datastore()
-                    .attach(&w.env)
-                    .await
-                    .unwrap()
-                    .run(&w.env)
-                    .await
-                    .unwrap();
-                let dir = tempfile::tempdir().unwrap();
-                let journal = dir.path().join("detach.json");
-                let saga = w
-                    .datastore()
-                    .detach(&w.env)
-                    .await
-                    .unwrap()
-                    .journal_file(&journal)
-                    .crash_at(point);
-                assert_eq!(saga.steps().len(), 9);
-                let err = saga.run(&w.env).await.unwrap_err();
-                assert!(
-                    matches!(err, Error::Interrupted { index, .. } if index == k),
-                    "{err}"
-                );
-                let report = recover::<BlockStep>(&journal, &w.env, mode, LockRegistry::global())
-                    .await
-                    .unwrap();
-                let context = format!("detach crash {point:?}, recover {mode:?}");
-                match mode {
-                    RecoverMode::Unwind => {
-                        // Back to attached, exactly.
-                        assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
-                        w.assert_attached(&context).await;
-                    }
-                    RecoverMode::Resume => {
-                        assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
-                        assert_eq!(w.ontap_counts().await, [1, 1, 1, 0], "{context}");
-                        w.hosts[0].assert_clean(&pool, FSTAB, &context);
-                    }
-                }
-                w.detach_all().await;
-                w.assert_clean(&[FSTAB.into()], &format!("{context}, detached"))
-                    .await;
+                cases.push(detach_crash_case(k, p, point, mode));
             }
         }
     }
+    run_cases(cases).await;
+}
+
+/// One case of the detach crash matrix: attach, crash the detach at `point`, recover.
+async fn detach_crash_case(k: usize, p: usize, point: CrashPoint, mode: RecoverMode) {
+    let pool = format!("blk-dcrash-{k}-{p}-{}", mode == RecoverMode::Unwind);
+    let w = world(&pool, 1).await;
+    w.datastore()
+        .attach(&w.env)
+        .await
+        .unwrap()
+        .lock_registry(w.locks.clone())
+        .run(&w.env)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("detach.json");
+    let saga = w
+        .datastore()
+        .detach(&w.env)
+        .await
+        .unwrap()
+        .journal_file(&journal)
+        .crash_at(point);
+    assert_eq!(saga.steps().len(), 9);
+    let err = saga
+        .lock_registry(w.locks.clone())
+        .run(&w.env)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Interrupted { index, .. } if index == k),
+        "{err}"
+    );
+    let report = recover::<BlockStep>(&journal, &w.env, mode, w.locks.clone())
+        .await
+        .unwrap();
+    let context = format!("detach crash {point:?}, recover {mode:?}");
+    match mode {
+        RecoverMode::Unwind => {
+            // Back to attached, exactly.
+            assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
+            w.assert_attached(&context).await;
+        }
+        RecoverMode::Resume => {
+            assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
+            assert_eq!(w.ontap_counts().await, [1, 1, 1, 0], "{context}");
+            w.hosts[0].assert_clean(&pool, FSTAB, &context);
+        }
+    }
+    w.detach_all().await;
+    w.assert_clean(&[FSTAB.into()], &format!("{context}, detached"))
+        .await;
 }
 
 #[tokio::test]
@@ -2015,18 +2109,22 @@ async fn two_host_attach_failure_at_every_step_leaves_a_clean_slate_with_fake_ke
         labels(&w.datastore().attach(&w.env).await.unwrap())
     };
     assert_eq!(all.len(), 21);
-    for (k, label) in all.iter().enumerate() {
+    let cases = all.iter().enumerate().map(|(k, label)| async move {
         // Both hosts share libvirt's in-process test driver, so kvm2's pool step finds
         // kvm1's pool (unchanged) and cannot fail on its own.
         if label.starts_with("DefinePool kvm2") {
-            continue;
+            return;
         }
         let pool = "blk-two-all".to_owned() + &format!("-{k}");
         let w = world(&pool, 2).await;
         let saga = w.datastore().attach(&w.env).await.unwrap();
         let label = &labels(&saga)[k];
         let fstab = inject(&w, label).await;
-        let err = saga.run(&w.env).await.unwrap_err();
+        let err = saga
+            .lock_registry(w.locks.clone())
+            .run(&w.env)
+            .await
+            .unwrap_err();
         assert!(
             matches!(&err, Error::StepFailed { index, .. } if *index == k),
             "{k} ({label}): {err}"
@@ -2061,7 +2159,8 @@ async fn two_host_attach_failure_at_every_step_leaves_a_clean_slate_with_fake_ke
             .collect();
         w.assert_clean(&fstabs, &format!("two hosts, step {k} ({label})"))
             .await;
-    }
+    });
+    run_cases(cases.collect()).await;
 }
 
 #[tokio::test]
@@ -2099,7 +2198,10 @@ async fn gfs2_attach_plan_run_grow_and_detach_with_fake_kernel() {
         "{plan}"
     );
     assert!(saga.workflow().starts_with("iscsi-gfs2-attach "));
-    saga.run(&w.env).await.unwrap();
+    saga.lock_registry(w.locks.clone())
+        .run(&w.env)
+        .await
+        .unwrap();
     w.assert_attached("gfs2 attached").await;
     for h in &w.hosts {
         let conf = h.read("etc/corosync/corosync.conf").unwrap();

@@ -1,8 +1,9 @@
 //! `cargo xtask`: project automation.
 //!
 //! * `cargo xtask test [STEP...]` installs what the test tiers need (Debian packages, a Python
-//!   venv), then runs formatting, clippy, the workspace tests and the Python fidelity tier, and
-//!   closes with a summary table and the line `N passed, N failed`.
+//!   venv), then runs formatting, clippy, the workspace tests, the host tier (root: the ignored
+//!   `host_*` tests with a libvirtd started here), the Python fidelity tier and the Python
+//!   bindings tier, and closes with a summary table and the line `N passed, N failed`.
 //! * `cargo xtask demo` runs the ONTAP-level demo (`examples/src/bin/demo.rs`).
 //! * `cargo xtask bench` compares `ontap-client` with NetApp's `netapp-ontap` against the
 //!   simulator and writes `target/bench/ontap-client.md`.
@@ -10,6 +11,7 @@
 //! Kept to std + anyhow so that it compiles in seconds on a fresh machine.
 
 mod bench;
+mod lab;
 mod proc;
 mod setup;
 mod summary;
@@ -28,7 +30,7 @@ usage: cargo xtask <command>
 
 commands:
   test [STEP...]   install what the tests need, then run every step (or only the named ones):
-                   install, fmt, clippy, unit, python
+                   install, fmt, clippy, unit, host, python, bindings
   demo             build and run the ONTAP-level demo (examples/src/bin/demo.rs)
   bench            compare ontap-client with netapp-ontap against the simulator;
                    writes target/bench/ontap-client.md
@@ -36,7 +38,9 @@ commands:
 ";
 
 /// The steps of `cargo xtask test`, in the order they run.
-const TEST_STEPS: &[&str] = &["install", "fmt", "clippy", "unit", "python"];
+const TEST_STEPS: &[&str] = &[
+    "install", "fmt", "clippy", "unit", "host", "python", "bindings",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("demo") => demo(),
         Some("bench") => bench::run(),
+        Some("lab") => lab::run(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
             print!("{USAGE}");
             Ok(true)
@@ -140,8 +145,14 @@ fn test(args: &[String]) -> Result<bool> {
             Ok(test_step(run.success, counts))
         });
     }
+    if wanted("host") {
+        summary.record("host tier (root, daemons)", host_tier);
+    }
     if wanted("python") {
         python_tier(&mut summary);
+    }
+    if wanted("bindings") {
+        summary.record("python bindings (run-tests.sh)", bindings_tier);
     }
 
     summary.print();
@@ -167,6 +178,50 @@ fn test_step(success: bool, counts: Option<Counts>) -> Outcome {
     }
 }
 
+/// The host tier: the `#[ignore]`d `host_*` tests of every crate, as root, against a libvirtd
+/// started here (and stopped after, whatever happens). Each test starts any other daemon it
+/// needs (automount, systemd-udevd, tgtd) and holds its loop devices and mounts in guards.
+fn host_tier() -> Result<Outcome> {
+    if !proc::is_root() {
+        return Ok(Outcome::Skipped(
+            "needs root (loop devices, mount, daemons)".to_owned(),
+        ));
+    }
+    let libvirtd = proc::Libvirtd::start()?;
+    let mut cmd = cargo();
+    // `--tests`: no doc-test run, which could only filter everything out.
+    cmd.args([
+        "test",
+        "--workspace",
+        "--tests",
+        "--no-fail-fast",
+        "--",
+        "--ignored",
+        "host_",
+    ])
+    .env("KVMSTOR_LIBVIRT_URI", proc::LIBVIRT_URI)
+    .env("KVMSTOR_LIBVIRTD_PIDFILE", libvirtd.pid_file());
+    let run = run_streamed(&mut cmd)?;
+    drop(libvirtd);
+    Ok(test_step(
+        run.success,
+        summary::parse_cargo_test(&run.stdout),
+    ))
+}
+
+/// The Python bindings tier: `examples/python/run-tests.sh` builds the extension with maturin
+/// into its own venv and runs its pytest suite against the simulator binary.
+fn bindings_tier() -> Result<Outcome> {
+    let mut cmd = Command::new("bash");
+    cmd.current_dir(repo_root())
+        .arg("examples/python/run-tests.sh")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE");
+    let run = run_streamed(&mut cmd)?;
+    Ok(test_step(run.success, summary::parse_pytest(&run.stdout)))
+}
+
 /// The Python fidelity tier: NetApp's own `netapp-ontap` library against our simulator.
 fn python_tier(summary: &mut Summary) {
     let venv_ok = summary.record("python venv + pip install", || {
@@ -179,6 +234,10 @@ fn python_tier(summary: &mut Summary) {
     });
     if !(venv_ok && build_ok) {
         summary.skipped("pytest tests/python", "prerequisite step failed");
+        summary.skipped(
+            "ontap-sim python_client + san_python",
+            "prerequisite step failed",
+        );
         return;
     }
     summary.record("pytest tests/python", || {
@@ -206,6 +265,30 @@ fn python_tier(summary: &mut Summary) {
             return Ok(Outcome::Failed(counts));
         }
         Ok(test_step(run.success, counts))
+    });
+    // ontap-sim's own tests that drive netapp-ontap from Rust (ignored without a Python).
+    summary.record("ontap-sim python_client + san_python", || {
+        let mut cmd = cargo();
+        cmd.args([
+            "test",
+            "-p",
+            "ontap-sim",
+            "--test",
+            "python_client",
+            "--test",
+            "san_python",
+            "--",
+            "--ignored",
+        ])
+        .env("ONTAP_SIM_PYTHON", setup::venv_python())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE");
+        let run = run_streamed(&mut cmd)?;
+        Ok(test_step(
+            run.success,
+            summary::parse_cargo_test(&run.stdout),
+        ))
     });
 }
 
