@@ -57,6 +57,11 @@ pub(crate) fn run(args: &[String]) -> Result<bool> {
         [f] => Some(f.as_str()),
         _ => bail!("usage: cargo xtask lab [FILTER]"),
     };
+    run_counted(filter).map(|(ok, _)| ok)
+}
+
+/// The lab tier as a step of `cargo xtask test`: success and the test counts.
+pub(crate) fn run_counted(filter: Option<&str>) -> Result<(bool, crate::summary::Counts)> {
     let start = Instant::now();
     fs::create_dir_all(lab_dir())?;
 
@@ -97,11 +102,16 @@ pub(crate) fn run(args: &[String]) -> Result<bool> {
         start.elapsed().as_secs_f64(),
         out.display()
     );
+    let counts = crate::summary::Counts {
+        passed: report.passed as u64,
+        failed: report.failed as u64,
+        skipped: 0,
+    };
     if report.passed + report.failed == 0 {
         eprintln!("lab: no test ran; see {}", out.join("guest.log").display());
-        return Ok(false);
+        return Ok((false, counts));
     }
-    Ok(report.failed == 0 && report.binaries_ok)
+    Ok((report.failed == 0 && report.binaries_ok, counts))
 }
 
 fn dpkg_installed(pkg: &str) -> bool {

@@ -30,7 +30,9 @@ usage: cargo xtask <command>
 
 commands:
   test [STEP...]   install what the tests need, then run every step (or only the named ones):
-                   install, fmt, clippy, unit, host, python, bindings
+                   install, fmt, clippy, unit, host, python, bindings, lab
+  lab [FILTER]     boot a Debian kernel under QEMU (virtme-ng) with the simulator's kernel
+                   backend and run the lab_* tests inside (NFS, SMB, iSCSI, NVMe/TCP)
   demo             build and run the ONTAP-level demo (examples/src/bin/demo.rs)
   bench            compare ontap-client with netapp-ontap against the simulator;
                    writes target/bench/ontap-client.md
@@ -39,7 +41,7 @@ commands:
 
 /// The steps of `cargo xtask test`, in the order they run.
 const TEST_STEPS: &[&str] = &[
-    "install", "fmt", "clippy", "unit", "host", "python", "bindings",
+    "install", "fmt", "clippy", "unit", "host", "python", "bindings", "lab",
 ];
 
 fn main() -> ExitCode {
@@ -153,6 +155,12 @@ fn test(args: &[String]) -> Result<bool> {
     }
     if wanted("bindings") {
         summary.record("python bindings (run-tests.sh)", bindings_tier);
+    }
+    if wanted("lab") {
+        summary.record("lab tier (QEMU guest kernel)", || {
+            let (ok, counts) = lab::run_counted(None)?;
+            Ok(test_step(ok, Some(counts)))
+        });
     }
 
     summary.print();
