@@ -14,11 +14,13 @@ t() { echo "[$(cut -d' ' -f1 /proc/uptime)] $*"; }
 t "guest up: $(uname -r)"
 
 for m in configfs loop btrfs nfsd nfs nfsv4 cifs iscsi_tcp target_core_mod target_core_file iscsi_target_mod \
-    nvme_tcp nvmet nvmet_tcp dm_multipath dm_round_robin autofs4; do
+    nvme_tcp nvmet nvmet_tcp dm_multipath dm_round_robin autofs4 ocfs2 ocfs2_stack_o2cb ocfs2_dlmfs dlm gfs2; do
   modprobe "$m" || t "modprobe $m failed"
 done
 mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config
 t "modules loaded"
+# ocfs2-tools hard-code ocfs2_dlmfs at /dlm (the directory is created on the host by xtask)
+mount -t ocfs2_dlmfs ocfs2_dlmfs /dlm || t "ocfs2_dlmfs mount failed"
 
 # udev: /dev/disk/by-* and the events host-storage's DeviceWaiter listens to
 /lib/systemd/systemd-udevd --daemon && udevadm trigger --action=add && udevadm settle -t 30
@@ -64,6 +66,10 @@ cat /proc/sys/kernel/random/uuid >/etc/nvme/hostid
 iscsid && t "iscsid started"
 printf 'defaults {\n    user_friendly_names no\n    find_multipaths no\n}\nblacklist {\n    devnode "^(vd|loop|sr|nvme|ram|nbd)"\n}\n' >/etc/multipath.conf
 multipathd && t "multipathd started"
+
+# libvirtd for libvirt-pools' lab tests (no systemd: the daemon forks itself)
+mkdir -p /var/log/libvirt/qemu /run/libvirt
+libvirtd -d && t "libvirtd started"
 
 # the simulator, kernel backend, lab seed (LIFs 127.0.1.1-6 on lo)
 # The kernel root must be exportable by knfsd: the /var overlay is not, a tmpfs is.

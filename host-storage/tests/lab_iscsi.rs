@@ -339,6 +339,7 @@ async fn lab_iscsi_with_chap_login() -> Result<()> {
     mp.remove_lun(&serial).await?;
     iscsi.disconnect(&conn).await?;
     assert!(iscsi.target_sessions(&iqn)?.is_empty());
+    lab_common::remove_chap(&c, initiator.as_str()).await?;
     step("end");
     Ok(())
 }

@@ -38,15 +38,21 @@ const PACKAGES: &[&str] = &[
     "open-iscsi",
     "multipath-tools",
     "nvme-cli",
+    "ocfs2-tools",
+    "gfs2-utils",
+    "corosync",
+    "dlm-controld",
+    "libvirt-daemon-system",
+    "qemu-utils",
 ];
 
 /// Crates whose `lab_*` integration tests run in the guest.
-const LAB_CRATES: &[&str] = &["host-storage"];
+const LAB_CRATES: &[&str] = &["host-storage", "cluster-fs", "libvirt-pools"];
 
 /// Wall-clock limit for one guest run.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
-fn lab_dir() -> PathBuf {
+pub(crate) fn lab_dir() -> PathBuf {
     crate::target_dir().join("lab")
 }
 
@@ -135,7 +141,12 @@ fn apt(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn install_packages() -> Result<()> {
+pub(crate) fn install_packages() -> Result<()> {
+    // ocfs2-tools hard-code ocfs2_dlmfs at `/dlm`; the guest's `/` is the host's, read-only,
+    // so the mount point must exist on the host.
+    if !Path::new("/dlm").is_dir() {
+        fs::create_dir("/dlm").context("creating /dlm (the ocfs2_dlmfs mount point)")?;
+    }
     let missing: Vec<&str> = PACKAGES
         .iter()
         .copied()
@@ -181,7 +192,7 @@ fn install_packages() -> Result<()> {
 
 /// The guest kernel: the Debian package linux-image-amd64 depends on, extracted (modules
 /// included: vng finds them next to the kernel) plus an uncompressed `vmlinux`.
-fn guest_kernel() -> Result<PathBuf> {
+pub(crate) fn guest_kernel() -> Result<PathBuf> {
     let dir = lab_dir().join("kernel");
     let root = dir.join("root");
     let boot = root.join("boot");
@@ -264,7 +275,7 @@ fn find_vmlinux(boot: &Path) -> Option<PathBuf> {
         })
 }
 
-fn virtme_ng() -> Result<PathBuf> {
+pub(crate) fn virtme_ng() -> Result<PathBuf> {
     let venv = lab_dir().join("venv");
     let vng = venv.join("bin/vng");
     if vng.exists() {
@@ -289,7 +300,7 @@ fn virtme_ng() -> Result<PathBuf> {
 }
 
 /// The Rust virtiofsd's directory, or `None` (vng then shares `/` over 9p, twice as slow).
-fn virtiofsd() -> Option<PathBuf> {
+pub(crate) fn virtiofsd() -> Option<PathBuf> {
     let root = lab_dir().join("virtiofsd");
     let bin = root.join("bin");
     if bin.join("virtiofsd").exists() {
@@ -310,7 +321,7 @@ fn virtiofsd() -> Option<PathBuf> {
     }
 }
 
-fn build_sim() -> Result<PathBuf> {
+pub(crate) fn build_sim() -> Result<PathBuf> {
     let status = crate::cargo()
         .args(["build", "-q", "-p", "ontap-sim", "--bin", "ontap-sim"])
         .status()?;
@@ -364,13 +375,18 @@ fn lab_executables(json: &str) -> Vec<PathBuf> {
 }
 
 /// The string value after `key` (paths and target names carry no escapes here).
-fn json_str<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn json_str<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let start = line.find(key)? + key.len();
     let len = line[start..].find('"')?;
     Some(&line[start..start + len])
 }
 
-fn write_plan(out: &Path, sim: &Path, tests: &[PathBuf], filter: Option<&str>) -> Result<()> {
+pub(crate) fn write_plan(
+    out: &Path,
+    sim: &Path,
+    tests: &[PathBuf],
+    filter: Option<&str>,
+) -> Result<()> {
     let mut plan = String::new();
     let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
     writeln!(plan, "LAB_SIM_BIN={}", quote(&sim.display().to_string()))?;
@@ -382,7 +398,12 @@ fn write_plan(out: &Path, sim: &Path, tests: &[PathBuf], filter: Option<&str>) -
 }
 
 /// Boots the guest and waits for it; the guest's console goes to `target/lab/out/vng.log`.
-fn boot(vng: &Path, vmlinux: &Path, virtiofsd: Option<&Path>, out: &Path) -> Result<String> {
+pub(crate) fn boot(
+    vng: &Path,
+    vmlinux: &Path,
+    virtiofsd: Option<&Path>,
+    out: &Path,
+) -> Result<String> {
     let init = crate::repo_root().join("lab/guest-init.sh");
     let log = fs::File::create(out.join("vng.log"))?;
     // vng runs `virtme-run` from its venv and looks for virtiofsd on PATH.

@@ -12,6 +12,7 @@
 
 mod bench;
 mod lab;
+mod lab_bench;
 mod proc;
 mod setup;
 mod summary;
@@ -33,6 +34,8 @@ commands:
                    install, fmt, clippy, unit, host, python, bindings, lab
   lab [FILTER]     boot a Debian kernel under QEMU (virtme-ng) with the simulator's kernel
                    backend and run the lab_* tests inside (NFS, SMB, iSCSI, NVMe/TCP)
+  lab-bench        attach/detach times of host-storage, the bare kernel path and os-brick
+                   in one lab guest boot; writes target/bench/lab.md
   demo             build and run the ONTAP-level demo (examples/src/bin/demo.rs)
   bench            compare ontap-client with netapp-ontap against the simulator;
                    writes target/bench/ontap-client.md
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("bench") => bench::run(),
         Some("lab") => lab::run(&args[1..]),
+        Some("lab-bench") => lab_bench::run(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
             print!("{USAGE}");
             Ok(true)

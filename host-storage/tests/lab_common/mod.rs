@@ -54,6 +54,30 @@ pub async fn delete(c: &Client, path: &str) -> Result<()> {
     Ok(())
 }
 
+/// Deletes every CHAP credential of `initiator` (LIO then lets it log in without CHAP).
+/// Tests that set CHAP call it when done, so the tests of other binaries do not depend on
+/// the order the lab runs them in.
+#[allow(dead_code)] // not every lab test binary sets CHAP
+pub async fn remove_chap(c: &Client, initiator: &str) -> Result<()> {
+    let creds = get(
+        c,
+        "/api/protocols/san/iscsi/credentials",
+        &Query::new()
+            .filter("initiator", initiator)
+            .fields(["svm.uuid"]),
+    )
+    .await?;
+    for cred in &creds {
+        let svm = cred["svm"]["uuid"].as_str().context("credential svm")?;
+        delete(
+            c,
+            &format!("/api/protocols/san/iscsi/credentials/{svm}/{initiator}"),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Opens the default export policy to the loopback clients (idempotent).
 pub async fn open_default_policy(c: &Client) -> Result<()> {
     let pol = get(
