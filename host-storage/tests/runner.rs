@@ -243,13 +243,13 @@ async fn fake_rejects_unexpected_calls_naming_them() {
 #[tokio::test]
 async fn fake_matches_secret_stdin_and_redacts_calls() {
     let fake = FakeRunner::new();
-    fake.expect(Expect::new("tool", ["--user", "admin", "--password", "pw1"]).stdin("pw2"));
+    fake.expect(Expect::new("tool", ["--user", "admin", "--password-stdin"]).stdin("pw2"));
     let cmd = Command::new("tool")
-        .args(["--user", "admin", "--password"])
-        .arg_secret(SecretString::from("pw1"))
+        .args(["--user", "admin", "--password-stdin"])
         .stdin_secret(SecretString::from("pw2"));
     fake.run(&cmd).await.unwrap();
-    assert_eq!(fake.calls(), ["tool --user admin --password ***"]);
+    assert_eq!(fake.calls(), ["tool --user admin --password-stdin"]);
+    assert!(!format!("{cmd:?}").contains("pw2"));
     fake.verify();
 }
 

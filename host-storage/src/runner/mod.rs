@@ -80,11 +80,9 @@ impl Output {
 /// One argument of a [`Command`].
 #[derive(Clone)]
 pub enum Arg {
-    /// An ordinary argument.
+    /// An ordinary argument. There is deliberately no secret variant: argv is visible to
+    /// every local user, so secrets go by [`Command::stdin_secret`] or a 0600 file.
     Plain(String),
-    /// An argument shown as `***` in `Display`, `Debug`, logs and errors. Prefer
-    /// [`Command::stdin_secret`] or a 0600 file: argv is visible to every local user.
-    Secret(SecretString),
 }
 
 impl Arg {
@@ -92,13 +90,7 @@ impl Arg {
     pub fn expose(&self) -> &str {
         match self {
             Arg::Plain(s) => s,
-            Arg::Secret(s) => s.expose_secret(),
         }
-    }
-
-    /// True for [`Arg::Secret`].
-    pub fn is_secret(&self) -> bool {
-        matches!(self, Arg::Secret(_))
     }
 }
 
@@ -106,7 +98,6 @@ impl fmt::Debug for Arg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Arg::Plain(s) => fmt::Debug::fmt(s, f),
-            Arg::Secret(_) => f.write_str("***"),
         }
     }
 }
@@ -143,19 +134,18 @@ impl fmt::Debug for Stdin {
 /// shell), arguments, extra environment, standard input, a timeout and the exit codes that
 /// count as success.
 ///
-/// `Display` and `Debug` show secret arguments as `***`.
+/// Secrets never go on argv (visible to every local user): give them on standard input
+/// with [`Command::stdin_secret`], shown as `***` in `Debug`, logs and errors, or in a 0600
+/// file.
 ///
 /// ```
 /// use host_storage::Command;
 /// use secrecy::SecretString;
-/// let cmd = Command::new("iscsiadm")
-///     .args(["-m", "node", "-o", "update", "-n", "node.session.auth.password", "-v"])
-///     .arg_secret(SecretString::from("hunter2"))
-///     .ok_codes([0, 15]);
-/// assert_eq!(
-///     cmd.to_string(),
-///     "iscsiadm -m node -o update -n node.session.auth.password -v ***"
-/// );
+/// let cmd = Command::new("cryptsetup")
+///     .args(["open", "--key-file=-", "/dev/sdb", "vault"])
+///     .stdin_secret(SecretString::from("hunter2"))
+///     .ok_codes([0]);
+/// assert_eq!(cmd.to_string(), "cryptsetup open --key-file=- /dev/sdb vault");
 /// assert!(!format!("{cmd:?}").contains("hunter2"));
 /// ```
 #[derive(Clone)]
@@ -195,12 +185,6 @@ impl Command {
     {
         self.args
             .extend(args.into_iter().map(|a| Arg::Plain(a.into())));
-        self
-    }
-
-    /// Appends a secret argument, redacted everywhere it is shown.
-    pub fn arg_secret(mut self, secret: SecretString) -> Self {
-        self.args.push(Arg::Secret(secret));
         self
     }
 
@@ -273,7 +257,6 @@ impl Command {
                 out.push(' ');
             }
             match a {
-                Arg::Secret(_) => out.push_str("***"),
                 Arg::Plain(s) if s.is_empty() || s.contains(char::is_whitespace) => {
                     out.push('\'');
                     out.push_str(s);
@@ -312,24 +295,12 @@ impl Command {
 
     /// Replaces every secret value of this command found in `text` by `***`.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        let secrets = self
-            .args
-            .iter()
-            .filter_map(|a| match a {
-                Arg::Secret(s) => Some(s.expose_secret()),
-                Arg::Plain(_) => None,
-            })
-            .chain(match &self.stdin {
-                Some(Stdin::Secret(s)) => Some(s.expose_secret()),
-                _ => None,
-            });
-        for s in secrets {
-            if !s.is_empty() {
-                out = out.replace(s, "***");
+        match &self.stdin {
+            Some(Stdin::Secret(s)) if !s.expose_secret().is_empty() => {
+                text.replace(s.expose_secret(), "***")
             }
+            _ => text.to_owned(),
         }
-        out
     }
 }
 
@@ -409,20 +380,18 @@ mod tests {
 
     #[test]
     fn display_quotes_and_redacts() {
-        let cmd = Command::new("mount")
-            .args(["-t", "cifs", "-o", "a b", ""])
-            .arg_secret(SecretString::from("pw"));
-        assert_eq!(cmd.to_string(), "mount -t cifs -o 'a b' '' ***");
+        let cmd = Command::new("mount").args(["-t", "cifs", "-o", "a b", ""]);
+        assert_eq!(cmd.to_string(), "mount -t cifs -o 'a b' ''");
         assert_eq!(Command::new("true").to_string(), "true");
     }
 
     #[test]
     fn check_redacts_secrets_in_stderr_and_keeps_tail() {
         let cmd = Command::new("x")
-            .arg_secret(SecretString::from("s3cr3t"))
+            .arg("-")
             .stdin_secret(SecretString::from("t0ken"));
         let stderr: String = (1..=15)
-            .map(|i| format!("line {i} s3cr3t t0ken\n"))
+            .map(|i| format!("line {i} t0ken t0ken\n"))
             .collect();
         let err = cmd.check(Output::exit(2, "", stderr)).unwrap_err();
         match err {
@@ -433,7 +402,7 @@ mod tests {
                 stderr_tail,
             } => {
                 assert_eq!(program, "x");
-                assert_eq!(args, "***");
+                assert_eq!(args, "-");
                 assert_eq!(status, Exit::Code(2));
                 assert_eq!(stderr_tail.lines().count(), 10);
                 assert!(stderr_tail.starts_with("line 6 *** ***"));
