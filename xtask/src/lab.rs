@@ -56,6 +56,26 @@ pub(crate) fn lab_dir() -> PathBuf {
     crate::target_dir().join("lab")
 }
 
+/// Holds the lab for one run: the guest's out directory and the loop/configfs state inside
+/// it are per boot, so concurrent `cargo xtask lab*` runs (several engineers on one
+/// machine) wait for each other here instead of clobbering `target/lab/out`.
+pub(crate) fn exclusive() -> Result<fs::File> {
+    fs::create_dir_all(lab_dir())?;
+    let path = lab_dir().join("lab.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if file.try_lock().is_err() {
+        println!("lab: another lab run holds {}; waiting", path.display());
+        file.lock()
+            .with_context(|| format!("locking {}", path.display()))?;
+    }
+    Ok(file)
+}
+
 /// Runs the lab tier; `Ok(false)` when a test failed.
 pub(crate) fn run(args: &[String]) -> Result<bool> {
     let filter = match args {
@@ -69,7 +89,7 @@ pub(crate) fn run(args: &[String]) -> Result<bool> {
 /// The lab tier as a step of `cargo xtask test`: success and the test counts.
 pub(crate) fn run_counted(filter: Option<&str>) -> Result<(bool, crate::summary::Counts)> {
     let start = Instant::now();
-    fs::create_dir_all(lab_dir())?;
+    let _lab = exclusive()?;
 
     let t = Instant::now();
     install_packages()?;

@@ -30,7 +30,7 @@ pub(crate) fn run(args: &[String]) -> Result<bool> {
         bail!("usage: cargo xtask lab-bench   (LAB_BENCH_REPS=N sets the repetitions, 5)");
     }
     let start = Instant::now();
-    fs::create_dir_all(lab::lab_dir())?;
+    let _lab = lab::exclusive()?;
     lab::install_packages()?;
     let vmlinux = lab::guest_kernel()?;
     let vng = lab::virtme_ng()?;
