@@ -47,7 +47,13 @@ const PACKAGES: &[&str] = &[
 ];
 
 /// Crates whose `lab_*` integration tests run in the guest.
-const LAB_CRATES: &[&str] = &["host-storage", "cluster-fs", "libvirt-pools"];
+const LAB_CRATES: &[&str] = &[
+    "host-storage",
+    "cluster-fs",
+    "libvirt-pools",
+    "kvmstor",
+    "kvmstor-examples",
+];
 
 /// Wall-clock limit for one guest run.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(20 * 60);
