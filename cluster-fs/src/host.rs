@@ -746,7 +746,7 @@ impl<R: Runner> ClusterHost<R> {
             .find(target)
             .map_err(Error::host(Step::Mount, target.display()))?
         {
-            if found.source == m.source && found.fstype == m.kind.as_str() {
+            if same_device(&found.source, &m.source) && found.fstype == m.kind.as_str() {
                 return Ok(MountUndo {
                     target: target.to_owned(),
                     change: Change::Unchanged,
@@ -890,5 +890,54 @@ pub fn undo_file(f: &FileUndo) -> Result<Change> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Change::Unchanged),
             Err(e) => Err(Error::io(IoOp::Remove, &f.path, e)),
         },
+    }
+}
+
+/// Whether the mount table's `found` source is the device `wanted` names. mount(8)
+/// canonicalizes symlinked sources (`/dev/disk/by-id/nvme-uuid.…` shows as `/dev/nvme0n1`,
+/// `/dev/mapper/<wwid>` may show as `/dev/dm-3`), so equal strings, equal canonical paths
+/// or equal block device numbers all count as the same device.
+fn same_device(found: &str, wanted: &str) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if found == wanted {
+        return true;
+    }
+    let (Ok(a), Ok(b)) = (std::fs::canonicalize(found), std::fs::canonicalize(wanted)) else {
+        return false;
+    };
+    if a == b {
+        return true;
+    }
+    match (std::fs::metadata(&a), std::fs::metadata(&b)) {
+        (Ok(ma), Ok(mb)) => {
+            ma.file_type().is_block_device()
+                && mb.file_type().is_block_device()
+                && ma.rdev() == mb.rdev()
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod same_device_tests {
+    use super::same_device;
+
+    #[test]
+    fn equal_strings_and_symlinks_to_one_path_are_the_same_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = dir.path().join("nvme0n1");
+        std::fs::write(&dev, b"").unwrap();
+        let link = dir.path().join("nvme-uuid.0f1e");
+        std::os::unix::fs::symlink(&dev, &link).unwrap();
+        let (dev, link) = (dev.to_str().unwrap(), link.to_str().unwrap());
+        assert!(same_device(dev, dev));
+        assert!(same_device(dev, link));
+        assert!(same_device(link, dev));
+        let other = dir.path().join("nvme1n1");
+        std::fs::write(&other, b"").unwrap();
+        assert!(!same_device(other.to_str().unwrap(), link));
+        // Paths that do not exist here compare as strings only.
+        assert!(!same_device("/dev/mapper/absent-a", "/dev/mapper/absent-b"));
+        assert!(same_device("/dev/mapper/absent-a", "/dev/mapper/absent-a"));
     }
 }

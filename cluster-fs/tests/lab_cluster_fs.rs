@@ -2,25 +2,19 @@
 //! simulator, attached over two portals with dm-multipath, formatted and mounted by
 //! cluster-fs. Run by `cargo xtask lab` (the guest mounts `ocfs2_dlmfs` on `/dlm`).
 
+mod lab_cluster_common;
 #[path = "../../host-storage/tests/lab_common/mod.rs"]
 mod lab_common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
-use cluster_fs::gfs2::{CorosyncConf, CorosyncNode, DlmConf, Gfs2Format};
-use cluster_fs::ocfs2::{ClusterConf, HeartbeatMode, Ocfs2Cluster, Ocfs2Format, Ocfs2Node};
-use cluster_fs::{
-    ClusterHost, ClusterMount, ClusterName, FsKind, Identity, Label, LockTable, NodeName,
-    TargetDevice,
-};
-use host_storage::files::HostRoot;
-use host_storage::identity::initiator_iqn;
-use host_storage::iscsi::{Iscsi, IscsiTarget, NodeSettings};
-use host_storage::multipath::{MapRef, Multipath};
-use host_storage::parse::Portal;
-use host_storage::{Change, Iqn, LunSerial, SystemRunner};
-use lab_common::{get, payload, post, sh, sim, step, Volume};
+use anyhow::{Context, Result};
+use cluster_fs::gfs2::Gfs2Format;
+use cluster_fs::ocfs2::Ocfs2Format;
+use cluster_fs::{ClusterMount, FsKind, Identity, Label, LockTable, TargetDevice};
+use host_storage::{Change, LunSerial};
+use lab_cluster_common::{attach, gfs2_one_node, map_lun, mapped_lun, o2cb_one_node, wait_map};
+use lab_common::{get, payload, post, sh, sim, step};
 use ontap_client::Query;
 use serde_json::json;
 
@@ -32,138 +26,6 @@ const CLONE_LUN_ID: u64 = 13;
 /// LUN number of the GFS2 LUN.
 const GFS2_LUN_ID: u64 = 11;
 
-/// A daemon started by the test, killed when dropped.
-struct Daemon(std::process::Child);
-
-impl Daemon {
-    fn start(program: &str, args: &[&str], log: &str) -> Result<Daemon> {
-        let out = std::env::var("LAB_OUT").unwrap_or_else(|_| "/tmp".into());
-        let f = std::fs::File::create(std::path::Path::new(&out).join(log))?;
-        let child = std::process::Command::new(program)
-            .args(args)
-            .stdout(f.try_clone()?)
-            .stderr(f)
-            .spawn()
-            .with_context(|| format!("starting {program}"))?;
-        Ok(Daemon(child))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Polls `program args` until it exits 0.
-async fn wait_ok(program: &str, args: &[&str], within: Duration) -> Result<String> {
-    let deadline = Instant::now() + within;
-    loop {
-        match sh(program, args) {
-            Ok(out) => return Ok(out),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    }
-}
-
-/// Logs in to both portals and waits for the LUN's two-path map.
-async fn attach(
-    iqn: &Iqn,
-    serial: &LunSerial,
-    lun_id: u64,
-) -> Result<(
-    Iscsi<SystemRunner>,
-    host_storage::iscsi::ConnectUndo,
-    Multipath<SystemRunner>,
-    MapRef,
-)> {
-    let root = HostRoot::system();
-    let iscsi = Iscsi::new(SystemRunner::new(), root.clone());
-    let found = iscsi
-        .discover(&Portal {
-            address: "127.0.1.3".into(),
-            port: 3260,
-        })
-        .await?;
-    let target = IscsiTarget::from_discovery(iqn, &found)?;
-    let conn = iscsi
-        .connect(&target, &NodeSettings::default(), None)
-        .await?;
-    iscsi
-        .attach_lun(iqn, lun_id, serial, Duration::from_secs(30))
-        .await?;
-    let mp = Multipath::new(SystemRunner::new(), root);
-    let map = wait_map(&mp, serial).await?;
-    Ok((iscsi, conn, mp, map))
-}
-
-async fn wait_map(mp: &Multipath<SystemRunner>, serial: &LunSerial) -> Result<MapRef> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(m) = mp.find_lun_map(serial)? {
-            if m.paths.len() == 2 {
-                return Ok(m);
-            }
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "no multipath map with 2 paths for {serial}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-/// A LUN in a new volume, mapped as `lun_id` to the igroup of this host.
-async fn mapped_lun(
-    c: &ontap_client::Client,
-    vol: &str,
-    lun_id: u64,
-    (size_vol, size_lun): (&str, &str),
-) -> Result<(Iqn, LunSerial)> {
-    let initiator = initiator_iqn(&HostRoot::system())?.context("no initiator name")?;
-    Volume::create(c, vol, size_vol, false).await?;
-    let lun = post(
-        c,
-        "/api/storage/luns",
-        json!({"svm": {"name": "svm1"}, "name": format!("/vol/{vol}/lun1"), "os_type": "linux",
-               "space": {"size": size_lun}}),
-    )
-    .await?;
-    let serial = LunSerial::parse(lun[0]["serial_number"].as_str().context("serial")?)?;
-    let igroups = get(
-        c,
-        "/api/protocols/san/igroups",
-        &Query::new().filter("name", "lab_ig"),
-    )
-    .await?;
-    if igroups.is_empty() {
-        post(
-            c,
-            "/api/protocols/san/igroups",
-            json!({"svm": {"name": "svm1"}, "name": "lab_ig", "os_type": "linux", "protocol": "iscsi",
-                   "initiators": [{"name": initiator.as_str()}]}),
-        )
-        .await?;
-    }
-    post(
-        c,
-        "/api/protocols/san/lun-maps",
-        json!({"svm": {"name": "svm1"}, "lun": {"name": format!("/vol/{vol}/lun1")},
-               "igroup": {"name": "lab_ig"}, "logical_unit_number": lun_id}),
-    )
-    .await?;
-    let svc = get(
-        c,
-        "/api/protocols/san/iscsi/services",
-        &Query::new().fields(["target"]),
-    )
-    .await?;
-    let iqn = Iqn::parse(svc[0]["target"]["name"].as_str().context("target iqn")?)?;
-    Ok((iqn, serial))
-}
-
 #[tokio::test]
 #[ignore = "lab tier: needs the lab guest kernel (run by cargo xtask lab)"]
 async fn lab_cluster_fs_ocfs2_o2cb_on_multipath_lun() -> Result<()> {
@@ -174,26 +36,10 @@ async fn lab_cluster_fs_ocfs2_o2cb_on_multipath_lun() -> Result<()> {
     step("LUN on a two-path multipath map");
 
     // One-node o2cb cluster named after this host, registered from the written cluster.conf.
-    let host = sh("hostname", &[])?;
-    let cl = ClusterName::parse("labcl")?;
-    let mut conf = ClusterConf::default();
-    assert_eq!(
-        conf.add_cluster(Ocfs2Cluster::new(cl.clone(), HeartbeatMode::Local))?,
-        Change::Changed
-    );
-    let added = conf.add_node(Ocfs2Node::new(
-        cl.clone(),
-        NodeName::parse(host.trim())?,
-        0,
-        "127.0.0.1".parse()?,
-    )?)?;
-    assert_eq!(added, Change::Changed);
-    let node = ClusterHost::new(SystemRunner::new());
-    node.write_cluster_conf(&conf)?;
-    let registered = node.register_cluster(&cl).await?;
-    assert_eq!(registered.change, Change::Changed);
-    assert!(node.cluster_online(&cl).await?);
-    assert_eq!(node.list_clusters().await?, vec![cl.clone()]);
+    let o2cb = o2cb_one_node("labcl").await?;
+    assert_eq!(o2cb.conf_written, Change::Changed);
+    assert_eq!(o2cb.registered, Change::Changed);
+    let (node, cl) = (&o2cb.node, o2cb.cluster.clone());
     step("o2cb cluster registered");
 
     // The map is named by its WWID; the identity is checked against sysfs before mkfs.
@@ -239,8 +85,8 @@ async fn lab_cluster_fs_ocfs2_o2cb_on_multipath_lun() -> Result<()> {
     assert_eq!(node.undo(&again.into()).await?, Change::Changed);
     step("unmounted, data kept");
 
-    // A FlexClone of the volume: its LUN file is in the btrfs snapshot; the LUN record is
-    // created on it (the sim keeps an existing file) with a new serial, and mapped.
+    // A FlexClone of the volume holds a copy of the LUN, as on ONTAP: a new serial,
+    // unmapped; its file is in the clone's btrfs snapshot. Mapped, it is a LIO LUN.
     post(
         &c,
         "/api/storage/volumes",
@@ -248,22 +94,27 @@ async fn lab_cluster_fs_ocfs2_o2cb_on_multipath_lun() -> Result<()> {
                "clone": {"is_flexclone": true, "parent_volume": {"name": "lab_ocfs2"}}}),
     )
     .await?;
-    let lun = post(
+    let cloned = get(
         &c,
         "/api/storage/luns",
-        json!({"svm": {"name": "svm1"}, "name": "/vol/lab_ocfs2_clone/lun1", "os_type": "linux",
-               "space": {"size": "3G"}}),
+        &Query::new()
+            .filter("location.volume.name", "lab_ocfs2_clone")
+            .fields(["serial_number", "space.size", "os_type", "status.mapped"]),
     )
     .await?;
-    let clone_serial = LunSerial::parse(lun[0]["serial_number"].as_str().context("serial")?)?;
+    assert_eq!(cloned.len(), 1, "{cloned:?}");
+    assert_eq!(cloned[0]["name"], "/vol/lab_ocfs2_clone/lun1");
+    assert_eq!(
+        (
+            &cloned[0]["space"]["size"],
+            &cloned[0]["os_type"],
+            &cloned[0]["status"]["mapped"]
+        ),
+        (&json!(3u64 << 30), &json!("linux"), &json!(false))
+    );
+    let clone_serial = LunSerial::parse(cloned[0]["serial_number"].as_str().context("serial")?)?;
     assert_ne!(clone_serial, serial);
-    post(
-        &c,
-        "/api/protocols/san/lun-maps",
-        json!({"svm": {"name": "svm1"}, "lun": {"name": "/vol/lab_ocfs2_clone/lun1"},
-               "igroup": {"name": "lab_ig"}, "logical_unit_number": CLONE_LUN_ID}),
-    )
-    .await?;
+    map_lun(&c, "/vol/lab_ocfs2_clone/lun1", CLONE_LUN_ID).await?;
     iscsi
         .attach_lun(&iqn, CLONE_LUN_ID, &clone_serial, Duration::from_secs(30))
         .await?;
@@ -318,40 +169,11 @@ async fn lab_cluster_fs_gfs2_lock_dlm_on_multipath_lun() -> Result<()> {
     let (iscsi, conn, mp, map) = attach(&iqn, &serial, GFS2_LUN_ID).await?;
     step("LUN on a two-path multipath map");
 
-    // Single-node corosync and dlm_controld from the files cluster-fs writes. The package's
-    // sample corosync.conf (another cluster) is removed first: the guest's /etc is a tmpfs.
-    let _ = std::fs::remove_file("/etc/corosync/corosync.conf");
-    for d in [
-        "/var/log/corosync",
-        "/var/lib/corosync",
-        "/run/dlm",
-        "/etc/dlm",
-    ] {
-        std::fs::create_dir_all(d)?;
-    }
-    let host = sh("hostname", &[])?;
-    let cl = ClusterName::parse("labgfs")?;
-    let mut coro = CorosyncConf::new(cl.clone());
-    assert_eq!(
-        coro.add_node(CorosyncNode::new(
-            1,
-            NodeName::parse(host.trim())?,
-            "127.0.0.1".parse()?
-        )?)?,
-        Change::Changed
-    );
-    let node = ClusterHost::new(SystemRunner::new());
-    assert_eq!(node.write_corosync(&coro)?.change, Change::Changed);
-    let dlm = DlmConf {
-        enable_fencing: false,
-        ..DlmConf::default()
-    };
-    assert_eq!(node.write_dlm_conf(&dlm)?.change, Change::Changed);
-    assert_eq!(node.write_dlm_conf(&dlm)?.change, Change::Unchanged);
-    let corosync = Daemon::start("corosync", &["-f"], "corosync.log")?;
-    wait_ok("corosync-quorumtool", &["-s"], Duration::from_secs(60)).await?;
-    let dlm_controld = Daemon::start("dlm_controld", &["--foreground"], "dlm_controld.log")?;
-    wait_ok("dlm_tool", &["status"], Duration::from_secs(60)).await?;
+    // Single-node corosync and dlm_controld from the files cluster-fs writes.
+    let stack = gfs2_one_node("labgfs").await?;
+    assert_eq!(stack.corosync_written, Change::Changed);
+    assert_eq!(stack.dlm_written, (Change::Changed, Change::Unchanged));
+    let (node, coro) = (&stack.node, &stack.corosync);
     step("corosync quorate, dlm_controld up");
 
     let dev = TargetDevice::new(
@@ -393,8 +215,7 @@ async fn lab_cluster_fs_gfs2_lock_dlm_on_multipath_lun() -> Result<()> {
     assert_eq!(std::fs::read(target_dir.join("vm.img"))?, data);
     assert_eq!(node.undo(&again.into()).await?, Change::Changed);
     assert!(lab_common::mountinfo_lines(&target_dir)?.is_empty());
-    drop(dlm_controld);
-    drop(corosync);
+    drop(stack);
 
     mp.remove_lun(&serial).await?;
     iscsi.disconnect(&conn).await?;

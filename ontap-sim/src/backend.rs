@@ -52,8 +52,12 @@ pub enum Change {
     FileCloned {
         /// The volume record.
         volume: Value,
-        /// Source path relative to the volume root.
+        /// Source path relative to the volume root, or to the snapshot's root when
+        /// `source_snapshot` is set (the request named `.snapshot/<name>/<path>`).
         source_path: String,
+        /// UUID of the snapshot the source is read from, when the request's source path
+        /// started with `.snapshot/<name>/` (single-file restore from a snapshot).
+        source_snapshot: Option<String>,
         /// Destination path relative to the volume root.
         destination_path: String,
     },

@@ -219,4 +219,8 @@ pub enum SimError {
     /// The seed described something inconsistent (an unknown SVM, a duplicate name, ...).
     #[error("seed rejected: {0}")]
     Seed(#[source] ApiError),
+    /// The client CA (`--client-ca`, [`crate::SimServerBuilder::client_ca_pem`]) holds no
+    /// certificate rustls accepts as a trust anchor.
+    #[error("cannot use the client CA")]
+    ClientCa(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -120,6 +120,7 @@ pub struct SimServerBuilder {
     job_max: Duration,
     job_ttl: Duration,
     extra_names: Vec<String>,
+    client_ca: Option<String>,
 }
 
 impl Default for SimServerBuilder {
@@ -137,6 +138,7 @@ impl Default for SimServerBuilder {
             job_max: Duration::from_millis(200),
             job_ttl: Duration::from_secs(300),
             extra_names: Vec::new(),
+            client_ca: None,
         }
     }
 }
@@ -204,6 +206,16 @@ impl SimServerBuilder {
         self
     }
 
+    /// Certificate authentication, as ONTAP does it: a TLS client certificate signed by a
+    /// CA of `pem` authenticates a request as the account its subject CN names (here the
+    /// one account, [`SimServerBuilder::credentials`]; another CN gets 401); a certificate
+    /// from any other CA fails the TLS handshake; a request without a certificate still
+    /// needs basic auth or a token. HTTPS only.
+    pub fn client_ca_pem(mut self, pem: impl Into<String>) -> Self {
+        self.client_ca = Some(pem.into());
+        self
+    }
+
     /// Binds, builds the state (state file, else seed) and starts serving.
     pub async fn start(self) -> Result<SimServer, SimError> {
         let store = match &self.state_file {
@@ -234,9 +246,16 @@ impl SimServerBuilder {
                 source,
             })?;
         let addr = server::local_addr(&listener, self.addr)?;
+        let client_ca = match &self.client_ca {
+            Some(pem) => Some(server::client_ca_certs(pem)?),
+            None => None,
+        };
         let (tls, ca_pem) = if self.tls {
             let cert = server::self_signed(&self.extra_names)?;
-            (Some(server::tls_config(&cert)?), Some(cert.cert_pem))
+            (
+                Some(server::tls_config(&cert, client_ca)?),
+                Some(cert.cert_pem),
+            )
         } else {
             (None, None)
         };

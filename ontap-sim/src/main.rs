@@ -52,6 +52,11 @@ struct Args {
     /// Seconds finished jobs are kept.
     #[arg(long, default_value_t = 300)]
     job_ttl: u64,
+    /// Certificate authentication: trust client certificates signed by this CA (PEM). A
+    /// client certificate whose CN is the user name authenticates its requests without a
+    /// password; one from another CA fails the TLS handshake.
+    #[arg(long, conflicts_with = "http")]
+    client_ca: Option<PathBuf>,
     /// Extra certificate subject names (DNS names or IP addresses).
     #[arg(long)]
     cert_name: Vec<String>,
@@ -192,6 +197,9 @@ async fn run(args: Args) -> Result<(), SimError> {
     }
     for n in &args.cert_name {
         b = b.certificate_name(n);
+    }
+    if let Some(p) = &args.client_ca {
+        b = b.client_ca_pem(read_file(p)?);
     }
     let sim = b.start().await?;
     if let (Some(path), Some(pem)) = (&args.cert_out, sim.ca_pem()) {

@@ -49,7 +49,30 @@ pub(crate) fn self_signed(extra: &[String]) -> Result<Cert, SimError> {
     })
 }
 
-pub(crate) fn tls_config(cert: &Cert) -> Result<Arc<rustls::ServerConfig>, SimError> {
+/// The certificates of a client CA PEM (at least one).
+pub(crate) fn client_ca_certs(
+    pem: &str,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, SimError> {
+    use rustls_pki_types::pem::PemObject;
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SimError::ClientCa(Box::new(e)))?;
+    if certs.is_empty() {
+        return Err(SimError::ClientCa(Box::new(
+            rustls_pki_types::pem::Error::NoItemsFound,
+        )));
+    }
+    Ok(certs)
+}
+
+/// The server's TLS configuration. With `client_ca`, clients *may* present a certificate
+/// and one that does not chain to these CAs fails the handshake (as ONTAP with
+/// `security ssl modify -client-enabled true` and the CA installed as `client-ca`); a
+/// client without one goes on to basic auth.
+pub(crate) fn tls_config(
+    cert: &Cert,
+    client_ca: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
+) -> Result<Arc<rustls::ServerConfig>, SimError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let certs = vec![rustls_pki_types::CertificateDer::from(
         cert.cert_der.clone(),
@@ -57,10 +80,27 @@ pub(crate) fn tls_config(cert: &Cert) -> Result<Arc<rustls::ServerConfig>, SimEr
     let key = rustls_pki_types::PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(
         cert.key_der.clone(),
     ));
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(SimError::Tls)?
-        .with_no_client_auth()
+        .map_err(SimError::Tls)?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(cas) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in cas {
+                roots.add(ca).map_err(|e| SimError::ClientCa(Box::new(e)))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| SimError::ClientCa(Box::new(e)))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut cfg = builder
         .with_single_cert(certs, key)
         .map_err(SimError::Tls)?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -98,13 +138,27 @@ pub(crate) async fn serve(
         let sim = sim.clone();
         let acceptor = acceptor.clone();
         conns.spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                handle(sim.clone(), app.clone(), req)
-            });
+            let service = |cert_user: Option<Arc<str>>| {
+                hyper::service::service_fn(move |req: Request<Incoming>| {
+                    handle(sim.clone(), app.clone(), cert_user.clone(), req)
+                })
+            };
             let builder = hyper::server::conn::http1::Builder::new();
             let res = match acceptor {
                 Some(acc) => match acc.accept(stream).await {
-                    Ok(tls) => builder.serve_connection(TokioIo::new(tls), service).await,
+                    Ok(tls) => {
+                        // Only a certificate that chained to the client CA gets this far.
+                        let user = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .and_then(|c| common_name(c))
+                            .map(Arc::<str>::from);
+                        builder
+                            .serve_connection(TokioIo::new(tls), service(user))
+                            .await
+                    }
                     Err(e) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
                         return;
@@ -112,7 +166,7 @@ pub(crate) async fn serve(
                 },
                 None => {
                     builder
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection(TokioIo::new(stream), service(None))
                         .await
                 }
             };
@@ -155,7 +209,63 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn authorised(sim: &Sim, req: &Request<Incoming>) -> bool {
+/// One DER element of `input`: its tag, its contents and what follows it.
+fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The subject's common name (OID 2.5.4.3) of an X.509 certificate (DER): the account a
+/// client certificate authenticates as, as ONTAP maps it.
+pub(crate) fn common_name(cert_der: &[u8]) -> Option<String> {
+    const CN: [u8; 3] = [0x55, 0x04, 0x03];
+    let (_, cert, _) = der(cert_der)?;
+    let (_, tbs, _) = der(cert)?;
+    let mut rest = tbs;
+    // The optional [0] version, then serial, signature algorithm, issuer, validity.
+    if der(rest)?.0 == 0xa0 {
+        rest = der(rest)?.2;
+    }
+    for _ in 0..4 {
+        rest = der(rest)?.2;
+    }
+    let (_, mut rdns, _) = der(rest)?;
+    while !rdns.is_empty() {
+        let (_, mut set, next) = der(rdns)?;
+        rdns = next;
+        while !set.is_empty() {
+            let (_, atv, next) = der(set)?;
+            set = next;
+            let (_, oid, value) = der(atv)?;
+            if oid == CN {
+                let (_, text, _) = der(value)?;
+                return String::from_utf8(text.to_vec()).ok();
+            }
+        }
+    }
+    None
+}
+
+/// Whether the request may proceed: a verified client certificate whose CN is the
+/// account (ONTAP's `certificate` authentication method), else basic auth or a token.
+fn authorised(sim: &Sim, req: &Request<Incoming>, cert_user: Option<&str>) -> bool {
+    let cfg = &sim.inner.cfg;
+    if cert_user.is_some_and(|u| same(u.as_bytes(), cfg.username.as_bytes())) {
+        return true;
+    }
     let Some(h) = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -163,7 +273,6 @@ fn authorised(sim: &Sim, req: &Request<Incoming>) -> bool {
     else {
         return false;
     };
-    let cfg = &sim.inner.cfg;
     if let Some(b) = h.strip_prefix("Basic ") {
         let Some(raw) = decode_base64(b.trim()) else {
             return false;
@@ -279,12 +388,17 @@ async fn to_plain_json(resp: Response) -> Result<Response, Dropped> {
     Ok(Response::from_parts(parts, Body::from(out)))
 }
 
-async fn handle(sim: Sim, app: Router, req: Request<Incoming>) -> Result<Response, Dropped> {
+async fn handle(
+    sim: Sim,
+    app: Router,
+    cert_user: Option<Arc<str>>,
+    req: Request<Incoming>,
+) -> Result<Response, Dropped> {
     let method = req.method().clone();
     let plain_json = wants_plain_json(&req);
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
-    if !authorised(&sim, &req) {
+    if !authorised(&sim, &req, cert_user.as_deref()) {
         let mut r = ApiError::unauthorized().into_response();
         r.headers_mut().insert(
             http::header::WWW_AUTHENTICATE,
@@ -479,7 +593,27 @@ pub(crate) fn local_addr(l: &TcpListener, asked: SocketAddr) -> Result<SocketAdd
 
 #[cfg(test)]
 mod tests {
-    use super::path_keys_plus_as_space;
+    use super::{common_name, path_keys_plus_as_space};
+
+    #[test]
+    fn common_name_of_a_client_certificate() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "kvmstor");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "vsadmin");
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(common_name(cert.der()).as_deref(), Some("vsadmin"));
+        let mut params = rcgen::CertificateParams::new(vec!["h".to_string()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(common_name(cert.der()), None);
+        assert_eq!(common_name(&[0x30, 0x05, 0x01]), None);
+    }
 
     #[test]
     fn plus_in_a_path_key_means_space() {

@@ -176,6 +176,23 @@ async fn host_volumes_snapshots_clones_on_real_btrfs() -> anyhow::Result<()> {
     assert_eq!(job["state"], "failure", "{job}");
     assert_eq!(job["code"], 13001);
 
+    // Single-file restore: the source is read from snapshot s1 (`.snapshot/s1/...`).
+    let (_, job) = env
+        .run_job(
+            Method::POST,
+            "/api/storage/file/clone",
+            Some(
+                json!({"volume": {"name": "vol1"}, "source_path": ".snapshot/s1/data.txt",
+                             "destination_path": "restored.txt"}),
+            ),
+        )
+        .await?;
+    assert_eq!(job["state"], "success", "{job}");
+    assert_eq!(
+        std::fs::read_to_string(vdir.join("restored.txt"))?,
+        "hello from vol1\n"
+    );
+
     // Resize is recorded.
     let (_, job) = env
         .run_job(

@@ -397,7 +397,7 @@ async fn sim_with_kernel_backend_on_synthetic_configfs() -> anyhow::Result<()> {
         lab.calls(),
         vec![
             format!("mkfs.btrfs -q -f {r}/btrfs.img"),
-            format!("mount -t btrfs -o loop {r}/btrfs.img {r}/mnt"),
+            format!("mount -t btrfs -o loop,discard=async {r}/btrfs.img {r}/mnt"),
             // The managed files are written (empty) and loaded once at start.
             "exportfs -ra".to_string(),
             "smbcontrol smbd reload-config".to_string(),
@@ -747,5 +747,109 @@ async fn failed_step_undoes_the_volume_on_synthetic_configfs() -> anyhow::Result
         std::fs::read_to_string(lab.dir.path().join("etc/samba/kvmstor-sim.conf"))?,
         ontap_sim::kernel::smb::HEADER
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn flexclone_lun_maps_as_lio_lun_on_its_snapshot_file_on_synthetic_configfs(
+) -> anyhow::Result<()> {
+    let lab = lab().await?;
+    let root = lab.root();
+    let env = &lab.env;
+    let vol = env
+        .create_volume(json!({"name": "base", "svm": {"name": "svm1"},
+                              "aggregates": [{"name": "aggr1"}], "size": "1G"}))
+        .await?;
+    let lun = env
+        .post(
+            "/api/storage/luns?return_records=true",
+            json!({"svm": {"name": "svm1"}, "name": "/vol/base/lun0", "os_type": "linux",
+                     "space": {"size": "4M"}}),
+        )
+        .await?;
+    assert_eq!(lun.status, 201, "{}", lun.body);
+    let parent_file = root.join(format!("mnt/vols/{vol}/lun0"));
+    std::fs::write(&parent_file, b"parent data")?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&parent_file)?
+        .set_len(4 << 20)?;
+    lab.calls();
+
+    let clone = env
+        .create_volume(json!({"name": "base_clone", "svm": {"name": "svm1"},
+                              "clone": {"parent_volume": {"name": "base"}}}))
+        .await?;
+    let r = root.display();
+    // The snapshot is all the backend does: the LUN file comes with it.
+    assert_eq!(
+        lab.calls(),
+        vec![format!(
+            "btrfs subvolume snapshot {r}/mnt/vols/{vol} {r}/mnt/vols/{clone}"
+        )]
+    );
+    let cloned = env
+        .get("/api/storage/luns?location.volume.name=base_clone&fields=serial_number")
+        .await?;
+    assert_eq!(cloned.body["num_records"], 1, "{}", cloned.body);
+    let rec = &cloned.body["records"][0];
+    assert_eq!(rec["name"], "/vol/base_clone/lun0");
+    let (uuid, serial) = (
+        rec["uuid"].as_str().unwrap().to_string(),
+        rec["serial_number"].as_str().unwrap().to_string(),
+    );
+    assert_ne!(
+        serial,
+        lun.body["records"][0]["serial_number"].as_str().unwrap()
+    );
+    let clone_file = root.join(format!("mnt/vols/{clone}/lun0"));
+    assert_eq!(std::fs::metadata(&clone_file)?.len(), 4 << 20);
+    assert_eq!(&std::fs::read(&clone_file)?[..11], b"parent data");
+    // Its backstore is the clone's file, with the clone's serial number.
+    let bs = format!("{}/{uuid}", lio::HBA);
+    assert_eq!(lab.read(&format!("{bs}/wwn/vpd_unit_serial")), serial);
+    assert_eq!(
+        lab.read(&format!("{bs}/control")),
+        format!(
+            "fd_dev_name={},fd_dev_size={}",
+            clone_file.display(),
+            4 << 20
+        )
+    );
+
+    // Mapped, it is a LUN of the target like any other.
+    let ig = env
+        .post(
+            "/api/protocols/san/igroups",
+            json!({"svm": {"name": "svm1"}, "name": "ig1",
+               "os_type": "linux", "protocol": "iscsi", "initiators": [{"name": INIT}]}),
+        )
+        .await?;
+    assert_eq!(ig.status, 201, "{}", ig.body);
+    let m = env
+        .post(
+            "/api/protocols/san/lun-maps",
+            json!({"svm": {"name": "svm1"},
+               "lun": {"name": "/vol/base_clone/lun0"}, "igroup": {"name": "ig1"},
+               "logical_unit_number": 5}),
+        )
+        .await?;
+    assert_eq!(m.status, 201, "{}", m.body);
+    let svc = env
+        .get("/api/protocols/san/iscsi/services?fields=target")
+        .await?;
+    let iqn = svc.body["records"][0]["target"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tpg = format!("target/iscsi/{iqn}/tpgt_1");
+    let cfs = Configfs::synthetic(lab.cfs());
+    assert_eq!(
+        cfs.readlink(&format!("{tpg}/acls/{INIT}/lun_5/lun")),
+        Some(format!("{tpg}/lun/lun_0"))
+    );
+    assert_eq!(cfs.readlink(&format!("{tpg}/lun/lun_0/{uuid}")), Some(bs));
+    // The parent's file is untouched.
+    assert_eq!(&std::fs::read(&parent_file)?[..11], b"parent data");
     Ok(())
 }

@@ -559,13 +559,31 @@ impl KernelBackend {
     }
 
     /// Unmounts a junction; one that is no longer mounted counts as done.
+    ///
+    /// Right after an export is withdrawn and its client unmounted, knfsd can still hold
+    /// the file system for a moment (export caches, the NFSv4 state of that client): a busy
+    /// junction gets `exportfs -f` (flush the kernel's export caches) once and up to ten
+    /// retries 200 ms apart before the error stands.
     async fn unmount(&self, path: &Path) -> Result<(), KernelError> {
-        match self
-            .run("unmount junction", Command::new("umount").arg(lossy(path)))
-            .await
-        {
-            Err(_) if !current_mounts().iter().any(|m| m == path) => Ok(()),
-            r => r,
+        let mut retries = 0;
+        loop {
+            match self
+                .run("unmount junction", Command::new("umount").arg(lossy(path)))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(_) if !current_mounts().iter().any(|m| m == path) => return Ok(()),
+                Err(e) if retries >= 10 => return Err(e),
+                Err(_) => {
+                    if retries == 0 && self.cfg.exports_file.is_some() {
+                        let _ = self
+                            .run("exportfs -f", Command::new("exportfs").arg("-f"))
+                            .await;
+                    }
+                    retries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
         }
     }
 
@@ -610,8 +628,10 @@ impl KernelBackend {
                 Command::new("mount").args([
                     "-t",
                     "btrfs",
+                    // discard: blocks freed by deleted volumes go back to the image's
+                    // file system (a tmpfs in the lab would otherwise keep them in RAM).
                     "-o",
-                    "loop",
+                    "loop,discard=async",
                     &lossy(&img),
                     &lossy(&mnt),
                 ]),
@@ -722,10 +742,12 @@ impl KernelBackend {
         &self,
         volume: &Value,
         source: &str,
+        source_snapshot: Option<&str>,
         dest: &str,
     ) -> Result<(), KernelError> {
-        let base = self.volume_dir(&str_at(volume, "/uuid"))?;
-        let rel = |what: &'static str, p: &str| -> Result<PathBuf, KernelError> {
+        let vol_uuid = str_at(volume, "/uuid");
+        let base = self.volume_dir(&vol_uuid)?;
+        let rel_to = |root: &Path, what: &'static str, p: &str| -> Result<PathBuf, KernelError> {
             let parts = names::abs_path(what, &format!("/{}", p.trim_start_matches('/')))?;
             if parts.is_empty() {
                 return Err(KernelError::Name {
@@ -734,9 +756,16 @@ impl KernelBackend {
                     reason: "empty path",
                 });
             }
-            Ok(parts.iter().fold(base.clone(), |acc, c| acc.join(c)))
+            Ok(parts.iter().fold(root.to_path_buf(), |acc, c| acc.join(c)))
         };
-        let (src, dst) = (rel("source path", source)?, rel("destination path", dest)?);
+        let src_root = match source_snapshot {
+            Some(snap) => self
+                .cfg
+                .snapshot_path(&vol_uuid, names::uuid("snapshot uuid", snap)?),
+            None => base.clone(),
+        };
+        let src = rel_to(&src_root, "source path", source)?;
+        let dst = rel_to(&base, "destination path", dest)?;
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent).map_err(io("mkdir", parent))?;
         }
@@ -825,8 +854,17 @@ impl KernelBackend {
             Change::FileCloned {
                 volume,
                 source_path,
+                source_snapshot,
                 destination_path,
-            } => self.clone_file(volume, source_path, destination_path).await,
+            } => {
+                self.clone_file(
+                    volume,
+                    source_path,
+                    source_snapshot.as_deref(),
+                    destination_path,
+                )
+                .await
+            }
             _ => Ok(()),
         }
     }

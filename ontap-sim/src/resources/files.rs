@@ -211,7 +211,16 @@ async fn files_delete(
 }
 
 fn clean(p: &str) -> String {
-    p.trim_start_matches('/').to_string()
+    p.trim_start_matches("./")
+        .trim_start_matches('/')
+        .to_string()
+}
+
+/// `(snapshot name, path inside it)` when `source` is `.snapshot/<name>/<path>`.
+fn snapshot_source(source: &str) -> Option<(&str, &str)> {
+    let rest = source.strip_prefix(".snapshot/")?;
+    let (name, path) = rest.split_once('/').unwrap_or((rest, ""));
+    Some((name, path.trim_start_matches('/')))
 }
 
 async fn clone_h(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
@@ -230,14 +239,32 @@ async fn clone_h(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, Ap
         .get("volume")
         .cloned()
         .ok_or_else(|| ApiError::missing_value("volume.uuid"))?;
-    let (vol_uuid, vol) = sim.read(|s| {
+    let (vol_uuid, vol, snapshot) = sim.read(|s| {
         let tunnel = req.tunnel_svm(s)?;
         let svm = match body.get("svm") {
             Some(r) => Some(s.resolve_svm(r)?.0),
             None => tunnel.map(|t| t.0),
         };
         let (u, v) = super::volumes::resolve_volume(s, svm.as_deref(), &vref, "volume")?;
-        Ok::<_, ApiError>((u, v.clone()))
+        // `.snapshot/<name>/<path>` reads the source from a snapshot of the volume (the
+        // 9.7 swagger's example source is `./.snapshot/snap1/src_file3`).
+        let snapshot = match snapshot_source(&source) {
+            None => None,
+            Some((name, rest)) => {
+                let (snap_uuid, _) =
+                    super::snapshots::find_in_volume(s, &u, name).ok_or_else(|| {
+                        ApiError::not_found_msg(format!(
+                            "Snapshot copy \"{name}\" does not exist in volume \"{}\".",
+                            str_at(v, "/name")
+                        ))
+                    })?;
+                if rest.is_empty() {
+                    return Err(ApiError::invalid_value("source_path", &source));
+                }
+                Some((snap_uuid.clone(), rest.to_string()))
+            }
+        };
+        Ok::<_, ApiError>((u, v.clone(), snapshot))
     })?;
     let work_sim = sim.clone();
     let svm = vol["svm"].clone();
@@ -252,10 +279,15 @@ async fn clone_h(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, Ap
                 ),
             ));
         }
+        let (source_path, source_snapshot) = match &snapshot {
+            Some((snap_uuid, rest)) => (rest.clone(), Some(snap_uuid.clone())),
+            None => (source.clone(), None),
+        };
         work_sim
             .realise(Change::FileCloned {
                 volume: vol.clone(),
-                source_path: source.clone(),
+                source_path,
+                source_snapshot,
                 destination_path: dest.clone(),
             })
             .await?;
@@ -266,7 +298,9 @@ async fn clone_h(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, Ap
                     "The specified volume was not found.",
                 ));
             }
-            s.add_file(&vol_uuid, &source);
+            if snapshot.is_none() {
+                s.add_file(&vol_uuid, &source);
+            }
             s.add_file(&vol_uuid, &dest);
             Ok(())
         })

@@ -52,7 +52,9 @@
 //!    nothing to register, just store `location.volume`), or FlexClones of it.
 //! 9. **Backend hooks.** Every realised change goes through [`crate::backend::Change`]
 //!    (`Created`/`Modified`/`Deleted` with collection name and full records) via
-//!    `sim.realise(..)`; an error refuses the change.
+//!    `sim.realise(..)`; an error refuses the change. [`commit`] has the skeleton the SAN
+//!    and NVMe handlers share: look up, realise the changes, re-check and commit under
+//!    the store lock, answer.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -70,6 +72,7 @@ pub(crate) use crate::sim::Sim;
 pub(crate) use crate::store::Store;
 
 mod cluster;
+pub(crate) mod commit;
 mod files;
 mod jobs;
 pub(crate) mod mav;

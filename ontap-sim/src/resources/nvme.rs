@@ -16,10 +16,11 @@ use self::rules::{
     lowest_free_nsid, new_subsystem_serial, parse_hex_id, target_nqn, DEFAULT_BLOCK_SIZE,
     NAMESPACE_OS_TYPES, SUBSYSTEM_OS_TYPES,
 };
+use super::commit::{self, commit_ok, deleted, lookup, modified};
 use super::san::rules::PathKind;
 use super::san::{
-    block_path_taken, charge, check_room, find_ref, for_each_selected, is_thick, ok_empty, realise,
-    req_enum, reserved, resolve_location, size_input, svm_or, visible,
+    block_path_taken, charge, check_room, find_ref, for_each_selected, is_thick, ok_empty,
+    req_enum, reserved, resolve_location, size_input, svm_or,
 };
 use super::{
     get_one, href_ref, json_response_at, list, list_records, svm_ref, volume_ref, ApiError,
@@ -278,6 +279,8 @@ pub(crate) const SUBSYSTEMS: &str = "nvme_subsystems";
 /// Store collection of subsystem maps (key `SUBSYSTEM_UUID/NAMESPACE_UUID`).
 pub(crate) const SUBSYSTEM_MAPS: &str = "nvme_subsystem_maps";
 
+/// The NVMe service: its collection and the SVM's flag.
+const NVME_SERVICE: commit::Service = (coll::NVME_SERVICES, "nvme");
 const SERVICE_SPEC: ResourceSpec = ResourceSpec {
     collection: coll::NVME_SERVICES,
     key_param: "svm.uuid",
@@ -406,27 +409,7 @@ async fn service_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respo
         "enabled": enabled,
         "_links": {"self": {"href": format!("/api/protocols/nvme/services/{u}")}},
     });
-    realise(
-        &sim,
-        Change::Created {
-            collection: coll::NVME_SERVICES.into(),
-            record: record.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| -> Result<(), ApiError> {
-        plan(s)?;
-        s.insert(coll::NVME_SERVICES, &u, record.clone());
-        if let Some(v) = s.get_mut(coll::SVMS, &u) {
-            v["nvme"]["enabled"] = json!(true);
-        }
-        Ok(())
-    })?;
-    Ok(super::created(
-        &req,
-        &record,
-        &format!("/api/protocols/nvme/services/{u}"),
-    ))
+    commit::create_service(&sim, &req, NVME_SERVICE, &record, |s| plan(s).map(drop)).await
 }
 
 async fn service_patch(
@@ -436,24 +419,14 @@ async fn service_patch(
 ) -> Result<Response, ApiError> {
     req.check_fields(&["enabled"])?;
     let body = req.body_obj();
-    let before = sim
-        .read(|s| visible(s, &req, coll::NVME_SERVICES, &svm))?
-        .ok_or_else(|| sim.read(|s| svm_or(s, &svm, no_service())))?;
+    let before = lookup(&sim, &req, coll::NVME_SERVICES, &svm, || {
+        sim.read(|s| svm_or(s, &svm, no_service()))
+    })?;
     let mut after = before.clone();
     if let Some(e) = opt_bool(&body, "enabled")? {
         after["enabled"] = json!(e);
     }
-    realise(
-        &sim,
-        Change::Modified {
-            collection: coll::NVME_SERVICES.into(),
-            before,
-            after: after.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| s.insert(coll::NVME_SERVICES, &svm, after));
-    Ok(ok_empty())
+    commit::replace(&sim, coll::NVME_SERVICES, &svm, before, after).await
 }
 
 async fn service_delete(
@@ -461,9 +434,9 @@ async fn service_delete(
     Path(svm): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let rec = sim
-        .read(|s| visible(s, &req, coll::NVME_SERVICES, &svm))?
-        .ok_or_else(|| sim.read(|s| svm_or(s, &svm, no_service())))?;
+    let rec = lookup(&sim, &req, coll::NVME_SERVICES, &svm, || {
+        sim.read(|s| svm_or(s, &svm, no_service()))
+    })?;
     if rec["enabled"] == true {
         return Err(ApiError::new(409, "72090028", "The NVMe service is enabled. The NVMe service must be disabled before it can be deleted."));
     }
@@ -473,24 +446,16 @@ async fn service_delete(
     }) {
         return Err(ApiError::new(409, "72089653", "There are subsystems associated with the NVMe service SVM. The subsystems must be removed before deleting the NVMe service."));
     }
-    realise(
-        &sim,
-        Change::Deleted {
-            collection: coll::NVME_SERVICES.into(),
-            record: rec,
-        },
-    )
-    .await?;
-    sim.write(|s| {
-        s.remove(coll::NVME_SERVICES, &svm);
-        if let Some(v) = s.get_mut(coll::SVMS, &svm) {
-            v["nvme"]["enabled"] = json!(false);
-        }
-    });
-    Ok(ok_empty())
+    commit::delete_service(&sim, NVME_SERVICE, &svm, &rec).await
 }
 
 // ---------------------------------------------------------------- namespaces
+
+/// The namespaces of volume `parent_uuid` as a new FlexClone `clone` holds them (new
+/// UUIDs, unmapped).
+pub(crate) fn cloned_namespaces(s: &Store, parent_uuid: &str, clone: &Value) -> Vec<Value> {
+    super::san::cloned_block_records(s, NAMESPACES, parent_uuid, clone, |_| {})
+}
 
 fn ns_not_found() -> ApiError {
     ApiError::new(404, "72090006", "The specified namespace was not found.")
@@ -571,32 +536,7 @@ async fn ns_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, 
             "_links": {"self": {"href": format!("/api/storage/namespaces/{uuid}")}},
         }))
     })?;
-    realise(
-        &sim,
-        Change::Created {
-            collection: NAMESPACES.into(),
-            record: record.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| -> Result<(), ApiError> {
-        if block_path_taken(s, &str_at(&record, "/svm/uuid"), &str_at(&record, "/name")) {
-            return Err(ApiError::new(
-                409,
-                "72089725",
-                "A LUN or NVMe namespace already exists at the specified path.",
-            )
-            .with_target("name"));
-        }
-        charge(
-            s,
-            &str_at(&record, "/location/volume/uuid"),
-            reserved(is_thick(&record), size) as i64,
-            "namespace",
-        )?;
-        s.insert(NAMESPACES, &uuid, record.clone());
-        Ok(())
-    })?;
+    commit::commit_block(&sim, NAMESPACES, &record, "72089725", "namespace").await?;
     Ok(super::created(
         &req,
         &record,
@@ -611,9 +551,7 @@ async fn ns_patch(
 ) -> Result<Response, ApiError> {
     req.check_fields(&["space.size", "comment", "enabled"])?;
     let body = req.body_obj();
-    let before = sim
-        .read(|s| visible(s, &req, NAMESPACES, &uuid))?
-        .ok_or_else(ns_not_found)?;
+    let before = lookup(&sim, &req, NAMESPACES, &uuid, ns_not_found)?;
     let mut after = before.clone();
     let old = u64_at(&before, "/space/size");
     let vuuid = str_at(&before, "/location/volume/uuid");
@@ -645,16 +583,7 @@ async fn ns_patch(
             .ok_or_else(ApiError::not_found)?;
         check_room(&vrec, delta as u64, "namespace")?;
     }
-    realise(
-        &sim,
-        Change::Modified {
-            collection: NAMESPACES.into(),
-            before,
-            after: after.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| -> Result<(), ApiError> {
+    commit_ok(&sim, [modified(NAMESPACES, before, &after)], |s| {
         if delta != 0 {
             charge(s, &vuuid, delta, "namespace")?;
         }
@@ -666,8 +595,8 @@ async fn ns_patch(
         }
         s.insert(NAMESPACES, &uuid, after);
         Ok(())
-    })?;
-    Ok(ok_empty())
+    })
+    .await
 }
 
 async fn ns_delete(
@@ -675,9 +604,7 @@ async fn ns_delete(
     Path(uuid): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let rec = sim
-        .read(|s| visible(s, &req, NAMESPACES, &uuid))?
-        .ok_or_else(ns_not_found)?;
+    let rec = lookup(&sim, &req, NAMESPACES, &uuid, ns_not_found)?;
     let map = sim.read(|s| {
         s.iter(SUBSYSTEM_MAPS)
             .find(|(_, m)| str_at(m, "/namespace/uuid") == uuid)
@@ -699,42 +626,13 @@ async fn ns_delete(
             ("path", &str_at(&rec, "/name")),
         ],
     )?;
-    if let Some(m) = &map {
-        realise(
-            &sim,
-            Change::Deleted {
-                collection: SUBSYSTEM_MAPS.into(),
-                record: m.clone(),
-            },
-        )
-        .await?;
-    }
-    realise(
-        &sim,
-        Change::Deleted {
-            collection: NAMESPACES.into(),
-            record: rec.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| -> Result<(), ApiError> {
+    let changes: Vec<Change> = map.iter().map(|m| deleted(SUBSYSTEM_MAPS, m)).collect();
+    commit::delete_block(&sim, changes, NAMESPACES, &rec, "namespace", |s| {
         if let Some(m) = &map {
             unmap_in_store(s, &str_at(m, "/subsystem/uuid"), &uuid);
         }
-        if s.remove(NAMESPACES, &uuid).is_some() {
-            let vuuid = str_at(&rec, "/location/volume/uuid");
-            if s.get(coll::VOLUMES, &vuuid).is_some() {
-                charge(
-                    s,
-                    &vuuid,
-                    -(reserved(is_thick(&rec), u64_at(&rec, "/space/size")) as i64),
-                    "namespace",
-                )?;
-            }
-        }
-        Ok(())
-    })?;
-    Ok(ok_empty())
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- subsystems
@@ -860,24 +758,11 @@ async fn sub_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
     if let Some(c) = comment {
         record["comment"] = json!(c);
     }
-    realise(
-        &sim,
-        Change::Created {
-            collection: SUBSYSTEMS.into(),
-            record: record.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| -> Result<(), ApiError> {
-        plan(s)?;
-        s.insert(SUBSYSTEMS, &uuid, record.clone());
-        Ok(())
-    })?;
-    Ok(super::created(
-        &req,
-        &record,
-        &format!("/api/protocols/nvme/subsystems/{uuid}"),
-    ))
+    let href = format!("/api/protocols/nvme/subsystems/{uuid}");
+    commit::create(&sim, &req, (SUBSYSTEMS, &uuid), &record, &href, |s| {
+        plan(s).map(drop)
+    })
+    .await
 }
 
 async fn sub_patch(
@@ -887,9 +772,7 @@ async fn sub_patch(
 ) -> Result<Response, ApiError> {
     req.check_fields(&["comment", "delete_on_unmap"])?;
     let body = req.body_obj();
-    let before = sim
-        .read(|s| visible(s, &req, SUBSYSTEMS, &uuid))?
-        .ok_or_else(sub_not_found)?;
+    let before = lookup(&sim, &req, SUBSYSTEMS, &uuid, sub_not_found)?;
     let mut after = before.clone();
     if let Some(c) = opt_str(&body, "comment")? {
         after["comment"] = json!(c);
@@ -897,21 +780,8 @@ async fn sub_patch(
     if let Some(d) = opt_bool(&body, "delete_on_unmap")? {
         after["delete_on_unmap"] = json!(d);
     }
-    realise(
-        &sim,
-        Change::Modified {
-            collection: SUBSYSTEMS.into(),
-            before,
-            after: after.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| {
-        if let Some(cur) = s.get_mut(SUBSYSTEMS, &uuid) {
-            cur["comment"] = after["comment"].clone();
-            cur["delete_on_unmap"] = after["delete_on_unmap"].clone();
-        }
-    });
+    let fields = ["comment", "delete_on_unmap"];
+    commit::set_fields(&sim, (SUBSYSTEMS, &uuid), before, &after, &fields).await?;
     Ok(ok_empty())
 }
 
@@ -920,9 +790,7 @@ async fn sub_delete(
     Path(uuid): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let rec = sim
-        .read(|s| visible(s, &req, SUBSYSTEMS, &uuid))?
-        .ok_or_else(sub_not_found)?;
+    let rec = lookup(&sim, &req, SUBSYSTEMS, &uuid, sub_not_found)?;
     let maps: Vec<Value> = sim.read(|s| {
         s.iter(SUBSYSTEM_MAPS)
             .filter(|(_, m)| str_at(m, "/subsystem/uuid") == uuid)
@@ -948,31 +816,19 @@ async fn sub_delete(
             ("subsystem", &str_at(&rec, "/name")),
         ],
     )?;
-    for m in &maps {
-        realise(
-            &sim,
-            Change::Deleted {
-                collection: SUBSYSTEM_MAPS.into(),
-                record: m.clone(),
-            },
-        )
-        .await?;
-    }
-    realise(
+    let changes: Vec<Change> = maps.iter().map(|m| deleted(SUBSYSTEM_MAPS, m)).collect();
+    commit_ok(
         &sim,
-        Change::Deleted {
-            collection: SUBSYSTEMS.into(),
-            record: rec,
+        changes.into_iter().chain([deleted(SUBSYSTEMS, &rec)]),
+        |s| {
+            for m in &maps {
+                unmap_in_store(s, &uuid, &str_at(m, "/namespace/uuid"));
+            }
+            s.remove(SUBSYSTEMS, &uuid);
+            Ok(())
         },
     )
-    .await?;
-    sim.write(|s| {
-        for m in &maps {
-            unmap_in_store(s, &uuid, &str_at(m, "/namespace/uuid"));
-        }
-        s.remove(SUBSYSTEMS, &uuid);
-    });
-    Ok(ok_empty())
+    .await
 }
 
 fn host_map(rec: &Value) -> BTreeMap<String, Value> {
@@ -987,9 +843,7 @@ async fn host_list(
     Path(uuid): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let rec = sim
-        .read(|s| visible(s, &req, SUBSYSTEMS, &uuid))?
-        .ok_or_else(sub_not_found)?;
+    let rec = lookup(&sim, &req, SUBSYSTEMS, &uuid, sub_not_found)?;
     list_records(&req, &HOST_SPEC, &host_map(&rec), |_| true)
 }
 
@@ -998,9 +852,7 @@ async fn host_get(
     Path((uuid, nqn)): Path<(String, String)>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let rec = sim
-        .read(|s| visible(s, &req, SUBSYSTEMS, &uuid))?
-        .ok_or_else(sub_not_found)?;
+    let rec = lookup(&sim, &req, SUBSYSTEMS, &uuid, sub_not_found)?;
     let host = host_map(&rec)
         .remove(&nqn)
         .ok_or_else(ApiError::not_found)?;
@@ -1014,9 +866,7 @@ async fn host_add(
 ) -> Result<Response, ApiError> {
     req.check_fields(&["nqn", "records"])?;
     let body = req.body_obj();
-    let before = sim
-        .read(|s| visible(s, &req, SUBSYSTEMS, &uuid))?
-        .ok_or_else(sub_not_found)?;
+    let before = lookup(&sim, &req, SUBSYSTEMS, &uuid, sub_not_found)?;
     let existing = host_nqns(&before);
     let new = match (body.get("nqn"), body.get("records")) {
         (Some(_), Some(_)) => {
@@ -1033,20 +883,7 @@ async fn host_add(
     if let Some(arr) = after["hosts"].as_array_mut() {
         arr.extend(new.iter().map(|n| host_record(&uuid, n)));
     }
-    realise(
-        &sim,
-        Change::Modified {
-            collection: SUBSYSTEMS.into(),
-            before,
-            after: after.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| {
-        if let Some(cur) = s.get_mut(SUBSYSTEMS, &uuid) {
-            cur["hosts"] = after["hosts"].clone();
-        }
-    });
+    commit::set_fields(&sim, (SUBSYSTEMS, &uuid), before, &after, &["hosts"]).await?;
     let recs: Vec<Value> = new.iter().map(|n| host_record(&uuid, n)).collect();
     let body = if req.query.return_records == Some(true) {
         json!({"num_records": recs.len(), "records": recs})
@@ -1066,9 +903,7 @@ async fn host_remove(
     Path((uuid, nqn)): Path<(String, String)>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let before = sim
-        .read(|s| visible(s, &req, SUBSYSTEMS, &uuid))?
-        .ok_or_else(sub_not_found)?;
+    let before = lookup(&sim, &req, SUBSYSTEMS, &uuid, sub_not_found)?;
     if !host_nqns(&before).contains(&nqn) {
         check_nqn(&nqn)?;
         return Err(ApiError::not_found_msg(format!(
@@ -1079,20 +914,7 @@ async fn host_remove(
     if let Some(arr) = after["hosts"].as_array_mut() {
         arr.retain(|h| str_at(h, "/nqn") != nqn);
     }
-    realise(
-        &sim,
-        Change::Modified {
-            collection: SUBSYSTEMS.into(),
-            before,
-            after: after.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| {
-        if let Some(cur) = s.get_mut(SUBSYSTEMS, &uuid) {
-            cur["hosts"] = after["hosts"].clone();
-        }
-    });
+    commit::set_fields(&sim, (SUBSYSTEMS, &uuid), before, &after, &["hosts"]).await?;
     Ok(ok_empty())
 }
 
@@ -1112,16 +934,8 @@ fn unmap_in_store(s: &mut Store, sub_uuid: &str, ns_uuid: &str) {
         }
         ns["status"]["mapped"] = json!(false);
     }
-    let mut drop_sub = false;
-    if let Some(sub) = s.get_mut(SUBSYSTEMS, sub_uuid) {
-        if let Some(arr) = sub["subsystem_maps"].as_array_mut() {
-            arr.retain(|e| str_at(e, "/namespace/uuid") != ns_uuid);
-            drop_sub = arr.is_empty() && sub["delete_on_unmap"] == true;
-        }
-    }
-    if drop_sub {
-        s.remove(SUBSYSTEMS, sub_uuid);
-    }
+    let group = (SUBSYSTEMS, sub_uuid);
+    commit::unmap_from_group(s, group, "subsystem_maps", ("/namespace/uuid", ns_uuid));
 }
 
 async fn map_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
@@ -1204,20 +1018,12 @@ async fn map_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
         "anagrpid": hex_id(nsid),
         "_links": {"self": {"href": format!("/api/protocols/nvme/subsystem-maps/{key}")}},
     });
-    realise(
-        &sim,
-        Change::Created {
-            collection: SUBSYSTEM_MAPS.into(),
-            record: record.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| -> Result<(), ApiError> {
+    let href = format!("/api/protocols/nvme/subsystem-maps/{key}");
+    commit::create(&sim, &req, (SUBSYSTEM_MAPS, &key), &record, &href, |s| {
         let (_, _, again) = plan(s)?;
         if again != nsid {
             return Err(ApiError::new(409, "1", "The NSID was taken by a concurrent map; retry."));
         }
-        s.insert(SUBSYSTEM_MAPS, &key, record.clone());
         let entry = json!({"namespace": ns_link, "nsid": hex_id(nsid), "anagrpid": hex_id(nsid)});
         if let Some(cur) = s.get_mut(SUBSYSTEMS, &sub_uuid) {
             if let Some(arr) = cur["subsystem_maps"].as_array_mut() {
@@ -1231,12 +1037,8 @@ async fn map_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
             cur["status"]["mapped"] = json!(true);
         }
         Ok(())
-    })?;
-    Ok(super::created(
-        &req,
-        &record,
-        &format!("/api/protocols/nvme/subsystem-maps/{key}"),
-    ))
+    })
+    .await
 }
 
 async fn map_delete(
@@ -1245,15 +1047,13 @@ async fn map_delete(
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
     let key = map_key(&sub, &ns);
-    let rec = sim
-        .read(|s| visible(s, &req, SUBSYSTEM_MAPS, &key))?
-        .ok_or_else(|| {
-            ApiError::new(
-                404,
-                "72090019",
-                "The specified NVMe namespace is not mapped to the specified NVMe subsystem.",
-            )
-        })?;
+    let rec = lookup(&sim, &req, SUBSYSTEM_MAPS, &key, || {
+        ApiError::new(
+            404,
+            "72090019",
+            "The specified NVMe namespace is not mapped to the specified NVMe subsystem.",
+        )
+    })?;
     crate::resources::mav::guard(
         &sim,
         "vserver nvme subsystem map remove",
@@ -1263,14 +1063,9 @@ async fn map_delete(
             ("path", &str_at(&rec, "/namespace/name")),
         ],
     )?;
-    realise(
-        &sim,
-        Change::Deleted {
-            collection: SUBSYSTEM_MAPS.into(),
-            record: rec,
-        },
-    )
-    .await?;
-    sim.write(|s| unmap_in_store(s, &sub, &ns));
-    Ok(ok_empty())
+    commit_ok(&sim, [deleted(SUBSYSTEM_MAPS, &rec)], |s| {
+        unmap_in_store(s, &sub, &ns);
+        Ok(())
+    })
+    .await
 }

@@ -39,6 +39,7 @@ use self::rules::{
     choose_lun_id, iscsi_target_name, new_lun_serial, parse_storage_path, AuthType, Chap,
     IgroupProtocol, PathKind, SizeInput, StoragePath, Violation, IGROUP_OS_TYPES, LUN_OS_TYPES,
 };
+use super::commit::{self, commit_ok, deleted, lookup, modified};
 use super::{
     get_one, href_ref, json_response, list, list_records, svm_ref, volume_ref, ApiError,
     ApiRequest, ResourceSpec, Sim, Store,
@@ -995,6 +996,10 @@ pub(crate) const LUNS: &str = "luns";
 pub(crate) const IGROUPS: &str = "igroups";
 /// Store collection of LUN maps (key `LUN_UUID/IGROUP_UUID`).
 pub(crate) const LUN_MAPS: &str = "lun_maps";
+/// The iSCSI service: its collection and the SVM's flag.
+const ISCSI_SERVICE: commit::Service = (coll::ISCSI_SERVICES, "iscsi");
+/// The FC service: its collection and the SVM's flag.
+const FCP_SERVICE: commit::Service = (FCP_SERVICES, "fcp");
 /// Store collection of iSCSI credentials (key `SVM_UUID/INITIATOR`).
 pub(crate) const ISCSI_CREDENTIALS: &str = "iscsi_credentials";
 
@@ -1353,6 +1358,77 @@ pub(crate) fn charge(
     crate::resources::volumes::charge_volume_space(store, vuuid, delta, refusal)
 }
 
+/// The block records (`collection` is [`LUNS`] or the NVMe namespaces) of volume
+/// `parent_uuid` as a new FlexClone `clone` holds them: at the same place in the clone,
+/// with a new UUID, unmapped, created now; `fresh` adds what else must be new (a LUN's
+/// serial number). ONTAP clones LUNs and namespaces with their volume, but not their maps.
+pub(crate) fn cloned_block_records(
+    s: &Store,
+    collection: &str,
+    parent_uuid: &str,
+    clone: &Value,
+    mut fresh: impl FnMut(&mut Value),
+) -> Vec<Value> {
+    let clone_name = str_at(clone, "/name");
+    let clone_uuid = str_at(clone, "/uuid");
+    s.iter(collection)
+        .filter(|(_, r)| str_at(r, "/location/volume/uuid") == parent_uuid)
+        .map(|(_, parent)| {
+            let uuid = uuid::Uuid::new_v4().to_string();
+            let mut r = parent.clone();
+            let path = StoragePath {
+                volume: clone_name.clone(),
+                qtree: parent
+                    .pointer("/location/qtree/name")
+                    .and_then(Value::as_str)
+                    .filter(|q| !q.is_empty())
+                    .map(str::to_string),
+                name: parent
+                    .pointer("/location/logical_unit")
+                    .or_else(|| parent.pointer("/location/namespace"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            r["uuid"] = json!(uuid);
+            r["name"] = json!(path.full());
+            r["svm"] = clone["svm"].clone();
+            r["location"]["volume"] = volume_ref(&clone_uuid, &clone_name);
+            r["create_time"] = json!(now_timestamp());
+            r["status"]["mapped"] = json!(false);
+            if let Some(obj) = r.as_object_mut() {
+                obj.remove("subsystem_map");
+            }
+            if r.get("lun_maps").is_some() {
+                r["lun_maps"] = json!([]);
+            }
+            let href = str_at(parent, "/_links/self/href");
+            let base = href.rsplit_once('/').map_or("", |(b, _)| b);
+            r["_links"] = json!({"self": {"href": format!("{base}/{uuid}")}});
+            fresh(&mut r);
+            r
+        })
+        .collect()
+}
+
+/// [`cloned_block_records`] for LUNs: each gets a serial number no other LUN has.
+pub(crate) fn cloned_luns(s: &Store, parent_uuid: &str, clone: &Value) -> Vec<Value> {
+    let mut taken: Vec<String> = Vec::new();
+    cloned_block_records(s, LUNS, parent_uuid, clone, |r| {
+        let serial = loop {
+            let candidate = new_lun_serial(|n| fastrand::usize(..n));
+            if s.find(LUNS, |v| v["serial_number"] == candidate.as_str())
+                .is_none()
+                && !taken.contains(&candidate)
+            {
+                break candidate;
+            }
+        };
+        r["serial_number"] = json!(serial);
+        taken.push(serial);
+    })
+}
+
 fn lun_not_found() -> ApiError {
     ApiError::new(404, "5374875", "The specified LUN was not found.")
 }
@@ -1490,58 +1566,24 @@ fn lun_prepare(s: &Store, req: &ApiRequest) -> Result<Value, ApiError> {
 
 /// Realises and inserts a prepared LUN, charging its reservation to the volume.
 async fn lun_commit(sim: &Sim, record: &Value) -> Result<(), ApiError> {
-    let thick = record.pointer("/space/guarantee/requested") == Some(&json!(true));
-    let size = u64_at(record, "/space/size");
-    let uuid = str_at(record, "/uuid");
-    realise(
-        sim,
-        Change::Created {
-            collection: LUNS.into(),
-            record: record.clone(),
-        },
-    )
-    .await?;
-    let vuuid = str_at(record, "/location/volume/uuid");
-    sim.write(|s| -> Result<(), ApiError> {
-        let svm_uuid = str_at(record, "/svm/uuid");
-        if block_path_taken(s, &svm_uuid, &str_at(record, "/name")) {
-            return Err(ApiError::new(
-                409,
-                "5374242",
-                "A LUN or NVMe namespace already exists at the specified path.",
-            )
-            .with_target("name"));
-        }
-        charge(s, &vuuid, reserved(thick, size) as i64, "LUN")?;
-        s.insert(LUNS, &uuid, record.clone());
-        Ok(())
-    })
+    commit::commit_block(sim, LUNS, record, "5374242", "LUN").await
 }
 
 /// Takes back a LUN a failed bulk job made (best effort: the job reports the original
 /// failure either way).
 async fn lun_uncommit(sim: &Sim, record: &Value) {
-    let thick = record.pointer("/space/guarantee/requested") == Some(&json!(true));
-    let size = u64_at(record, "/space/size");
-    let gone = realise(
-        sim,
-        Change::Deleted {
-            collection: LUNS.into(),
-            record: record.clone(),
-        },
-    )
+    let held = reserved(is_thick(record), u64_at(record, "/space/size"));
+    let _ = commit::commit(sim, [deleted(LUNS, record)], |s| {
+        s.remove(LUNS, &str_at(record, "/uuid"));
+        let _ = charge(
+            s,
+            &str_at(record, "/location/volume/uuid"),
+            -(held as i64),
+            "LUN",
+        );
+        Ok(())
+    })
     .await;
-    if gone.is_ok() {
-        sim.write(|s| {
-            s.remove(LUNS, &str_at(record, "/uuid"));
-            let _ = charge(
-                s,
-                &str_at(record, "/location/volume/uuid"),
-                -(reserved(thick, size) as i64),
-                "LUN",
-            );
-        });
-    }
 }
 
 /// POST: synchronous (201) as in the 9.7 spec; a `records` body is ONTAP's bulk
@@ -1620,9 +1662,7 @@ async fn lun_patch(
 ) -> Result<Response, ApiError> {
     req.check_fields(LUN_PATCHABLE)?;
     let body = req.body_obj();
-    let before = sim
-        .read(|s| visible(s, &req, LUNS, &uuid))?
-        .ok_or_else(lun_not_found)?;
+    let before = lookup(&sim, &req, LUNS, &uuid, lun_not_found)?;
     let mut after = before.clone();
     let svm_uuid = str_at(&before, "/svm/uuid");
     let vuuid = str_at(&before, "/location/volume/uuid");
@@ -1697,16 +1737,7 @@ async fn lun_patch(
             .ok_or_else(ApiError::not_found)?;
         check_room(&vrec, delta as u64, "LUN")?;
     }
-    realise(
-        &sim,
-        Change::Modified {
-            collection: LUNS.into(),
-            before: before.clone(),
-            after: after.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| -> Result<(), ApiError> {
+    commit_ok(&sim, [modified(LUNS, before.clone(), &after)], |s| {
         if delta != 0 {
             charge(s, &vuuid, delta, "LUN")?;
         }
@@ -1721,8 +1752,8 @@ async fn lun_patch(
         }
         s.insert(LUNS, &uuid, after);
         Ok(())
-    })?;
-    Ok(ok_empty())
+    })
+    .await
 }
 
 fn rename_in_maps(s: &mut Store, lun_uuid: &str, new_name: &str) {
@@ -1756,9 +1787,7 @@ async fn lun_delete(
     Path(uuid): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let rec = sim
-        .read(|s| visible(s, &req, LUNS, &uuid))?
-        .ok_or_else(lun_not_found)?;
+    let rec = lookup(&sim, &req, LUNS, &uuid, lun_not_found)?;
     let allow = req
         .query
         .flag("allow_delete_while_mapped")?
@@ -1780,38 +1809,13 @@ async fn lun_delete(
             ("path", &str_at(&rec, "/name")),
         ],
     )?;
-    for m in &maps {
-        realise(
-            &sim,
-            Change::Deleted {
-                collection: LUN_MAPS.into(),
-                record: m.clone(),
-            },
-        )
-        .await?;
-    }
-    realise(
-        &sim,
-        Change::Deleted {
-            collection: LUNS.into(),
-            record: rec.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| -> Result<(), ApiError> {
+    let changes: Vec<Change> = maps.iter().map(|m| deleted(LUN_MAPS, m)).collect();
+    commit::delete_block(&sim, changes, LUNS, &rec, "LUN", |s| {
         for m in &maps {
             unmap_in_store(s, &str_at(m, "/lun/uuid"), &str_at(m, "/igroup/uuid"));
         }
-        if s.remove(LUNS, &uuid).is_some() {
-            let vuuid = str_at(&rec, "/location/volume/uuid");
-            if s.get(coll::VOLUMES, &vuuid).is_some() {
-                let held = reserved(is_thick(&rec), u64_at(&rec, "/space/size"));
-                charge(s, &vuuid, -(held as i64), "LUN")?;
-            }
-        }
-        Ok(())
-    })?;
-    Ok(ok_empty())
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- igroups
@@ -2001,24 +2005,11 @@ async fn igroup_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respon
     if let Some(c) = comment {
         record["comment"] = json!(c);
     }
-    realise(
-        &sim,
-        Change::Created {
-            collection: IGROUPS.into(),
-            record: record.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| -> Result<(), ApiError> {
-        check(s)?;
-        s.insert(IGROUPS, &uuid, record.clone());
-        Ok(())
-    })?;
-    Ok(super::created(
-        &req,
-        &record,
-        &format!("/api/protocols/san/igroups/{uuid}"),
-    ))
+    let href = format!("/api/protocols/san/igroups/{uuid}");
+    commit::create(&sim, &req, (IGROUPS, &uuid), &record, &href, |s| {
+        check(s).map(drop)
+    })
+    .await
 }
 
 async fn igroup_patch(
@@ -2028,9 +2019,7 @@ async fn igroup_patch(
 ) -> Result<Response, ApiError> {
     req.check_fields(&["name", "os_type", "comment", "delete_on_unmap"])?;
     let body = req.body_obj();
-    let before = sim
-        .read(|s| visible(s, &req, IGROUPS, &uuid))?
-        .ok_or_else(igroup_not_found)?;
+    let before = lookup(&sim, &req, IGROUPS, &uuid, igroup_not_found)?;
     let svm_uuid = str_at(&before, "/svm/uuid");
     let mut after = before.clone();
     if let Some(n) = opt_str(&body, "name")? {
@@ -2072,16 +2061,7 @@ async fn igroup_patch(
     if let Some(d) = opt_bool(&body, "delete_on_unmap")? {
         after["delete_on_unmap"] = json!(d);
     }
-    realise(
-        &sim,
-        Change::Modified {
-            collection: IGROUPS.into(),
-            before: before.clone(),
-            after: after.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| {
+    commit_ok(&sim, [modified(IGROUPS, before.clone(), &after)], |s| {
         let new_name = str_at(&after, "/name");
         if let Some(cur) = s.get(IGROUPS, &uuid) {
             after["lun_maps"] = cur["lun_maps"].clone();
@@ -2110,8 +2090,9 @@ async fn igroup_patch(
                 }
             }
         }
-    });
-    Ok(ok_empty())
+        Ok(())
+    })
+    .await
 }
 
 async fn igroup_delete(
@@ -2119,9 +2100,7 @@ async fn igroup_delete(
     Path(uuid): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let rec = sim
-        .read(|s| visible(s, &req, IGROUPS, &uuid))?
-        .ok_or_else(igroup_not_found)?;
+    let rec = lookup(&sim, &req, IGROUPS, &uuid, igroup_not_found)?;
     let allow = req
         .query
         .flag("allow_delete_while_mapped")?
@@ -2138,31 +2117,19 @@ async fn igroup_delete(
             ("igroup", &str_at(&rec, "/name")),
         ],
     )?;
-    for m in &maps {
-        realise(
-            &sim,
-            Change::Deleted {
-                collection: LUN_MAPS.into(),
-                record: m.clone(),
-            },
-        )
-        .await?;
-    }
-    realise(
+    let changes: Vec<Change> = maps.iter().map(|m| deleted(LUN_MAPS, m)).collect();
+    commit_ok(
         &sim,
-        Change::Deleted {
-            collection: IGROUPS.into(),
-            record: rec,
+        changes.into_iter().chain([deleted(IGROUPS, &rec)]),
+        |s| {
+            for m in &maps {
+                unmap_in_store(s, &str_at(m, "/lun/uuid"), &uuid);
+            }
+            s.remove(IGROUPS, &uuid);
+            Ok(())
         },
     )
-    .await?;
-    sim.write(|s| {
-        for m in &maps {
-            unmap_in_store(s, &str_at(m, "/lun/uuid"), &uuid);
-        }
-        s.remove(IGROUPS, &uuid);
-    });
-    Ok(ok_empty())
+    .await
 }
 
 fn mapped_igroup() -> ApiError {
@@ -2190,9 +2157,7 @@ async fn initiator_list(
     Path(uuid): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let rec = sim
-        .read(|s| visible(s, &req, IGROUPS, &uuid))?
-        .ok_or_else(igroup_not_found)?;
+    let rec = lookup(&sim, &req, IGROUPS, &uuid, igroup_not_found)?;
     list_records(&req, &INITIATOR_SPEC, &initiator_map(&rec), |_| true)
 }
 
@@ -2201,9 +2166,7 @@ async fn initiator_get(
     Path((uuid, name)): Path<(String, String)>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let rec = sim
-        .read(|s| visible(s, &req, IGROUPS, &uuid))?
-        .ok_or_else(igroup_not_found)?;
+    let rec = lookup(&sim, &req, IGROUPS, &uuid, igroup_not_found)?;
     let init = initiator_map(&rec)
         .into_iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(&name))
@@ -2246,9 +2209,7 @@ async fn initiator_add(
             "Initiators must be supplied.",
         ));
     }
-    let before = sim
-        .read(|s| visible(s, &req, IGROUPS, &uuid))?
-        .ok_or_else(igroup_not_found)?;
+    let before = lookup(&sim, &req, IGROUPS, &uuid, igroup_not_found)?;
     let svm_uuid = str_at(&before, "/svm/uuid");
     let os = str_at(&before, "/os_type");
     let existing = initiator_names(&before);
@@ -2272,20 +2233,7 @@ async fn initiator_add(
             arr.push(initiator_record(&uuid, n, c.as_deref()));
         }
     }
-    realise(
-        &sim,
-        Change::Modified {
-            collection: IGROUPS.into(),
-            before,
-            after: after.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| {
-        if let Some(g) = s.get_mut(IGROUPS, &uuid) {
-            g["initiators"] = after["initiators"].clone();
-        }
-    });
+    set_initiators(&sim, before, &after).await?;
     let recs: Vec<Value> = new
         .iter()
         .map(|(n, c)| initiator_record(&uuid, n, c.as_deref()))
@@ -2308,9 +2256,7 @@ async fn initiator_remove(
     Path((uuid, name)): Path<(String, String)>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let before = sim
-        .read(|s| visible(s, &req, IGROUPS, &uuid))?
-        .ok_or_else(igroup_not_found)?;
+    let before = lookup(&sim, &req, IGROUPS, &uuid, igroup_not_found)?;
     if !initiator_names(&before)
         .iter()
         .any(|n| n.eq_ignore_ascii_case(&name))
@@ -2332,21 +2278,15 @@ async fn initiator_remove(
     if let Some(arr) = after["initiators"].as_array_mut() {
         arr.retain(|i| !str_at(i, "/name").eq_ignore_ascii_case(&name));
     }
-    realise(
-        &sim,
-        Change::Modified {
-            collection: IGROUPS.into(),
-            before,
-            after: after.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| {
-        if let Some(g) = s.get_mut(IGROUPS, &uuid) {
-            g["initiators"] = after["initiators"].clone();
-        }
-    });
+    set_initiators(&sim, before, &after).await?;
     Ok(ok_empty())
+}
+
+/// Commits an igroup's new initiator list (`after`; the rest of the igroup as the store
+/// has it now).
+async fn set_initiators(sim: &Sim, before: Value, after: &Value) -> Result<(), ApiError> {
+    let uuid = str_at(after, "/uuid");
+    commit::set_fields(sim, (IGROUPS, &uuid), before, after, &["initiators"]).await
 }
 
 // ---------------------------------------------------------------- LUN maps
@@ -2366,16 +2306,8 @@ fn unmap_in_store(s: &mut Store, lun_uuid: &str, igroup_uuid: &str) {
             l["status"]["mapped"] = json!(mapped);
         }
     }
-    let mut drop_igroup = false;
-    if let Some(g) = s.get_mut(IGROUPS, igroup_uuid) {
-        if let Some(arr) = g["lun_maps"].as_array_mut() {
-            arr.retain(|e| str_at(e, "/lun/uuid") != lun_uuid);
-            drop_igroup = arr.is_empty() && g["delete_on_unmap"] == true;
-        }
-    }
-    if drop_igroup {
-        s.remove(IGROUPS, igroup_uuid);
-    }
+    let group = (IGROUPS, igroup_uuid);
+    commit::unmap_from_group(s, group, "lun_maps", ("/lun/uuid", lun_uuid));
 }
 
 async fn map_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
@@ -2460,15 +2392,8 @@ async fn map_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
         "logical_unit_number": id,
         "_links": {"self": {"href": format!("/api/protocols/san/lun-maps/{key}")}},
     });
-    realise(
-        &sim,
-        Change::Created {
-            collection: LUN_MAPS.into(),
-            record: record.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| -> Result<(), ApiError> {
+    let href = format!("/api/protocols/san/lun-maps/{key}");
+    commit::create(&sim, &req, (LUN_MAPS, &key), &record, &href, |s| {
         let (lun, ig, id2) = plan(s)?;
         if id2 != id {
             // Another map took the id meanwhile; the caller may retry.
@@ -2479,7 +2404,6 @@ async fn map_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
             ));
         }
         let _ = (lun, ig);
-        s.insert(LUN_MAPS, &key, record.clone());
         if let Some(l) = s.get_mut(LUNS, &lun_uuid) {
             l["status"]["mapped"] = json!(true);
             if let Some(arr) = l["lun_maps"].as_array_mut() {
@@ -2492,12 +2416,8 @@ async fn map_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
             }
         }
         Ok(())
-    })?;
-    Ok(super::created(
-        &req,
-        &record,
-        &format!("/api/protocols/san/lun-maps/{key}"),
-    ))
+    })
+    .await
 }
 
 async fn map_delete(
@@ -2529,16 +2449,11 @@ async fn map_delete(
             ("igroup", &str_at(&rec, "/igroup/name")),
         ],
     )?;
-    realise(
-        &sim,
-        Change::Deleted {
-            collection: LUN_MAPS.into(),
-            record: rec,
-        },
-    )
-    .await?;
-    sim.write(|s| unmap_in_store(s, &lun, &igroup));
-    Ok(ok_empty())
+    commit_ok(&sim, [deleted(LUN_MAPS, &rec)], |s| {
+        unmap_in_store(s, &lun, &igroup);
+        Ok(())
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- iSCSI services
@@ -2599,16 +2514,8 @@ async fn iscsi_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respons
             "_links": {"self": {"href": format!("/api/protocols/san/iscsi/services/{svm_uuid}")}},
         }))
     })?;
-    realise(
-        &sim,
-        Change::Created {
-            collection: coll::ISCSI_SERVICES.into(),
-            record: record.clone(),
-        },
-    )
-    .await?;
     let svm_uuid = str_at(&record, "/svm/uuid");
-    sim.write(|s| -> Result<(), ApiError> {
+    commit::create_service(&sim, &req, ISCSI_SERVICE, &record, |s| {
         if s.get(coll::ISCSI_SERVICES, &svm_uuid).is_some() {
             return Err(ApiError::new(
                 409,
@@ -2616,17 +2523,9 @@ async fn iscsi_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respons
                 "An iSCSI service already exists for the specified SVM.",
             ));
         }
-        s.insert(coll::ISCSI_SERVICES, &svm_uuid, record.clone());
-        if let Some(v) = s.get_mut(coll::SVMS, &svm_uuid) {
-            v["iscsi"]["enabled"] = json!(true);
-        }
         Ok(())
-    })?;
-    Ok(super::created(
-        &req,
-        &record,
-        &format!("/api/protocols/san/iscsi/services/{svm_uuid}"),
-    ))
+    })
+    .await
 }
 
 async fn iscsi_patch(
@@ -2636,9 +2535,9 @@ async fn iscsi_patch(
 ) -> Result<Response, ApiError> {
     req.check_fields(&["enabled", "target.alias"])?;
     let body = req.body_obj();
-    let before = sim
-        .read(|s| visible(s, &req, coll::ISCSI_SERVICES, &svm))?
-        .ok_or_else(|| sim.read(|s| svm_or(s, &svm, no_iscsi_service())))?;
+    let before = lookup(&sim, &req, coll::ISCSI_SERVICES, &svm, || {
+        sim.read(|s| svm_or(s, &svm, no_iscsi_service()))
+    })?;
     let mut after = before.clone();
     if let Some(e) = opt_bool(&body, "enabled")? {
         after["enabled"] = json!(e);
@@ -2646,17 +2545,7 @@ async fn iscsi_patch(
     if let Some(a) = opt_str(&body, "target.alias")? {
         after["target"]["alias"] = json!(a);
     }
-    realise(
-        &sim,
-        Change::Modified {
-            collection: coll::ISCSI_SERVICES.into(),
-            before,
-            after: after.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| s.insert(coll::ISCSI_SERVICES, &svm, after));
-    Ok(ok_empty())
+    commit::replace(&sim, coll::ISCSI_SERVICES, &svm, before, after).await
 }
 
 async fn iscsi_delete(
@@ -2664,27 +2553,13 @@ async fn iscsi_delete(
     Path(svm): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let rec = sim
-        .read(|s| visible(s, &req, coll::ISCSI_SERVICES, &svm))?
-        .ok_or_else(|| sim.read(|s| svm_or(s, &svm, no_iscsi_service())))?;
+    let rec = lookup(&sim, &req, coll::ISCSI_SERVICES, &svm, || {
+        sim.read(|s| svm_or(s, &svm, no_iscsi_service()))
+    })?;
     if rec["enabled"] == true {
         return Err(ApiError::new(409, "5373960", "The iSCSI service is enabled. The iSCSI service must be disabled before it can be deleted."));
     }
-    realise(
-        &sim,
-        Change::Deleted {
-            collection: coll::ISCSI_SERVICES.into(),
-            record: rec,
-        },
-    )
-    .await?;
-    sim.write(|s| {
-        s.remove(coll::ISCSI_SERVICES, &svm);
-        if let Some(v) = s.get_mut(coll::SVMS, &svm) {
-            v["iscsi"]["enabled"] = json!(false);
-        }
-    });
-    Ok(ok_empty())
+    commit::delete_service(&sim, ISCSI_SERVICE, &svm, &rec).await
 }
 
 // ---------------------------------------------------------------- iSCSI credentials (CHAP)
@@ -2819,22 +2694,17 @@ async fn cred_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response
         record["initiator_address"] = a.clone();
     }
     // Passwords first, so the backend has them when it sees the CHAP credential.
-    if auth == AuthType::Chap {
-        realise(&sim, chap_change(&svm_uuid, &initiator, &chap)).await?;
-    }
-    realise(
-        &sim,
-        Change::Created {
-            collection: ISCSI_CREDENTIALS.into(),
-            record: record.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| -> Result<(), ApiError> {
+    let passwords = (auth == AuthType::Chap).then(|| chap_change(&svm_uuid, &initiator, &chap));
+    let changes: Vec<Change> = passwords
+        .into_iter()
+        .chain([commit::created(ISCSI_CREDENTIALS, &record)])
+        .collect();
+    commit::commit(&sim, changes, |s| {
         plan(s)?;
         s.insert(ISCSI_CREDENTIALS, &key, record.clone());
         Ok(())
-    })?;
+    })
+    .await?;
     Ok(super::created(
         &req,
         &record,
@@ -2850,9 +2720,9 @@ async fn cred_patch(
     req.check_fields(&["authentication_type", "chap", "initiator_address"])?;
     let body = req.body_obj();
     let key = cred_key(&svm, &initiator);
-    let before = sim
-        .read(|s| visible(s, &req, ISCSI_CREDENTIALS, &key))?
-        .ok_or_else(|| sim.read(|s| svm_or(s, &svm, no_credential())))?;
+    let before = lookup(&sim, &req, ISCSI_CREDENTIALS, &key, || {
+        sim.read(|s| svm_or(s, &svm, no_credential()))
+    })?;
     let auth = match opt_enum(&body, "authentication_type", &["chap", "none", "deny"])? {
         Some(a) => AuthType::parse(&a).unwrap_or(AuthType::None),
         None => AuthType::parse(&str_at(&before, "/authentication_type")).unwrap_or(AuthType::None),
@@ -2902,17 +2772,7 @@ async fn cred_patch(
     if auth == AuthType::Chap {
         realise(&sim, chap_change(&svm_uuid, &initiator, &given)).await?;
     }
-    realise(
-        &sim,
-        Change::Modified {
-            collection: ISCSI_CREDENTIALS.into(),
-            before,
-            after: after.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| s.insert(ISCSI_CREDENTIALS, &key, after));
-    Ok(ok_empty())
+    commit::replace(&sim, ISCSI_CREDENTIALS, &key, before, after).await
 }
 
 fn opt_str_v(v: &Value, pointer: &str) -> Option<String> {
@@ -2927,19 +2787,10 @@ async fn cred_delete(
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
     let key = cred_key(&svm, &initiator);
-    let rec = sim
-        .read(|s| visible(s, &req, ISCSI_CREDENTIALS, &key))?
-        .ok_or_else(|| sim.read(|s| svm_or(s, &svm, no_credential())))?;
-    realise(
-        &sim,
-        Change::Deleted {
-            collection: ISCSI_CREDENTIALS.into(),
-            record: rec,
-        },
-    )
-    .await?;
-    sim.write(|s| s.remove(ISCSI_CREDENTIALS, &key));
-    Ok(ok_empty())
+    let rec = lookup(&sim, &req, ISCSI_CREDENTIALS, &key, || {
+        sim.read(|s| svm_or(s, &svm, no_credential()))
+    })?;
+    commit::remove(&sim, ISCSI_CREDENTIALS, &key, &rec).await
 }
 
 // ---------------------------------------------------------------- FC services
@@ -2997,27 +2848,7 @@ async fn fcp_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
         "target": {"name": wwnn},
         "_links": {"self": {"href": format!("/api/protocols/san/fcp/services/{u}")}},
     });
-    realise(
-        &sim,
-        Change::Created {
-            collection: FCP_SERVICES.into(),
-            record: record.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| -> Result<(), ApiError> {
-        plan(s)?;
-        s.insert(FCP_SERVICES, &u, record.clone());
-        if let Some(v) = s.get_mut(coll::SVMS, &u) {
-            v["fcp"]["enabled"] = json!(true);
-        }
-        Ok(())
-    })?;
-    Ok(super::created(
-        &req,
-        &record,
-        &format!("/api/protocols/san/fcp/services/{u}"),
-    ))
+    commit::create_service(&sim, &req, FCP_SERVICE, &record, |s| plan(s).map(drop)).await
 }
 
 async fn fcp_patch(
@@ -3027,24 +2858,14 @@ async fn fcp_patch(
 ) -> Result<Response, ApiError> {
     req.check_fields(&["enabled"])?;
     let body = req.body_obj();
-    let before = sim
-        .read(|s| visible(s, &req, FCP_SERVICES, &svm))?
-        .ok_or_else(|| sim.read(|s| svm_or(s, &svm, no_fcp_service())))?;
+    let before = lookup(&sim, &req, FCP_SERVICES, &svm, || {
+        sim.read(|s| svm_or(s, &svm, no_fcp_service()))
+    })?;
     let mut after = before.clone();
     if let Some(e) = opt_bool(&body, "enabled")? {
         after["enabled"] = json!(e);
     }
-    realise(
-        &sim,
-        Change::Modified {
-            collection: FCP_SERVICES.into(),
-            before,
-            after: after.clone(),
-        },
-    )
-    .await?;
-    sim.write(|s| s.insert(FCP_SERVICES, &svm, after));
-    Ok(ok_empty())
+    commit::replace(&sim, FCP_SERVICES, &svm, before, after).await
 }
 
 async fn fcp_delete(
@@ -3052,9 +2873,9 @@ async fn fcp_delete(
     Path(svm): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let rec = sim
-        .read(|s| visible(s, &req, FCP_SERVICES, &svm))?
-        .ok_or_else(|| sim.read(|s| svm_or(s, &svm, no_fcp_service())))?;
+    let rec = lookup(&sim, &req, FCP_SERVICES, &svm, || {
+        sim.read(|s| svm_or(s, &svm, no_fcp_service()))
+    })?;
     if rec["enabled"] == true {
         return Err(ApiError::new(
             409,
@@ -3062,19 +2883,5 @@ async fn fcp_delete(
             "The Fibre Channel Protocol service cannot be removed while it is enabled.",
         ));
     }
-    realise(
-        &sim,
-        Change::Deleted {
-            collection: FCP_SERVICES.into(),
-            record: rec,
-        },
-    )
-    .await?;
-    sim.write(|s| {
-        s.remove(FCP_SERVICES, &svm);
-        if let Some(v) = s.get_mut(coll::SVMS, &svm) {
-            v["fcp"]["enabled"] = json!(false);
-        }
-    });
-    Ok(ok_empty())
+    commit::delete_service(&sim, FCP_SERVICE, &svm, &rec).await
 }

@@ -11,6 +11,7 @@ use super::{
     job_accepted, job_description, jobs_accepted, list, select_for_query, svm_ref, volume_ref,
     ApiError, ApiRequest, ResourceSpec, Sim, Store,
 };
+use super::{nvme, san};
 use crate::api::{body_at, opt_bool, opt_enum, opt_size, opt_str, req_str};
 use crate::backend::Change;
 use crate::error::JobFailure;
@@ -589,12 +590,31 @@ async fn create_work(
         })
     })?;
     sim.read(|s| check_aggregate_delta(s, None, Some(&rec)))?;
+    // A FlexClone holds its parent's LUNs and namespaces (new identities, unmapped).
+    let blocks = sim.read(|s| clone_blocks(s, &rec));
+    let reserve: u64 = blocks
+        .iter()
+        .map(|(_, b)| san::reserved(san::is_thick(b), u64_at(b, "/space/size")))
+        .sum();
+    san::check_room(&rec, reserve, "LUN")?;
     sim.realise(Change::Created {
         collection: coll::VOLUMES.into(),
         record: rec.clone(),
     })
     .await?;
-    sim.write(|s| {
+    for (i, (collection, record)) in blocks.iter().enumerate() {
+        let made = sim
+            .realise(Change::Created {
+                collection: (*collection).into(),
+                record: record.clone(),
+            })
+            .await;
+        if let Err(e) = made {
+            unrealise_clone(sim, &rec, &blocks[..i]).await;
+            return Err(e.into());
+        }
+    }
+    let committed = sim.write(|s| {
         if s.find_named(coll::VOLUMES, Some(&svm.0), &str_at(&rec, "/name"), |_| {
             true
         })
@@ -618,9 +638,68 @@ async fn create_work(
                 s.add_file(&uuid, &f);
             }
         }
-        s.insert(coll::VOLUMES, &uuid, rec);
+        s.insert(coll::VOLUMES, &uuid, rec.clone());
+        // Checked above: the reservations fit.
+        if reserve > 0 {
+            san::charge(s, &uuid, reserve as i64, "LUN")?;
+        }
+        for (collection, record) in &blocks {
+            s.insert(collection, &str_at(record, "/uuid"), record.clone());
+        }
         Ok(())
-    })
+    });
+    if committed.is_err() {
+        unrealise_clone(sim, &rec, &blocks).await;
+    }
+    committed
+}
+
+/// The LUNs and namespaces a new FlexClone `rec` holds (none for other volumes). A clone
+/// of a snapshot gets the parent's LUNs of now: the store does not keep which ones a
+/// snapshot holds (the kernel backend's files are the snapshot's, created empty when the
+/// snapshot predates the LUN).
+fn clone_blocks(s: &Store, rec: &Value) -> Vec<(&'static str, Value)> {
+    let Some(parent) = rec
+        .pointer("/clone/parent_volume/uuid")
+        .and_then(Value::as_str)
+    else {
+        return Vec::new();
+    };
+    let luns = san::cloned_luns(s, parent, rec)
+        .into_iter()
+        .map(|r| (san::LUNS, r));
+    let namespaces = nvme::cloned_namespaces(s, parent, rec)
+        .into_iter()
+        .map(|r| (nvme::NAMESPACES, r));
+    luns.chain(namespaces).collect()
+}
+
+/// Takes back from the backend a volume create that failed after the volume and the
+/// `blocks` of a FlexClone were realised (best effort: the job reports the original
+/// failure either way).
+async fn unrealise_clone(sim: &Sim, rec: &Value, blocks: &[(&'static str, Value)]) {
+    for (collection, record) in blocks.iter().rev() {
+        let gone = sim
+            .realise(Change::Deleted {
+                collection: (*collection).into(),
+                record: record.clone(),
+            })
+            .await;
+        if let Err(e) = gone {
+            tracing::error!(name = %str_at(record, "/name"), error = %e,
+                "taking back a cloned LUN or namespace failed; needs attention");
+        }
+    }
+    let gone = sim
+        .realise(Change::Deleted {
+            collection: coll::VOLUMES.into(),
+            record: rec.clone(),
+        })
+        .await;
+    if let Err(e) = gone {
+        tracing::error!(name = %str_at(rec, "/name"), error = %e,
+            "taking back a volume failed; needs attention");
+    }
 }
 
 fn check_patch(req: &ApiRequest) -> Result<Map<String, Value>, ApiError> {
