@@ -15,7 +15,19 @@
 //! request; iscsid keeps no copy of its own. So kvmstor creates the record with `iscsiadm -o
 //! new` (no secret involved), then sets the `node.session.auth.*` lines by rewriting the
 //! record file atomically with mode 0600 (a temporary file in the same directory, `fsync`,
-//! `rename`). Only the non-secret settings go through `iscsiadm -o update`.
+//! `rename`).
+//!
+//! # Few processes
+//!
+//! Every process costs, a lot on slow or emulated hosts, so the common path runs about what
+//! a hand-typed attach would: one `iscsiadm -o new` per fresh portal (all portals at once),
+//! then the node settings and CHAP in the same atomic rewrite of the record file; sessions
+//! read from sysfs (`/sys/class/iscsi_session`), never from `iscsiadm -m session`; one
+//! `iscsiadm -m node -T IQN --login` when the node database holds exactly this target's
+//! portals (iscsiadm logs in to all of them together); on undo one `--logout` and one `-o
+//! delete` for the target under the same condition (and when every session of the target is
+//! one to end). Otherwise, or when the node database is not where Debian or Red Hat keep it
+//! (then only `iscsiadm` reads and updates records), each portal is handled on its own.
 //!
 //! # Discovery touches nothing
 //!
@@ -519,8 +531,59 @@ impl<R: Runner> Iscsi<R> {
         Ok((out.code() == Some(0)).then_some(out.stdout))
     }
 
+    /// True when the node database lists exactly one record per portal of `portals` for
+    /// `target`, each on this interface only, and nothing else: then a target-wide
+    /// `iscsiadm -m node -T IQN` operation acts on these portals and on no one else's.
+    /// False when the database cannot be read (a target-wide operation is never guessed).
+    pub fn records_are_exactly(&self, target: &Iqn, portals: &[&Portal]) -> bool {
+        let Some(db) = self.node_db() else {
+            return false;
+        };
+        let Ok(entries) = std::fs::read_dir(db.join(target.as_str())) else {
+            return false;
+        };
+        let mut matched = vec![false; portals.len()];
+        for e in entries {
+            let Ok(e) = e else { return false };
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(i) = portals.iter().position(|p| {
+                let prefix = format!("{},{}", p.address, p.port);
+                name == prefix
+                    || name
+                        .strip_prefix(&prefix)
+                        .is_some_and(|r| r.starts_with(','))
+            }) else {
+                return false;
+            };
+            if std::mem::replace(&mut matched[i], true) {
+                // Two records for one portal (another TPGT): not a shape kvmstor made.
+                return false;
+            }
+            let path = e.path();
+            if path.is_dir() {
+                let ifaces: Vec<String> = match std::fs::read_dir(&path) {
+                    Ok(rd) => rd
+                        .filter_map(|f| f.ok())
+                        .map(|f| f.file_name().to_string_lossy().into_owned())
+                        .collect(),
+                    Err(_) => return false,
+                };
+                if ifaces != [self.iface.as_str()] {
+                    return false;
+                }
+            }
+        }
+        !portals.is_empty() && matched.iter().all(|m| *m)
+    }
+
     /// Makes sure the node record of `target` at `portal` exists with `settings` and, when
-    /// given, `chap` (written into the record file, never on argv).
+    /// given, `chap`.
+    ///
+    /// The record is created with `iscsiadm -o new` (which fills in the host's
+    /// `iscsid.conf` defaults); every setting and the CHAP lines are then written into the
+    /// record file in one atomic rewrite, so a fresh portal costs one process. When the node
+    /// database is not where open-iscsi keeps it on Debian or Red Hat, the record is read and
+    /// updated through `iscsiadm` instead (and CHAP is refused: it would need argv).
     pub async fn ensure_node(
         &self,
         target: &Iqn,
@@ -531,8 +594,6 @@ impl<R: Runner> Iscsi<R> {
     ) -> Result<NodeUndo> {
         settings.check()?;
         crate::ids::HostName::parse(&portal.address)?;
-        // No node database yet is normal on a fresh host (Debian creates
-        // /etc/iscsi/nodes with the first record): `-o new` below makes it.
         let mut undo = NodeUndo {
             target: target.clone(),
             portal: portal.clone(),
@@ -541,33 +602,126 @@ impl<R: Runner> Iscsi<R> {
             previous_record: None,
             change: Change::Unchanged,
         };
-        let current = match self.node_record(target, portal).await? {
-            Some(r) => r,
-            None => {
-                let p = match tpgt {
-                    Some(t) => format!("{portal},{t}"),
-                    None => portal.to_string(),
-                };
-                self.runner
-                    .run(&Command::new("iscsiadm").args([
-                        "-m",
-                        "node",
-                        "-T",
-                        target.as_str(),
-                        "-p",
-                        &p,
-                        "-I",
-                        &self.iface,
-                        "-o",
-                        "new",
-                    ]))
-                    .await?;
-                tracing::info!(target = %target, portal = %portal, "created iSCSI node record");
-                undo.created = true;
-                undo.change = Change::Changed;
-                self.node_record(target, portal).await?.unwrap_or_default()
-            }
+        // No node database yet is normal on a fresh Debian host (iscsiadm creates
+        // /etc/iscsi/nodes with the first record); /var/lib/iscsi/nodes ships with the
+        // package on Red Hat. Without either, only iscsiadm knows whether a record exists
+        // (`-o new` would overwrite one with defaults).
+        let exists = match self.node_db() {
+            Some(_) => self.record_file(target, portal).is_some(),
+            None => self.node_record(target, portal).await?.is_some(),
         };
+        if !exists {
+            let p = match tpgt {
+                Some(t) => format!("{portal},{t}"),
+                None => portal.to_string(),
+            };
+            self.runner
+                .run(&Command::new("iscsiadm").args([
+                    "-m",
+                    "node",
+                    "-T",
+                    target.as_str(),
+                    "-p",
+                    &p,
+                    "-I",
+                    &self.iface,
+                    "-o",
+                    "new",
+                ]))
+                .await?;
+            tracing::info!(target = %target, portal = %portal, "created iSCSI node record");
+            undo.created = true;
+            undo.change = Change::Changed;
+        }
+        let result = match self.record_file(target, portal) {
+            Some(file) => self.tune_record_file(&file, settings, chap, &mut undo),
+            None => self.tune_record_iscsiadm(settings, chap, &mut undo).await,
+        };
+        if let Err(e) = result {
+            if undo.created {
+                // Do not leave a record without the settings it was made with.
+                let _ = self
+                    .runner
+                    .run(&self.node_cmd(target, portal).args(["-o", "delete"]))
+                    .await;
+            }
+            return Err(e);
+        }
+        Ok(undo)
+    }
+
+    /// Writes `settings` and `chap` into the record file in one atomic rewrite (mode 0600
+    /// before any secret goes in).
+    fn tune_record_file(
+        &self,
+        file: &Path,
+        settings: &NodeSettings,
+        chap: Option<&Chap>,
+        undo: &mut NodeUndo,
+    ) -> Result<()> {
+        let text = read_optional(file)?.unwrap_or_default();
+        let mut set: Vec<(&str, String)> = Vec::new();
+        for (name, value) in settings.pairs() {
+            let old = record_value(&text, name);
+            if old == Some(value.as_str()) {
+                continue;
+            }
+            if let (false, Some(old)) = (undo.created, old) {
+                undo.previous_settings
+                    .push((name.to_owned(), old.to_owned()));
+            }
+            set.push((name, value));
+        }
+        if let Some(chap) = chap {
+            set.push((AUTH_KEYS[0], "CHAP".to_owned()));
+            set.push((AUTH_KEYS[1], chap.initiator.username.clone()));
+            set.push((
+                AUTH_KEYS[2],
+                chap.initiator.secret.expose_secret().to_owned(),
+            ));
+            if let Some(t) = &chap.target {
+                set.push((AUTH_KEYS[3], t.username.clone()));
+                set.push((AUTH_KEYS[4], t.secret.expose_secret().to_owned()));
+            }
+        }
+        let new = set_record_lines(&text, &set);
+        if new == text {
+            return Ok(());
+        }
+        if chap.is_some() {
+            // 0600 first: atomic_write keeps an existing file's mode, and the new text
+            // holds secrets.
+            set_mode_0600(file)?;
+            if !undo.created {
+                undo.previous_record = Some((file.to_owned(), SecretString::from(text)));
+            }
+        }
+        atomic_write(file, new.as_bytes(), 0o600)?;
+        tracing::info!(target = %undo.target, portal = %undo.portal, chap = chap.is_some(), "wrote node record settings");
+        undo.change = Change::Changed;
+        Ok(())
+    }
+
+    /// The fallback when the record file is not found: `iscsiadm -o update` per setting.
+    async fn tune_record_iscsiadm(
+        &self,
+        settings: &NodeSettings,
+        chap: Option<&Chap>,
+        undo: &mut NodeUndo,
+    ) -> Result<()> {
+        if chap.is_some() {
+            return Err(Error::io(
+                IoOp::Read,
+                self.node_db()
+                    .unwrap_or_else(|| self.root.path("/etc/iscsi/nodes"))
+                    .join(undo.target.as_str()),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+        let current = self
+            .node_record(&undo.target, &undo.portal)
+            .await?
+            .unwrap_or_default();
         for (name, value) in settings.pairs() {
             let old = record_value(&current, name);
             if old == Some(value.as_str()) {
@@ -576,76 +730,31 @@ impl<R: Runner> Iscsi<R> {
             self.runner
                 .run(
                     &self
-                        .node_cmd(target, portal)
+                        .node_cmd(&undo.target, &undo.portal)
                         .args(["-o", "update", "-n", name, "-v", &value]),
                 )
                 .await?;
-            if !undo.created {
-                if let Some(old) = old {
-                    undo.previous_settings
-                        .push((name.to_owned(), old.to_owned()));
-                }
+            if let (false, Some(old)) = (undo.created, old) {
+                undo.previous_settings
+                    .push((name.to_owned(), old.to_owned()));
             }
             undo.change = Change::Changed;
         }
-        if let Some(chap) = chap {
-            let Some(file) = self.record_file(target, portal) else {
-                if undo.created {
-                    // Do not leave a record without the CHAP it was made for.
-                    let _ = self
-                        .runner
-                        .run(&self.node_cmd(target, portal).args(["-o", "delete"]))
-                        .await;
-                }
-                return Err(Error::io(
-                    IoOp::Read,
-                    self.node_db()
-                        .unwrap_or_else(|| self.root.path("/etc/iscsi/nodes"))
-                        .join(target.as_str()),
-                    std::io::Error::from(std::io::ErrorKind::NotFound),
-                ));
-            };
-            let text = read_optional(&file)?.unwrap_or_default();
-            let mut set = vec![
-                (AUTH_KEYS[0], "CHAP".to_owned()),
-                (AUTH_KEYS[1], chap.initiator.username.clone()),
-                (
-                    AUTH_KEYS[2],
-                    chap.initiator.secret.expose_secret().to_owned(),
-                ),
-            ];
-            if let Some(t) = &chap.target {
-                set.push((AUTH_KEYS[3], t.username.clone()));
-                set.push((AUTH_KEYS[4], t.secret.expose_secret().to_owned()));
-            }
-            let new = set_record_lines(&text, &set);
-            if new != text {
-                // 0600 first: atomic_write keeps an existing file's mode, and the new
-                // text holds secrets.
-                set_mode_0600(&file)?;
-                atomic_write(&file, new.as_bytes(), 0o600)?;
-                tracing::info!(target = %target, portal = %portal, "wrote CHAP settings into the node record");
-                if !undo.created {
-                    undo.previous_record = Some((file, SecretString::from(text)));
-                }
-                undo.change = Change::Changed;
-            }
-        }
-        Ok(undo)
+        Ok(())
     }
 
     /// Reverts [`Iscsi::ensure_node`]: deletes a record it created (only when no session of
-    /// the target runs on that portal), or restores previous settings and record text.
+    /// the target runs on that portal), or restores the previous record text (CHAP) or the
+    /// previous settings, in the record file when there is one.
     pub async fn undo_node(&self, undo: &NodeUndo) -> Result<Change> {
         if !undo.change.is_changed() {
             return Ok(Change::Unchanged);
         }
         if undo.created {
-            if self.is_logged_in(&undo.target, &undo.portal).await? {
-                return Err(Error::InUse {
-                    resource: format!("{} at {}", undo.target, undo.portal),
-                    users: vec!["an iSCSI session".to_owned()],
-                });
+            self.refuse_if_logged_in(&undo.target, &undo.portal)?;
+            if self.node_db().is_some() && self.record_file(&undo.target, &undo.portal).is_none() {
+                // Gone already (the node database is readable): nothing to run.
+                return Ok(Change::Unchanged);
             }
             let out = self
                 .runner
@@ -660,23 +769,55 @@ impl<R: Runner> Iscsi<R> {
         }
         if let Some((file, text)) = &undo.previous_record {
             atomic_write(file, text.expose_secret().as_bytes(), 0o600)?;
+            return Ok(Change::Changed);
         }
-        for (name, value) in &undo.previous_settings {
-            self.runner
-                .run(&self.node_cmd(&undo.target, &undo.portal).args([
-                    "-o",
-                    "update",
-                    "-n",
-                    name.as_str(),
-                    "-v",
-                    value.as_str(),
-                ]))
-                .await?;
+        if undo.previous_settings.is_empty() {
+            return Ok(Change::Unchanged);
+        }
+        match self.record_file(&undo.target, &undo.portal) {
+            Some(file) => {
+                let text = read_optional(&file)?.unwrap_or_default();
+                let set: Vec<(&str, String)> = undo
+                    .previous_settings
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.clone()))
+                    .collect();
+                let new = set_record_lines(&text, &set);
+                if new == text {
+                    return Ok(Change::Unchanged);
+                }
+                atomic_write(&file, new.as_bytes(), 0o600)?;
+            }
+            None => {
+                for (name, value) in &undo.previous_settings {
+                    self.runner
+                        .run(&self.node_cmd(&undo.target, &undo.portal).args([
+                            "-o",
+                            "update",
+                            "-n",
+                            name.as_str(),
+                            "-v",
+                            value.as_str(),
+                        ]))
+                        .await?;
+                }
+            }
         }
         Ok(Change::Changed)
     }
 
-    /// Sessions as `iscsiadm -m session` lists them (none is an empty list).
+    fn refuse_if_logged_in(&self, target: &Iqn, portal: &Portal) -> Result<()> {
+        if self.is_logged_in(target, portal)? {
+            return Err(Error::InUse {
+                resource: format!("{target} at {portal}"),
+                users: vec!["an iSCSI session".to_owned()],
+            });
+        }
+        Ok(())
+    }
+
+    /// Sessions as `iscsiadm -m session` lists them (none is an empty list). kvmstor's own
+    /// checks read sysfs ([`Iscsi::target_sessions`]), which costs no process.
     pub async fn sessions(&self) -> Result<Vec<crate::parse::iscsi::Session>> {
         let out = self
             .runner
@@ -692,12 +833,13 @@ impl<R: Runner> Iscsi<R> {
         parse_sessions(&out.stdout)
     }
 
-    async fn is_logged_in(&self, target: &Iqn, portal: &Portal) -> Result<bool> {
+    /// True when a session of `target` at `portal` exists in sysfs, in any state (a
+    /// session that is reconnecting is still there: a login would be refused).
+    fn is_logged_in(&self, target: &Iqn, portal: &Portal) -> Result<bool> {
         Ok(self
-            .sessions()
-            .await?
+            .target_sessions(target)?
             .iter()
-            .any(|s| s.target == target.as_str() && &s.portal == portal))
+            .any(|s| s.portal.as_ref() == Some(portal)))
     }
 
     /// Logs in to `target` at `portal`; unchanged when a session already exists.
@@ -707,7 +849,7 @@ impl<R: Runner> Iscsi<R> {
             portal: portal.clone(),
             change: Change::Unchanged,
         };
-        if self.is_logged_in(target, portal).await? {
+        if self.is_logged_in(target, portal)? {
             return Ok(undo);
         }
         let out = self
@@ -726,6 +868,63 @@ impl<R: Runner> Iscsi<R> {
         Ok(undo)
     }
 
+    /// Logs in to every portal of `target` that has no session yet. When none has and the
+    /// node database holds exactly these portals' records, one `iscsiadm -m node -T IQN
+    /// --login` logs in to all of them (iscsiadm sends the logins together and waits for
+    /// all); otherwise one login per portal. Which logins happened is read back from sysfs,
+    /// so a partial failure still reports the sessions it made.
+    async fn login_all(&self, target: &IscsiTarget) -> (Vec<LoginUndo>, Result<()>) {
+        let logged_in = |portal: &Portal| self.is_logged_in(&target.iqn, portal);
+        let mut before = Vec::new();
+        for (p, _) in &target.portals {
+            match logged_in(p) {
+                Ok(b) => before.push(b),
+                Err(e) => return (Vec::new(), Err(e)),
+            }
+        }
+        let portals: Vec<&Portal> = target.portals.iter().map(|(p, _)| p).collect();
+        let result = if before.iter().all(|b| *b) {
+            Ok(())
+        } else if before.iter().all(|b| !*b) && self.records_are_exactly(&target.iqn, &portals) {
+            self.runner
+                .run(
+                    &Command::new("iscsiadm")
+                        .args(["-m", "node", "-T", target.iqn.as_str(), "--login"])
+                        .ok_codes([0, ISCSI_ERR_SESS_EXISTS]),
+                )
+                .await
+                .map(|_| ())
+        } else {
+            let mut r = Ok(());
+            for (p, was) in portals.iter().zip(&before) {
+                if *was {
+                    continue;
+                }
+                if let Err(e) = self.login(&target.iqn, p).await {
+                    r = Err(e);
+                    break;
+                }
+            }
+            r
+        };
+        let mut logins = Vec::new();
+        for (p, was) in portals.iter().zip(&before) {
+            // A session that appeared during this call is this call's (iscsiadm refuses a
+            // second login to a portal, so no one else's can have appeared in between).
+            let now = logged_in(p).unwrap_or(true);
+            let change = Change::from(!*was && now);
+            if change.is_changed() {
+                tracing::info!(target = %target.iqn, portal = %p, "iSCSI login");
+            }
+            logins.push(LoginUndo {
+                target: target.iqn.clone(),
+                portal: (*p).clone(),
+                change,
+            });
+        }
+        (logins, result)
+    }
+
     /// Logs out of `target` at `portal` if kvmstor logged in and no SCSI device of the
     /// session remains (the caller removes its LUN's devices first). Returns
     /// [`Error::InUse`] naming the remaining devices otherwise.
@@ -733,21 +932,7 @@ impl<R: Runner> Iscsi<R> {
         if !undo.change.is_changed() {
             return Ok(Change::Unchanged);
         }
-        let in_use: Vec<String> = self
-            .sys
-            .iscsi_sessions()?
-            .into_iter()
-            .filter(|s| s.target == undo.target && s.portal.as_ref() == Some(&undo.portal))
-            .flat_map(|s| s.luns)
-            .map(|(hctl, disk)| disk.unwrap_or_else(|| hctl.to_string()))
-            .collect();
-        if !in_use.is_empty() {
-            return Err(Error::InUse {
-                resource: format!("{} at {}", undo.target, undo.portal),
-                users: in_use,
-            });
-        }
-        if !self.is_logged_in(&undo.target, &undo.portal).await? {
+        if !self.logout_allowed(undo)? {
             return Ok(Change::Unchanged);
         }
         self.runner
@@ -762,8 +947,30 @@ impl<R: Runner> Iscsi<R> {
         Ok(Change::Changed)
     }
 
-    /// Prepares a record on every portal of `target` and logs in to each. A portal that
-    /// fails stops the call after undoing what this call did.
+    /// Whether the session of `undo` exists and may be logged out: [`Error::InUse`] with
+    /// the devices still on it, `false` when it is gone already.
+    fn logout_allowed(&self, undo: &LoginUndo) -> Result<bool> {
+        let sessions: Vec<IscsiSessionInfo> = self
+            .target_sessions(&undo.target)?
+            .into_iter()
+            .filter(|s| s.portal.as_ref() == Some(&undo.portal))
+            .collect();
+        let in_use: Vec<String> = sessions
+            .iter()
+            .flat_map(|s| s.luns.iter().cloned())
+            .map(|(hctl, disk)| disk.unwrap_or_else(|| hctl.to_string()))
+            .collect();
+        if !in_use.is_empty() {
+            return Err(Error::InUse {
+                resource: format!("{} at {}", undo.target, undo.portal),
+                users: in_use,
+            });
+        }
+        Ok(!sessions.is_empty())
+    }
+
+    /// Prepares a record on every portal of `target` (all portals at once) and logs in to
+    /// each. A failure stops the call after undoing what this call did.
     pub async fn connect(
         &self,
         target: &IscsiTarget,
@@ -776,21 +983,31 @@ impl<R: Runner> Iscsi<R> {
             logins: Vec::new(),
             change: Change::Unchanged,
         };
-        for (portal, tpgt) in &target.portals {
-            let step = async {
-                let n = self
-                    .ensure_node(&target.iqn, portal, *tpgt, settings, chap)
-                    .await?;
-                undo.nodes.push(n);
-                let l = self.login(&target.iqn, portal).await?;
-                undo.logins.push(l);
-                Ok::<(), Error>(())
-            };
-            if let Err(e) = step.await {
-                // Unwinding is best effort; the first error is the one reported.
-                let _ = self.disconnect(&undo).await;
-                return Err(e);
+        let nodes =
+            futures_util::future::join_all(target.portals.iter().map(|(portal, tpgt)| {
+                self.ensure_node(&target.iqn, portal, *tpgt, settings, chap)
+            }))
+            .await;
+        let mut first_err = None;
+        for n in nodes {
+            match n {
+                Ok(n) => undo.nodes.push(n),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
             }
+        }
+        if first_err.is_none() {
+            let (logins, result) = self.login_all(target).await;
+            undo.logins = logins;
+            if let Err(e) = result {
+                first_err = Some(e);
+            }
+        }
+        if let Some(e) = first_err {
+            // Unwinding is best effort; the first error is the one reported.
+            let _ = self.disconnect(&undo).await;
+            return Err(e);
         }
         undo.change = Change::from(
             undo.nodes.iter().any(|n| n.change.is_changed())
@@ -803,14 +1020,24 @@ impl<R: Runner> Iscsi<R> {
     /// restoration. A session that still has SCSI devices (another LUN of the target is in
     /// use) is kept, and so is its node record; both are listed in
     /// [`Disconnected::kept`].
+    ///
+    /// When the sessions to end are every session of the target and the node database
+    /// holds exactly the records of `undo`, one `iscsiadm -m node -T IQN --logout` ends them
+    /// all, and one `-o delete` removes the records this call's connect created; otherwise
+    /// each portal is handled on its own.
     pub async fn disconnect(&self, undo: &ConnectUndo) -> Result<Disconnected> {
         let mut out = Disconnected {
             change: Change::Unchanged,
             kept: Vec::new(),
         };
+        let mut logout = Vec::new();
         for l in undo.logins.iter().rev() {
-            match self.undo_login(l).await {
-                Ok(c) => out.change = out.change.and(c),
+            if !l.change.is_changed() {
+                continue;
+            }
+            match self.logout_allowed(l) {
+                Ok(true) => logout.push(l),
+                Ok(false) => {}
                 Err(Error::InUse { users, .. }) => {
                     tracing::info!(target = %l.target, portal = %l.portal, ?users, "session kept: still in use");
                     out.kept.push((l.portal.clone(), users));
@@ -818,13 +1045,87 @@ impl<R: Runner> Iscsi<R> {
                 Err(e) => return Err(e),
             }
         }
-        for n in undo.nodes.iter().rev() {
-            if out.kept.iter().any(|(p, _)| p == &n.portal) {
+        if let Some(target) =
+            self.whole_target(undo, logout.iter().map(|l| (&l.target, &l.portal)))?
+        {
+            self.runner
+                .run(
+                    &Command::new("iscsiadm")
+                        .args(["-m", "node", "-T", target.as_str(), "--logout"])
+                        .ok_codes([0, ISCSI_ERR_NO_OBJS_FOUND]),
+                )
+                .await?;
+            tracing::info!(target = %target, sessions = logout.len(), "iSCSI logout");
+            out.change = Change::Changed;
+        } else {
+            for l in &logout {
+                out.change = out.change.and(self.undo_login(l).await?);
+            }
+        }
+        let nodes: Vec<&NodeUndo> = undo
+            .nodes
+            .iter()
+            .rev()
+            .filter(|n| !out.kept.iter().any(|(p, _)| p == &n.portal))
+            .collect();
+        let created: Vec<&NodeUndo> = nodes
+            .iter()
+            .copied()
+            .filter(|n| n.created && n.change.is_changed())
+            .collect();
+        let whole = self.whole_target(undo, created.iter().map(|n| (&n.target, &n.portal)))?;
+        for n in nodes {
+            if whole.is_some() && created.iter().any(|c| std::ptr::eq(*c, n)) {
                 continue;
             }
             out.change = out.change.and(self.undo_node(n).await?);
         }
+        if let Some(target) = whole {
+            for n in &created {
+                self.refuse_if_logged_in(&n.target, &n.portal)?;
+            }
+            let res = self
+                .runner
+                .run(
+                    &Command::new("iscsiadm")
+                        .args(["-m", "node", "-T", target.as_str(), "-o", "delete"])
+                        .ok_codes([0, ISCSI_ERR_NO_OBJS_FOUND]),
+                )
+                .await?;
+            if res.code() == Some(0) {
+                tracing::info!(target = %target, records = created.len(), "deleted iSCSI node records");
+                out.change = Change::Changed;
+            }
+        }
         Ok(out)
+    }
+
+    /// The target when `items` name more than one portal, all of one target, and cover
+    /// every record of that target in the node database and every session of it in sysfs:
+    /// then a target-wide iscsiadm call touches exactly these portals.
+    fn whole_target<'a>(
+        &self,
+        undo: &ConnectUndo,
+        items: impl Iterator<Item = (&'a Iqn, &'a Portal)>,
+    ) -> Result<Option<Iqn>> {
+        let items: Vec<(&Iqn, &Portal)> = items.collect();
+        let Some((target, _)) = items.first() else {
+            return Ok(None);
+        };
+        if items.len() < 2 || items.iter().any(|(t, _)| t != target) {
+            return Ok(None);
+        }
+        let portals: Vec<&Portal> = items.iter().map(|(_, p)| *p).collect();
+        let known: Vec<&Portal> = undo.nodes.iter().map(|n| &n.portal).collect();
+        if !portals.iter().all(|p| known.contains(p)) || !self.records_are_exactly(target, &portals)
+        {
+            return Ok(None);
+        }
+        let sessions_ours = self
+            .target_sessions(target)?
+            .iter()
+            .all(|s| s.portal.as_ref().is_some_and(|p| portals.contains(&p)));
+        Ok(sessions_ours.then(|| (*target).clone()))
     }
 
     /// Scans LUN `lun` on every logged-in session of `target` and waits until each session
@@ -892,7 +1193,9 @@ impl<R: Runner> Iscsi<R> {
                     sessions: sessions.len(),
                 });
             }
-            tokio::time::sleep_until(deadline.min(now + Duration::from_millis(250))).await;
+            // Short: the disks appear within milliseconds of the scan (sd probes
+            // asynchronously), and every poll is a few sysfs reads.
+            tokio::time::sleep_until(deadline.min(now + Duration::from_millis(50))).await;
         }
     }
 
@@ -907,10 +1210,11 @@ impl<R: Runner> Iscsi<R> {
     }
 
     /// Scans LUN `lun` on every logged-in session of `target` (`"C T L"` to the session's
-    /// SCSI host; `- - L` until the session has a target directory). Returns the hosts
-    /// scanned. Scanning is idempotent in the kernel: a present LUN is not added twice.
+    /// SCSI host; `- - L` until the session has a target directory), all sessions at once
+    /// (a scan write returns when that host's scan is done). Returns the hosts scanned.
+    /// Scanning is idempotent in the kernel: a present LUN is not added twice.
     pub fn scan_lun(&self, target: &Iqn, lun: u64) -> Result<Vec<u32>> {
-        let mut hosts = Vec::new();
+        let mut scans = Vec::new();
         for s in self.target_sessions(target)? {
             if !s.is_logged_in() {
                 continue;
@@ -920,10 +1224,25 @@ impl<R: Runner> Iscsi<R> {
                 Some((h, _)) => (Some(h.channel), Some(h.target)),
                 None => (None, None),
             };
-            self.sys.scsi_scan(host, c, t, Some(lun))?;
-            hosts.push(host);
+            scans.push((host, c, t));
         }
-        Ok(hosts)
+        let sys = &self.sys;
+        std::thread::scope(|scope| {
+            let running: Vec<_> = scans
+                .iter()
+                .map(|&(host, c, t)| scope.spawn(move || sys.scsi_scan(host, c, t, Some(lun))))
+                .collect();
+            running.into_iter().try_for_each(|r| {
+                r.join().unwrap_or_else(|_| {
+                    Err(Error::io(
+                        IoOp::Write,
+                        sys.path("class/scsi_host"),
+                        std::io::Error::other("scan thread panicked"),
+                    ))
+                })
+            })
+        })?;
+        Ok(scans.into_iter().map(|(h, _, _)| h).collect())
     }
 }
 

@@ -5,8 +5,11 @@
 //!
 //! Controllers are matched purely in sysfs (`/sys/class/nvme/nvmeX/{subsysnqn,transport,
 //! address,state}`), so a call made twice finds the live controller and connects nothing.
-//! Disconnect is per controller (`nvme disconnect -d nvmeX`), never per NQN, so paths the
-//! administrator connected to the same subsystem stay up.
+//! [`Nvme::connect_paths`] connects every missing path at once. Disconnect names exactly
+//! the controllers kvmstor connected: by subsystem NQN (`nvme disconnect -n NQN`, one
+//! process) only when every controller of that subsystem is one of them, else per
+//! controller (`nvme disconnect -d nvmeX`), so paths the administrator connected to the
+//! same subsystem stay up.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -459,6 +462,28 @@ impl<R: Runner> Nvme<R> {
                 change: Change::Unchanged,
             });
         }
+        if !self.run_connect(nqn, transport, opts).await? {
+            return Ok(NvmeConnectUndo {
+                controllers: Vec::new(),
+                change: Change::Unchanged,
+            });
+        }
+        let controllers = self.new_controllers(&before)?;
+        tracing::info!(nqn = %nqn, traddr = %transport.traddr(), ?controllers, "NVMe connect");
+        Ok(NvmeConnectUndo {
+            controllers,
+            change: Change::Changed,
+        })
+    }
+
+    /// Runs `nvme connect`; `false` when a concurrent connect won the race (the controller
+    /// is someone else's).
+    async fn run_connect(
+        &self,
+        nqn: &Nqn,
+        transport: &Transport,
+        opts: &ConnectOptions,
+    ) -> Result<bool> {
         let mut cmd = Command::new("nvme")
             .arg("connect")
             .args(transport.args())
@@ -473,24 +498,99 @@ impl<R: Runner> Nvme<R> {
             cmd = cmd.args(["-q", h.as_str()]);
         }
         match self.runner.run(&cmd).await {
-            Ok(_) => {}
-            // A concurrent connect won the race: the controller is someone else's.
+            Ok(_) => Ok(true),
             Err(Error::Command { stderr_tail, .. })
                 if stderr_tail.contains("already connected") =>
             {
-                return Ok(NvmeConnectUndo {
-                    controllers: Vec::new(),
-                    change: Change::Unchanged,
-                });
+                Ok(false)
             }
-            Err(e) => return Err(e),
+            Err(e) => Err(e),
         }
-        let controllers = self.new_controllers(&before)?;
-        tracing::info!(nqn = %nqn, traddr = %transport.traddr(), ?controllers, "NVMe connect");
-        Ok(NvmeConnectUndo {
+    }
+
+    /// Connects to subsystem `nqn` through every transport of `paths` that has no
+    /// controller yet (any state but `deleting`), all at once. The undo lists the
+    /// controllers of `nqn` through these transports that appeared; when one connect
+    /// fails, those are disconnected again and the first error is returned.
+    ///
+    /// ```
+    /// use host_storage::files::HostRoot;
+    /// use host_storage::nvmeof::{ConnectOptions, Nvme, Transport};
+    /// use host_storage::{Change, FakeRunner, HostName, Nqn};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), host_storage::Error> {
+    /// // Both paths already connected (synthetic sysfs): nothing runs.
+    /// let root = tempfile::tempdir().unwrap();
+    /// let nqn = Nqn::parse("nqn.1992-08.com.netapp:sn.48391d66c0a611ecaaa5d039ea165514:subsystem.kvm")?;
+    /// for (c, a) in [("nvme0", "192.168.2.117"), ("nvme1", "192.168.2.118")] {
+    ///     let d = root.path().join("sys/class/nvme").join(c);
+    ///     std::fs::create_dir_all(&d).unwrap();
+    ///     std::fs::write(d.join("subsysnqn"), format!("{nqn}\n")).unwrap();
+    ///     std::fs::write(d.join("transport"), "tcp\n").unwrap();
+    ///     std::fs::write(d.join("address"), format!("traddr={a},trsvcid=4420\n")).unwrap();
+    ///     std::fs::write(d.join("state"), "live\n").unwrap();
+    /// }
+    /// let fake = FakeRunner::new();
+    /// let nvme = Nvme::new(&fake, HostRoot::new(root.path()));
+    /// let paths = [
+    ///     Transport::tcp(HostName::parse("192.168.2.117")?),
+    ///     Transport::tcp(HostName::parse("192.168.2.118")?),
+    /// ];
+    /// let undo = nvme.connect_paths(&nqn, &paths, &ConnectOptions::default()).await?;
+    /// assert_eq!((undo.change, undo.controllers.len()), (Change::Unchanged, 0));
+    /// assert!(fake.calls().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_paths(
+        &self,
+        nqn: &Nqn,
+        paths: &[Transport],
+        opts: &ConnectOptions,
+    ) -> Result<NvmeConnectUndo> {
+        for t in paths {
+            t.check()?;
+        }
+        let before = self.controllers()?;
+        let missing: Vec<&Transport> = paths
+            .iter()
+            .filter(|t| {
+                !before.iter().any(|c| {
+                    c.subsysnqn == nqn.as_str()
+                        && t.matches(&c.transport, &c.address)
+                        && c.state != "deleting"
+                })
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(NvmeConnectUndo {
+                controllers: Vec::new(),
+                change: Change::Unchanged,
+            });
+        }
+        let results =
+            futures_util::future::join_all(missing.iter().map(|t| self.run_connect(nqn, t, opts)))
+                .await;
+        let old: BTreeSet<&str> = before.iter().map(|c| c.name.as_str()).collect();
+        let controllers: Vec<String> = self
+            .controllers()?
+            .into_iter()
+            .filter(|c| {
+                !old.contains(c.name.as_str())
+                    && c.subsysnqn == nqn.as_str()
+                    && missing.iter().any(|t| t.matches(&c.transport, &c.address))
+            })
+            .map(|c| c.name)
+            .collect();
+        let undo = NvmeConnectUndo {
+            change: Change::from(!controllers.is_empty()),
             controllers,
-            change: Change::Changed,
-        })
+        };
+        if let Some(e) = results.into_iter().find_map(std::result::Result::err) {
+            // Leave nothing half-connected; the first error is the one reported.
+            let _ = self.disconnect(&undo).await;
+            return Err(e);
+        }
+        tracing::info!(nqn = %nqn, controllers = ?undo.controllers, "NVMe connect");
+        Ok(undo)
     }
 
     /// `nvme connect-all` against a discovery controller; the undo lists exactly the
@@ -524,9 +624,11 @@ impl<R: Runner> Nvme<R> {
 
     /// Disconnects the controllers a connect call created, last first, each only when none
     /// of its namespaces is held or mounted ([`Error::InUse`] otherwise, before any
-    /// disconnect). Controllers already gone are skipped.
+    /// disconnect). Controllers already gone are skipped. When they are every controller
+    /// of one subsystem, one `nvme disconnect -n NQN` removes them all.
     pub async fn disconnect(&self, undo: &NvmeConnectUndo) -> Result<Change> {
-        let live: BTreeSet<String> = self.controllers()?.into_iter().map(|c| c.name).collect();
+        let all = self.controllers()?;
+        let live: BTreeSet<String> = all.iter().map(|c| c.name.clone()).collect();
         let todo: Vec<&String> = undo
             .controllers
             .iter()
@@ -546,6 +648,13 @@ impl<R: Runner> Nvme<R> {
                     .join(","),
                 users,
             });
+        }
+        if let Some(nqn) = whole_subsystem(&all, &todo) {
+            self.runner
+                .run(&Command::new("nvme").args(["disconnect", "-n", nqn]))
+                .await?;
+            tracing::info!(nqn, controllers = ?todo, "NVMe disconnect");
+            return Ok(Change::Changed);
         }
         for c in &todo {
             let dev = self.root.path(format!("/dev/{c}"));
@@ -588,6 +697,19 @@ impl<R: Runner> Nvme<R> {
     pub fn undo_discovery_entry(&self, undo: &LineUndo) -> Result<Change> {
         self.discovery_conf().undo(undo)
     }
+}
+
+/// The subsystem NQN when `todo` (two or more) are every controller of one subsystem.
+fn whole_subsystem<'a>(all: &'a [Controller], todo: &[&String]) -> Option<&'a str> {
+    let first = all.iter().find(|c| Some(&&c.name) == todo.first())?;
+    let nqn = first.subsysnqn.as_str();
+    let of_nqn: BTreeSet<&str> = all
+        .iter()
+        .filter(|c| c.subsysnqn == nqn)
+        .map(|c| c.name.as_str())
+        .collect();
+    let mine: BTreeSet<&str> = todo.iter().map(|c| c.as_str()).collect();
+    (todo.len() >= 2 && !nqn.is_empty() && of_nqn == mine).then_some(nqn)
 }
 
 fn whole_line(line: &str) -> Option<&str> {

@@ -358,8 +358,11 @@ impl DeviceWaiter {
     }
 
     /// Waits until `/sys/block/<name>` is gone (after a delete or a flush), at most `timeout`.
-    /// Gone already is success.
+    /// Gone already is success. Each poll is one `stat`, so this polls every 20 ms (or the
+    /// polling interval, if shorter): a device usually goes within milliseconds of its
+    /// delete, and a detach should not wait a whole interval for it.
     pub async fn wait_gone(&self, name: &str, timeout: Duration) -> Result<()> {
+        let every = self.poll_interval.min(Duration::from_millis(20));
         let deadline = Instant::now() + timeout;
         loop {
             if !self.sys.block_exists(name)? {
@@ -372,7 +375,7 @@ impl DeviceWaiter {
                     after: timeout,
                 });
             }
-            tokio::time::sleep_until(deadline.min(now + self.poll_interval)).await;
+            tokio::time::sleep_until(deadline.min(now + every)).await;
         }
     }
 

@@ -186,25 +186,44 @@ fn nvme_clean(nqn: &str, uuid: &str) -> Result<()> {
 
 // ---- host-storage ----
 
+/// Sub-step end times, to see where a method spends its time.
+#[derive(Default)]
+struct Laps(Vec<String>);
+
+impl Laps {
+    fn lap(&mut self, what: &str, since: &Instant) {
+        self.0
+            .push(format!("{what} @{:.3}s", since.elapsed().as_secs_f64()));
+    }
+}
+
 async fn hs_iscsi(iqn: &Iqn, serial: &LunSerial) -> Result<Sample> {
     let root = HostRoot::system();
     let iscsi = Iscsi::new(SystemRunner::new(), root.clone());
     let mp = Multipath::new(SystemRunner::new(), root);
     let t = Instant::now();
+    let mut laps = Laps::default();
     let found = iscsi
         .discover(&Portal {
             address: "127.0.1.3".into(),
             port: 3260,
         })
         .await?;
+    laps.lap("discover", &t);
     let target = IscsiTarget::from_discovery(iqn, &found)?;
     let conn = iscsi
         .connect(&target, &NodeSettings::default(), None)
         .await?;
+    ensure!(
+        conn.logins.iter().all(|l| l.change.is_changed()),
+        "{conn:?}"
+    );
+    laps.lap("records+login", &t);
     let paths = iscsi
         .attach_lun(iqn, LUN_ID, serial, Duration::from_secs(60))
         .await?;
     ensure!(paths.paths.len() == 2, "{} paths", paths.paths.len());
+    laps.lap("scan+disks", &t);
     let deadline = Instant::now() + WAIT;
     loop {
         if mp.find_lun_map(serial)?.is_some_and(|m| m.paths.len() == 2) {
@@ -213,14 +232,18 @@ async fn hs_iscsi(iqn: &Iqn, serial: &LunSerial) -> Result<Sample> {
         ensure!(Instant::now() < deadline, "no map with two paths");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    laps.lap("map", &t);
     let attach = t.elapsed().as_secs_f64();
     ensure!(sysfs_lun_map(serial.as_str())?.map(|m| m.1) == Some(2));
 
     let t = Instant::now();
     let removed = mp.remove_lun(serial).await?;
     ensure!(removed.paths.len() == 2);
+    laps.lap("remove map+disks", &t);
     iscsi.disconnect(&conn).await?;
+    laps.lap("logout+records", &t);
     let detach = t.elapsed().as_secs_f64();
+    step(&format!("iscsi host-storage laps: {}", laps.0.join(", ")));
     iscsi_clean(iqn.as_str(), serial.as_str())?;
     Ok(Sample { attach, detach })
 }
@@ -233,17 +256,21 @@ async fn hs_nvme(nqn: &Nqn, uuid: uuid::Uuid) -> Result<Sample> {
         ctrl_loss_tmo: None,
         ..ConnectOptions::default()
     };
+    let paths = NVME_PORTS
+        .iter()
+        .map(|p| Ok(Transport::tcp(HostName::parse(p)?)))
+        .collect::<Result<Vec<_>>>()?;
     let t = Instant::now();
-    let mut undo = Vec::new();
-    for port in NVME_PORTS {
-        let tr = Transport::tcp(HostName::parse(port)?);
-        undo.push(nvme.connect(nqn, &tr, &opts).await?);
-    }
+    let undo = nvme.connect_paths(nqn, &paths, &opts).await?;
+    let t_connect = t.elapsed();
     let dev = waiter
         .wait(&DeviceId::NvmeUuid(uuid), Duration::from_secs(60))
         .await?;
-    let ctrls: Vec<String> = undo.iter().flat_map(|u| u.controllers.clone()).collect();
-    ensure!(ctrls.len() == 2, "controllers {ctrls:?}");
+    ensure!(
+        undo.controllers.len() == 2,
+        "controllers {:?}",
+        undo.controllers
+    );
     // Both controllers as paths of the head: the same end point as the other methods.
     let deadline = Instant::now() + WAIT;
     while sysfs_nvme_ns(&uuid.to_string())?.map(|n| n.1) != Some(2) {
@@ -254,6 +281,11 @@ async fn hs_nvme(nqn: &Nqn, uuid: uuid::Uuid) -> Result<Sample> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let attach = t.elapsed().as_secs_f64();
+    step(&format!(
+        "nvme host-storage attach: connect {:.3}s, namespace on both paths {:.3}s",
+        t_connect.as_secs_f64(),
+        attach - t_connect.as_secs_f64()
+    ));
     let neutral = sysfs_nvme_ns(&uuid.to_string())?;
     ensure!(
         neutral == Some((dev.name.clone(), 2)),
@@ -262,9 +294,7 @@ async fn hs_nvme(nqn: &Nqn, uuid: uuid::Uuid) -> Result<Sample> {
     );
 
     let t = Instant::now();
-    for u in undo.iter().rev() {
-        let _ = nvme.disconnect(u).await?;
-    }
+    ensure!(nvme.disconnect(&undo).await?.is_changed());
     waiter.wait_gone(&dev.name, Duration::from_secs(60)).await?;
     let detach = t.elapsed().as_secs_f64();
     nvme_clean(nqn.as_str(), &uuid.to_string())?;
@@ -275,6 +305,7 @@ async fn hs_nvme(nqn: &Nqn, uuid: uuid::Uuid) -> Result<Sample> {
 
 fn bare_iscsi(iqn: &str, serial: &str) -> Result<Sample> {
     let t = Instant::now();
+    let mut laps = Laps::default();
     sh(
         "iscsiadm",
         &[
@@ -286,12 +317,15 @@ fn bare_iscsi(iqn: &str, serial: &str) -> Result<Sample> {
             ISCSI_PORTALS[0],
         ],
     )?;
+    laps.lap("discover", &t);
     for p in ISCSI_PORTALS {
         sh("iscsiadm", &["-m", "node", "-T", iqn, "-p", p, "--login"])?;
     }
+    laps.lap("logins", &t);
     poll("multipath map with two paths", || {
         Ok(sysfs_lun_map(serial)?.filter(|m| m.1 == 2))
     })?;
+    laps.lap("map", &t);
     let attach = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -302,11 +336,14 @@ fn bare_iscsi(iqn: &str, serial: &str) -> Result<Sample> {
     for d in &disks {
         std::fs::write(format!("/sys/block/{d}/device/delete"), "1")?;
     }
+    laps.lap("remove map+disks", &t);
     for p in ISCSI_PORTALS {
         sh("iscsiadm", &["-m", "node", "-T", iqn, "-p", p, "--logout"])?;
     }
     sh("iscsiadm", &["-m", "node", "-o", "delete", "-T", iqn])?;
+    laps.lap("logout+records", &t);
     let detach = t.elapsed().as_secs_f64();
+    step(&format!("iscsi bare laps: {}", laps.0.join(", ")));
     iscsi_clean(iqn, serial)?;
     Ok(Sample { attach, detach })
 }

@@ -236,6 +236,27 @@ async fn lab_nvme_tcp_two_paths_native_multipath() -> Result<()> {
     waiter.wait_gone(&dev.name, Duration::from_secs(30)).await?;
     assert_eq!(states(&nvme, &nqn)?, Vec::<(String, String)>::new());
     assert!(waiter.scan(&DeviceId::NvmeUuid(ns_uuid))?.is_none());
+    step("per-controller disconnect done");
+
+    // Both paths at once, then one disconnect by NQN (every controller is ours).
+    let both = nvme
+        .connect_paths(&nqn, &[p1.clone(), p2.clone()], &opts)
+        .await?;
+    assert_eq!(both.controllers.len(), 2, "{both:?}");
+    assert!(
+        nvme.connect_paths(&nqn, &[p1, p2], &opts)
+            .await?
+            .controllers
+            .is_empty(),
+        "second connect_paths is a no-op"
+    );
+    let dev = waiter
+        .wait(&DeviceId::NvmeUuid(ns_uuid), Duration::from_secs(30))
+        .await?;
+    assert!(nvme.disconnect(&both).await?.is_changed());
+    waiter.wait_gone(&dev.name, Duration::from_secs(30)).await?;
+    assert_eq!(states(&nvme, &nqn)?, Vec::<(String, String)>::new());
+    assert!(!nvme.disconnect(&both).await?.is_changed());
     step("end");
     Ok(())
 }

@@ -129,17 +129,146 @@ fn iscsi_root() -> (tempfile::TempDir, PathBuf) {
     (dir, p)
 }
 
-const SESSIONS_BOTH: &str = "tcp: [3] 10.0.207.7:3260,1028 iqn.1992-08.com.netapp:sn.afbb1784f77411e582f8080027e22798:vs.3 (non-flash)\n\
-tcp: [4] 10.0.207.9:3260,1028 iqn.1992-08.com.netapp:sn.afbb1784f77411e582f8080027e22798:vs.3 (non-flash)\n";
+/// Session id and SCSI host of the synthetic session at `addr` (one per portal).
+fn sid_host(addr: &str) -> (u32, u32) {
+    match addr {
+        "10.0.207.7" => (3, 34),
+        "10.0.207.9" => (4, 35),
+        other => panic!("no synthetic session for {other}"),
+    }
+}
+
+fn remove_session(root: &Path, addr: &str) {
+    let (sid, host) = sid_host(addr);
+    for rel in [
+        format!("sys/class/iscsi_session/session{sid}"),
+        format!("sys/class/iscsi_connection/connection{sid}:0"),
+        format!("sys/devices/platform/host{host}/session{sid}"),
+        format!("sys/class/scsi_host/host{host}"),
+    ] {
+        let _ = std::fs::remove_dir_all(root.join(rel));
+    }
+}
+
+/// A runner that answers from the script, then does what iscsiadm and the kernel would on
+/// the synthetic root: `-o new` writes the fresh record file (0600), a login makes the
+/// session in sysfs (except at `refuse`, whose login the target rejects), a logout removes
+/// it, `-o delete` removes record files. Target-wide calls (`-T` without `-p`) act on every
+/// record or session of the target, as iscsiadm does.
+struct IscsiKernel {
+    fake: FakeRunner,
+    root: PathBuf,
+    refuse: Option<&'static str>,
+}
+
+impl IscsiKernel {
+    fn new(root: &Path) -> Self {
+        IscsiKernel {
+            fake: FakeRunner::new(),
+            root: root.to_owned(),
+            refuse: None,
+        }
+    }
+
+    fn nodes(&self) -> PathBuf {
+        self.root.join("etc/iscsi/nodes").join(IQN)
+    }
+
+    /// Addresses of the target's records, or just `-p`'s.
+    fn addresses(&self, args: &[&str]) -> Vec<String> {
+        if let Some(i) = args.iter().position(|a| *a == "-p") {
+            return vec![args[i + 1].split(':').next().unwrap().to_owned()];
+        }
+        let mut v: Vec<String> = std::fs::read_dir(self.nodes())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| {
+                        let n = e.file_name().into_string().unwrap();
+                        n.split(',').next().unwrap().to_owned()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+#[async_trait::async_trait]
+impl host_storage::Runner for IscsiKernel {
+    async fn run(&self, cmd: &host_storage::Command) -> host_storage::Result<host_storage::Output> {
+        let out = self.fake.run(cmd).await;
+        let args: Vec<&str> = cmd.get_args().iter().map(|a| a.expose()).collect();
+        let last = args[args.len().saturating_sub(2)..].to_vec();
+        if cmd.program() != "iscsiadm" || !args.starts_with(&["-m", "node"]) {
+            return out;
+        }
+        if last == ["-o", "new"] {
+            if out.is_ok() {
+                let p = args[args.iter().position(|a| *a == "-p").unwrap() + 1];
+                let (addr, rest) = p.split_once(':').unwrap();
+                let dir = match rest.split_once(',') {
+                    Some((port, tpgt)) => format!("{addr},{port},{tpgt}"),
+                    None => format!("{addr},{rest},-1"),
+                };
+                let f = self.nodes().join(dir).join("default");
+                write(&f, fresh_record(addr));
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+        } else if last == ["-o", "delete"] && out.is_ok() {
+            for a in self.addresses(&args) {
+                for e in std::fs::read_dir(self.nodes()).unwrap() {
+                    let e = e.unwrap();
+                    if e.file_name()
+                        .to_str()
+                        .unwrap()
+                        .starts_with(&format!("{a},"))
+                    {
+                        std::fs::remove_dir_all(e.path()).unwrap();
+                    }
+                }
+            }
+            if std::fs::read_dir(self.nodes()).is_ok_and(|mut rd| rd.next().is_none()) {
+                std::fs::remove_dir(self.nodes()).unwrap();
+            }
+        } else if args.last() == Some(&"--login") {
+            for a in self.addresses(&args) {
+                if Some(a.as_str()) != self.refuse {
+                    let (sid, host) = sid_host(&a);
+                    synthetic_session(&self.root, sid, host, &a, &[]);
+                }
+            }
+        } else if args.last() == Some(&"--logout") {
+            let sessions = host_storage::sysfs::Sysfs::new(HostRoot::new(&self.root))
+                .iscsi_sessions()
+                .unwrap();
+            for a in self.addresses(&args) {
+                if sessions
+                    .iter()
+                    .any(|s| s.portal.as_ref().is_some_and(|p| p.address == a))
+                {
+                    remove_session(&self.root, &a);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn auth_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.contains(".auth.")).collect()
+}
 
 #[tokio::test]
 async fn iscsi_connect_every_portal_with_mutual_chap_off_argv_then_disconnect_on_synthetic_sysfs() {
-    let (_dir, root) = iscsi_root();
-    let fake = FakeRunner::new();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    std::fs::create_dir_all(root.join("etc/iscsi/nodes")).unwrap();
+    let kernel = IscsiKernel::new(&root);
+    let fake = &kernel.fake;
     let portals = ["10.0.207.7", "10.0.207.9"];
-    let mut sessions = String::new();
+    // One process per fresh record; every setting and CHAP go into the record file.
     for a in portals {
-        fake.expect(Expect::new("iscsiadm", node(a)).exit(21, "", "iscsiadm: No records found"));
         fake.expect(Expect::new(
             "iscsiadm",
             [
@@ -155,26 +284,13 @@ async fn iscsi_connect_every_portal_with_mutual_chap_off_argv_then_disconnect_on
                 "new",
             ],
         ));
-        fake.expect(Expect::new("iscsiadm", node(a)).stdout(fresh_record(a)));
-        for (n, v) in [
-            ("node.session.scan", "manual"),
-            ("node.session.timeo.replacement_timeout", "5"),
-            ("node.conn[0].timeo.login_timeout", "10"),
-        ] {
-            fake.expect(Expect::new(
-                "iscsiadm",
-                with(node(a), &["-o", "update", "-n", n, "-v", v]),
-            ));
-        }
-        fake.expect(Expect::new("iscsiadm", ["-m", "session"]).exit(
-            21,
-            sessions.clone(),
-            "No active sessions.",
-        ));
-        fake.expect(Expect::new("iscsiadm", with(node(a), &["--login"])));
-        sessions = SESSIONS_BOTH.lines().next().unwrap().to_owned() + "\n";
     }
-    let iscsi = Iscsi::new(&fake, HostRoot::new(&root));
+    // Every record of the target is one of ours, no session yet: one login for both.
+    fake.expect(Expect::new(
+        "iscsiadm",
+        ["-m", "node", "-T", IQN, "--login"],
+    ));
+    let iscsi = Iscsi::new(&kernel, HostRoot::new(&root));
     let target = IscsiTarget::from_discovery(
         &iqn(),
         &parse_sendtargets(
@@ -191,9 +307,21 @@ async fn iscsi_connect_every_portal_with_mutual_chap_off_argv_then_disconnect_on
         .await
         .unwrap();
     fake.verify();
+    assert_eq!(fake.calls().len(), 3);
     assert_eq!(undo.change, Change::Changed);
     assert!(undo.nodes.iter().all(|n| n.created));
-    assert!(undo.logins.iter().all(|l| l.change == Change::Changed));
+    assert!(undo.nodes.iter().all(|n| n.previous_settings.is_empty()));
+    assert_eq!(
+        undo.logins
+            .iter()
+            .map(|l| (l.portal.address.as_str(), l.change))
+            .collect::<Vec<_>>(),
+        [
+            ("10.0.207.7", Change::Changed),
+            ("10.0.207.9", Change::Changed)
+        ]
+    );
+    assert_eq!(iscsi.target_sessions(&iqn()).unwrap().len(), 2);
 
     // The secrets went into the 0600 record files, never into a command line or Debug.
     let calls = fake.calls().join("\n");
@@ -202,9 +330,8 @@ async fn iscsi_connect_every_portal_with_mutual_chap_off_argv_then_disconnect_on
     for a in portals {
         let f = root.join(format!("etc/iscsi/nodes/{IQN}/{a},3260,1028/default"));
         let text = std::fs::read_to_string(&f).unwrap();
-        let auth: Vec<&str> = text.lines().filter(|l| l.contains(".auth.")).collect();
         assert_eq!(
-            auth,
+            auth_lines(&text),
             [
                 "node.session.auth.authmethod = CHAP",
                 "node.session.auth.username = kvm01",
@@ -213,58 +340,108 @@ async fn iscsi_connect_every_portal_with_mutual_chap_off_argv_then_disconnect_on
                 &format!("node.session.auth.password_in = {TARGET_SECRET}"),
             ]
         );
-        // authmethod replaced in place, the new keys inserted before the end marker.
-        assert!(text.contains("node.session.scan = auto\nnode.session.auth.authmethod = CHAP\n"));
-        assert!(text.ends_with(&format!(
-            "login_timeout = 15\nnode.session.auth.username = kvm01\n\
-             node.session.auth.password = {SECRET}\nnode.session.auth.username_in = ontap-svm1\n\
-             node.session.auth.password_in = {TARGET_SECRET}\n# END RECORD\n"
-        )));
+        // Settings and authmethod replaced in place, the new keys inserted before the end
+        // marker; everything else as iscsiadm wrote it.
+        assert_eq!(
+            text,
+            format!(
+                "# BEGIN RECORD 2.1.8\nnode.name = {IQN}\nnode.tpgt = 1028\nnode.startup = automatic\n\
+                 node.session.scan = manual\nnode.session.auth.authmethod = CHAP\n\
+                 node.session.timeo.replacement_timeout = 5\nnode.conn[0].address = {a}\n\
+                 node.conn[0].port = 3260\nnode.conn[0].timeo.login_timeout = 10\n\
+                 node.session.auth.username = kvm01\nnode.session.auth.password = {SECRET}\n\
+                 node.session.auth.username_in = ontap-svm1\n\
+                 node.session.auth.password_in = {TARGET_SECRET}\n# END RECORD\n"
+            )
+        );
         assert_eq!(
             std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
             0o600
         );
     }
 
-    // Second run: nothing to do.
-    for a in portals {
-        fake.expect(Expect::new("iscsiadm", node(a)).stdout(tuned_record(a)));
-        fake.expect(Expect::new("iscsiadm", ["-m", "session"]).stdout(SESSIONS_BOTH));
-    }
+    // Second run: records as wanted, sessions up: nothing runs at all.
     let again = iscsi
         .connect(&target, &NodeSettings::default(), Some(&chap()))
         .await
         .unwrap();
-    fake.verify();
     assert_eq!(again.change, Change::Unchanged);
+    assert!(again.nodes.iter().all(|n| !n.created));
     assert_eq!(
         iscsi.disconnect(&again).await.unwrap().change,
         Change::Unchanged
     );
+    assert_eq!(fake.calls().len(), 3);
 
-    // Undo: logouts in reverse (no device left on the sessions), then record deletion.
-    synthetic_session(&root, 3, 34, "10.0.207.7", &[]);
-    synthetic_session(&root, 4, 35, "10.0.207.9", &[]);
-    fake.expect(Expect::new("iscsiadm", ["-m", "session"]).stdout(SESSIONS_BOTH));
+    // Undo: every session and record of the target is ours: one logout, one delete.
     fake.expect(Expect::new(
         "iscsiadm",
-        with(node("10.0.207.9"), &["--logout"]),
+        ["-m", "node", "-T", IQN, "--logout"],
     ));
+    fake.expect(Expect::new(
+        "iscsiadm",
+        ["-m", "node", "-T", IQN, "-o", "delete"],
+    ));
+    let done = iscsi.disconnect(&undo).await.unwrap();
+    fake.verify();
+    assert_eq!(done.change, Change::Changed);
+    assert!(done.kept.is_empty());
+    assert!(iscsi.target_sessions(&iqn()).unwrap().is_empty());
+    assert!(!root.join("etc/iscsi/nodes").join(IQN).exists());
+    // Undoing again finds nothing left and runs nothing.
+    assert_eq!(
+        iscsi.disconnect(&undo).await.unwrap().change,
+        Change::Unchanged
+    );
+    assert_eq!(fake.calls().len(), 5);
+}
+
+/// One portal's login is refused: the session the other one made is logged out and both
+/// records this call created are deleted before the error is returned.
+#[tokio::test]
+async fn iscsi_connect_unwinds_a_partial_login_on_synthetic_sysfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    std::fs::create_dir_all(root.join("etc/iscsi/nodes")).unwrap();
+    let mut kernel = IscsiKernel::new(&root);
+    kernel.refuse = Some("10.0.207.9");
+    let fake = &kernel.fake;
+    for a in ["10.0.207.7", "10.0.207.9"] {
+        fake.expect(Expect::new(
+            "iscsiadm",
+            with(node(a), &["-I", "default", "-o", "new"]),
+        ));
+    }
     fake.expect(
-        Expect::new("iscsiadm", ["-m", "session"]).stdout(SESSIONS_BOTH.lines().next().unwrap()),
+        Expect::new("iscsiadm", ["-m", "node", "-T", IQN, "--login"]).exit(
+            24,
+            "",
+            "iscsiadm: Could not login to [iface: default, target: x, portal: 10.0.207.9,3260].\n\
+             iscsiadm: initiator reported error (24 - iSCSI login failed due to authorization failure)\n",
+        ),
     );
     fake.expect(Expect::new(
         "iscsiadm",
         with(node("10.0.207.7"), &["--logout"]),
     ));
-    for a in ["10.0.207.9", "10.0.207.7"] {
-        fake.expect(Expect::new("iscsiadm", ["-m", "session"]).exit(21, "", ""));
-        fake.expect(Expect::new("iscsiadm", with(node(a), &["-o", "delete"])));
-    }
-    let done = iscsi.disconnect(&undo).await.unwrap();
-    assert_eq!(done.change, Change::Changed);
-    assert!(done.kept.is_empty());
+    fake.expect(Expect::new(
+        "iscsiadm",
+        ["-m", "node", "-T", IQN, "-o", "delete"],
+    ));
+    let iscsi = Iscsi::new(&kernel, HostRoot::new(&root));
+    let target = IscsiTarget::new(
+        iqn(),
+        vec![(portal("10.0.207.7"), None), (portal("10.0.207.9"), None)],
+    )
+    .unwrap();
+    let err = iscsi
+        .connect(&target, &NodeSettings::default(), None)
+        .await
+        .unwrap_err();
+    assert!(err.is_exit_code(24), "{err}");
     fake.verify();
+    assert!(iscsi.target_sessions(&iqn()).unwrap().is_empty());
+    assert!(!root.join("etc/iscsi/nodes").join(IQN).exists());
 }
 
 #[tokio::test]
@@ -273,15 +450,9 @@ async fn iscsi_undo_restores_a_preexisting_record_and_its_settings() {
     let a = "10.0.207.7";
     let f = root.join(format!("etc/iscsi/nodes/{IQN}/{a},3260,1028/default"));
     let before = std::fs::read_to_string(&f).unwrap();
+    // The record exists in the node database: it is read and edited as a file, and no
+    // process runs.
     let fake = FakeRunner::new();
-    fake.expect(Expect::new("iscsiadm", node(a)).stdout(fresh_record(a)));
-    fake.expect(Expect::new(
-        "iscsiadm",
-        with(
-            node(a),
-            &["-o", "update", "-n", "node.session.scan", "-v", "manual"],
-        ),
-    ));
     let iscsi = Iscsi::new(&fake, HostRoot::new(&root));
     let settings = NodeSettings {
         replacement_timeout: 120,
@@ -302,27 +473,67 @@ async fn iscsi_undo_restores_a_preexisting_record_and_its_settings() {
         )
         .await
         .unwrap();
-    fake.verify();
     assert!(!undo.created);
+    assert_eq!(undo.change, Change::Changed);
     assert_eq!(
         undo.previous_settings,
         vec![("node.session.scan".to_owned(), "auto".to_owned())]
     );
-    assert!(std::fs::read_to_string(&f)
-        .unwrap()
-        .contains("auth.username = kvm01"));
+    let text = std::fs::read_to_string(&f).unwrap();
+    assert!(text.contains("auth.username = kvm01"));
+    assert!(text.contains("node.session.scan = manual\n"));
     assert!(!format!("{undo:?}").contains(SECRET));
-
-    fake.expect(Expect::new(
-        "iscsiadm",
-        with(
-            node(a),
-            &["-o", "update", "-n", "node.session.scan", "-v", "auto"],
-        ),
-    ));
     assert_eq!(iscsi.undo_node(&undo).await.unwrap(), Change::Changed);
-    fake.verify();
     assert_eq!(std::fs::read_to_string(&f).unwrap(), before);
+
+    // Settings only, undone from the previous values alone (what kvmstor's saga keeps).
+    let undo = iscsi
+        .ensure_node(
+            &iqn(),
+            &portal(a),
+            Some(1028),
+            &NodeSettings::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        undo.previous_settings,
+        vec![
+            ("node.session.scan".to_owned(), "auto".to_owned()),
+            (
+                "node.session.timeo.replacement_timeout".to_owned(),
+                "120".to_owned()
+            ),
+            (
+                "node.conn[0].timeo.login_timeout".to_owned(),
+                "15".to_owned()
+            ),
+        ]
+    );
+    assert!(undo.previous_record.is_none());
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        tuned_record(a).replace("10.0.207.7", a)
+    );
+    let again = iscsi
+        .ensure_node(
+            &iqn(),
+            &portal(a),
+            Some(1028),
+            &NodeSettings::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.change, Change::Unchanged);
+    assert_eq!(iscsi.undo_node(&undo).await.unwrap(), Change::Changed);
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(fake.calls().is_empty());
 }
 
 #[tokio::test]
@@ -466,17 +677,6 @@ async fn iscsi_chap_on_a_host_without_node_database_creates_the_record_first() {
         "iscsiadm",
         with(node(a), &["-I", "default", "-o", "new"]),
     ));
-    fake.expect(Expect::new("iscsiadm", node(a)).stdout(fresh_record(a)));
-    for (n, v) in [
-        ("node.session.scan", "manual"),
-        ("node.session.timeo.replacement_timeout", "5"),
-        ("node.conn[0].timeo.login_timeout", "10"),
-    ] {
-        fake.expect(Expect::new(
-            "iscsiadm",
-            with(node(a), &["-o", "update", "-n", n, "-v", v]),
-        ));
-    }
     fake.expect(Expect::new("iscsiadm", with(node(a), &["-o", "delete"])));
     let iscsi = Iscsi::new(&fake, HostRoot::new(dir.path()));
     let err = iscsi
@@ -490,6 +690,49 @@ async fn iscsi_chap_on_a_host_without_node_database_creates_the_record_first() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("/etc/iscsi/nodes"), "{err}");
+    fake.verify();
+}
+
+/// Where the node database is not a known directory, only iscsiadm knows the records:
+/// settings go through `iscsiadm -o update`, and sessions are still read from sysfs.
+#[tokio::test]
+async fn iscsi_without_a_readable_node_database_updates_through_iscsiadm() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = "10.0.0.1";
+    let fake = FakeRunner::new();
+    fake.expect(Expect::new("iscsiadm", node(a)).exit(21, "", "iscsiadm: No records found"));
+    fake.expect(Expect::new(
+        "iscsiadm",
+        with(node(a), &["-I", "default", "-o", "new"]),
+    ));
+    fake.expect(Expect::new("iscsiadm", node(a)).stdout(fresh_record(a)));
+    for (n, v) in [
+        ("node.session.scan", "manual"),
+        ("node.session.timeo.replacement_timeout", "5"),
+        ("node.conn[0].timeo.login_timeout", "10"),
+    ] {
+        fake.expect(Expect::new(
+            "iscsiadm",
+            with(node(a), &["-o", "update", "-n", n, "-v", v]),
+        ));
+    }
+    fake.expect(Expect::new("iscsiadm", with(node(a), &["--login"])));
+    let iscsi = Iscsi::new(&fake, HostRoot::new(dir.path()));
+    let target = IscsiTarget::new(iqn(), vec![(portal(a), None)]).unwrap();
+    let undo = iscsi
+        .connect(&target, &NodeSettings::default(), None)
+        .await
+        .unwrap();
+    fake.verify();
+    assert!(undo.nodes[0].created);
+    // The fake made no session in sysfs: the login is not counted as this call's.
+    assert_eq!(undo.logins[0].change, Change::Unchanged);
+    // Undo: no session to end; the record goes through iscsiadm too.
+    fake.expect(Expect::new("iscsiadm", with(node(a), &["-o", "delete"])));
+    assert_eq!(
+        iscsi.disconnect(&undo).await.unwrap().change,
+        Change::Changed
+    );
     fake.verify();
 }
 
@@ -930,6 +1173,102 @@ async fn nvme_connect_is_idempotent_and_disconnects_only_its_own_controller_on_s
     assert_eq!(nvme.disconnect(&u1).await.unwrap(), Change::Unchanged);
 }
 
+/// Like [`NvmeKernel`], with a new controller name per connect (`nvme1`, `nvme2`, …), a
+/// connect to `192.168.2.119` refused, and `nvme disconnect -n NQN` removing every
+/// controller of the subsystem.
+struct NvmeKernelMany {
+    fake: Arc<FakeRunner>,
+    root: PathBuf,
+}
+
+#[async_trait::async_trait]
+impl host_storage::Runner for NvmeKernelMany {
+    async fn run(&self, cmd: &host_storage::Command) -> host_storage::Result<host_storage::Output> {
+        let out = self.fake.run(cmd).await;
+        let args: Vec<&str> = cmd.get_args().iter().map(|a| a.expose()).collect();
+        let class = self.root.join("sys/class/nvme");
+        if args.first() == Some(&"connect") {
+            let addr = args[args.iter().position(|a| *a == "-a").unwrap() + 1];
+            if addr != "192.168.2.119" {
+                let n = std::fs::read_dir(&class).map_or(0, |rd| rd.count());
+                synthetic_nvme_ctrl(&self.root, &format!("nvme{}", n + 1), addr, "live");
+            }
+        }
+        if args.starts_with(&["disconnect", "-n"]) && out.is_ok() {
+            for e in std::fs::read_dir(&class).unwrap() {
+                let p = e.unwrap().path();
+                if std::fs::read_to_string(p.join("subsysnqn")).unwrap().trim() == args[2] {
+                    std::fs::remove_dir_all(p).unwrap();
+                }
+            }
+        }
+        out
+    }
+}
+
+#[tokio::test]
+async fn nvme_connect_paths_at_once_and_disconnect_by_subsystem_when_all_are_ours_on_synthetic_sysfs(
+) {
+    use host_storage::nvmeof::{ConnectOptions, Nvme, Transport};
+    use host_storage::{HostName, Nqn};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    write(
+        &root.join("proc/self/mountinfo"),
+        "27 1 254:0 / / rw - ext4 /dev/vda rw\n",
+    );
+    std::fs::create_dir_all(root.join("sys/class/nvme")).unwrap();
+    let nqn = Nqn::parse(SUBNQN).unwrap();
+    let fake = Arc::new(FakeRunner::new());
+    let kernel = NvmeKernelMany {
+        fake: fake.clone(),
+        root: root.clone(),
+    };
+    let nvme = Nvme::new(&kernel, HostRoot::new(&root));
+    let opts = ConnectOptions::default();
+    let tcp = |a: &str| Transport::tcp(HostName::parse(a).unwrap());
+    let paths = [tcp("192.168.2.117"), tcp("192.168.2.118")];
+    fake.expect(Expect::new("nvme", nvme_connect_args("192.168.2.117")));
+    fake.expect(Expect::new("nvme", nvme_connect_args("192.168.2.118")));
+    let undo = nvme.connect_paths(&nqn, &paths, &opts).await.unwrap();
+    fake.verify();
+    assert_eq!(undo.controllers, ["nvme1", "nvme2"]);
+    assert_eq!(undo.change, Change::Changed);
+    // Again: both paths live, nothing runs.
+    let again = nvme.connect_paths(&nqn, &paths, &opts).await.unwrap();
+    assert_eq!(
+        (again.change, again.controllers.len()),
+        (Change::Unchanged, 0)
+    );
+    assert_eq!(fake.calls().len(), 2);
+
+    // Every controller of the subsystem is ours: one disconnect by NQN.
+    fake.expect(Expect::new("nvme", ["disconnect", "-n", SUBNQN]));
+    assert_eq!(nvme.disconnect(&undo).await.unwrap(), Change::Changed);
+    fake.verify();
+    assert!(nvme.controllers().unwrap().is_empty());
+    assert_eq!(nvme.disconnect(&undo).await.unwrap(), Change::Unchanged);
+
+    // One path refused: the other one's controller is disconnected again (by itself, as
+    // it is the only one), and the error is the connect's.
+    let paths = [tcp("192.168.2.117"), tcp("192.168.2.119")];
+    fake.expect(Expect::new("nvme", nvme_connect_args("192.168.2.117")));
+    fake.expect(
+        Expect::new("nvme", nvme_connect_args("192.168.2.119")).exit(
+            1,
+            "",
+            "could not add new controller: failed to write to nvme-fabrics device\n",
+        ),
+    );
+    fake.expect(Expect::new(
+        "nvme",
+        ["disconnect", "-d", root.join("dev/nvme1").to_str().unwrap()],
+    ));
+    let err = nvme.connect_paths(&nqn, &paths, &opts).await.unwrap_err();
+    assert!(err.is_exit_code(1), "{err}");
+    fake.verify();
+}
+
 #[tokio::test]
 async fn nvme_discovery_conf_and_discover_and_bad_input() {
     use host_storage::files::EntryId;
@@ -1187,22 +1526,35 @@ async fn iscsi_disconnect_keeps_a_session_and_record_another_lun_still_uses_on_s
         logins: vec![login_undo("10.0.207.7"), login_undo("10.0.207.9")],
         change: Change::Changed,
     };
-    let fake = FakeRunner::new();
-    fake.expect(Expect::new("iscsiadm", ["-m", "session"]).stdout(SESSIONS_BOTH));
+    // The kept session is another LUN's, so nothing target-wide: per portal.
+    let kernel = IscsiKernel::new(&root);
+    let fake = &kernel.fake;
     fake.expect(Expect::new(
         "iscsiadm",
         with(node("10.0.207.9"), &["--logout"]),
     ));
-    fake.expect(
-        Expect::new("iscsiadm", ["-m", "session"]).stdout(SESSIONS_BOTH.lines().next().unwrap()),
-    );
     fake.expect(Expect::new(
         "iscsiadm",
         with(node("10.0.207.9"), &["-o", "delete"]),
     ));
-    let iscsi = Iscsi::new(&fake, HostRoot::new(&root));
+    let iscsi = Iscsi::new(&kernel, HostRoot::new(&root));
     let done = iscsi.disconnect(&undo).await.unwrap();
     fake.verify();
+    let left: Vec<Option<Portal>> = iscsi
+        .target_sessions(&iqn())
+        .unwrap()
+        .into_iter()
+        .map(|s| s.portal)
+        .collect();
+    assert_eq!(left, [Some(portal("10.0.207.7"))]);
+    assert!(root
+        .join(format!(
+            "etc/iscsi/nodes/{IQN}/10.0.207.7,3260,1028/default"
+        ))
+        .exists());
+    assert!(!root
+        .join(format!("etc/iscsi/nodes/{IQN}/10.0.207.9,3260,1028"))
+        .exists());
     assert_eq!(done.change, Change::Changed);
     assert_eq!(
         done.kept,

@@ -63,8 +63,10 @@ pub(crate) fn run(args: &[String]) -> Result<bool> {
         Err(err) => eprintln!("lab-bench: no os-brick column: {err:#}"),
     }
 
+    let load_before = loadavg();
     let t = Instant::now();
     let status = lab::boot(&vng, &vmlinux, virtiofsd.as_deref(), &out)?;
+    let load_after = loadavg();
     println!(
         "lab-bench: guest run {:.1}s (vng exit: {status})",
         t.elapsed().as_secs_f64()
@@ -89,10 +91,19 @@ pub(crate) fn run(args: &[String]) -> Result<bool> {
                 .find_map(|l| l.split("guest up: ").nth(1).map(str::to_owned))
         })
         .unwrap_or_default();
+    let laps: String = fs::read_to_string(out.join("steps.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(" laps: ") || l.contains(" attach: connect "))
+        .map(|l| format!("    {l}\n"))
+        .collect();
     let md = format!(
         "# Lab benchmark: attach/detach, host-storage vs bare kernel path vs os-brick\n\n\
          Guest kernel {kernel} under QEMU TCG (2 vCPU), one boot, same LUN and namespace for \
-         all three methods, interleaved per repetition; median seconds.\n\n{table}"
+         all three methods, interleaved per repetition; median seconds. {reps} repetitions; \
+         host load average (1/5/15 min) {load_before} before the guest booted, {load_after} \
+         after it stopped.\n\n{table}\nSub-steps (end times from the start of attach, \
+         then of detach):\n\n{laps}"
     );
     fs::write(dir.join("lab.md"), md)?;
     println!(
@@ -107,6 +118,14 @@ pub(crate) fn run(args: &[String]) -> Result<bool> {
             .all(|m| samples.iter().any(|s| s.protocol == *p && s.method == *m))
     });
     Ok(complete && log.contains("test result: ok"))
+}
+
+/// The host's load averages, `1/5/15` minutes (other work shares the cores).
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join("/"))
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// The venv's python with os-brick, created once.
@@ -145,6 +164,8 @@ fn build_bench() -> Result<PathBuf> {
     cmd.args([
         "test",
         "--no-run",
+        // Optimised like `cargo bench`: the peers are C programs and Python, not a debug build.
+        "--release",
         "--message-format=json-render-diagnostics",
         "-p",
         "host-storage",
@@ -204,8 +225,8 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 /// The Markdown table: median attach and detach per method, and the ratios to bare.
 fn table(samples: &[Sample]) -> String {
     let mut t = String::from(
-        "| operation | host-storage | bare kernel | os-brick | host-storage / bare | os-brick / bare | n |\n\
-         |---|---:|---:|---:|---:|---:|---:|\n",
+        "| operation | host-storage | bare kernel | os-brick | host-storage / bare | os-brick / bare | os-brick / host-storage | n |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (proto, label) in PROTOCOLS {
         for (op, pick) in [
@@ -229,18 +250,19 @@ fn table(samples: &[Sample]) -> String {
                 .filter(|s| s.protocol == proto && s.method == "bare")
                 .count();
             let cell = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.2} s"));
-            let ratio = |a: Option<f64>| match (a, med[1]) {
+            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
                 (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
                 _ => "–".to_owned(),
             };
             let _ = writeln!(
                 t,
-                "| {label}: {op} | {} | {} | {} | {} | {} | {n} |",
+                "| {label}: {op} | {} | {} | {} | {} | {} | {} | {n} |",
                 cell(med[0]),
                 cell(med[1]),
                 cell(med[2]),
-                ratio(med[0]),
-                ratio(med[2]),
+                ratio(med[0], med[1]),
+                ratio(med[2], med[1]),
+                ratio(med[2], med[0]),
             );
         }
     }
@@ -261,10 +283,16 @@ mod tests {
             r#"{"attach_s":1.0,"detach_s":0.4,"method":"bare","protocol":"iscsi","rep":2}"#,
             "\n",
             r#"{"attach_s":3.0,"detach_s":1.0,"method":"host-storage","protocol":"iscsi","rep":0}"#,
+            "\n",
+            r#"{"attach_s":6.0,"detach_s":4.0,"method":"os-brick","protocol":"nvme","rep":0}"#,
+            "\n",
+            r#"{"attach_s":2.0,"detach_s":1.0,"method":"host-storage","protocol":"nvme","rep":0}"#,
+            "\n",
+            r#"{"attach_s":3.0,"detach_s":2.0,"method":"bare","protocol":"nvme","rep":0}"#,
             "\nnot json\n"
         );
         let s = read_samples(text);
-        assert_eq!(s.len(), 4);
+        assert_eq!(s.len(), 7);
         assert_eq!(
             s[0],
             Sample {
@@ -279,11 +307,15 @@ mod tests {
         assert_eq!(median(vec![]), None);
         let t = table(&s);
         assert!(
-            t.contains("| iSCSI, 2 portals → dm-multipath map: attach | 3.00 s | 1.50 s | – | 2.00 | – | 3 |"),
+            t.contains("| iSCSI, 2 portals → dm-multipath map: attach | 3.00 s | 1.50 s | – | 2.00 | – | – | 3 |"),
             "{t}"
         );
         assert!(
-            t.contains("| iSCSI, 2 portals → dm-multipath map: detach | 1.00 s | 0.50 s | – | 2.00 | – | 3 |"),
+            t.contains("| iSCSI, 2 portals → dm-multipath map: detach | 1.00 s | 0.50 s | – | 2.00 | – | – | 3 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| NVMe/TCP, 2 ports → namespace, native multipath: detach | 1.00 s | 2.00 s | 4.00 s | 0.50 | 2.00 | 4.00 | 1 |"),
             "{t}"
         );
     }
