@@ -19,7 +19,8 @@
 //! 3. Per host, the path: iSCSI `ConfigureMultipath` (the NetApp drop-in, `multipathd
 //!    reconfigure`), `ConnectIscsi` (a node record and a login per `data_iscsi` LIF,
 //!    manual scan), `AttachLun` (a targeted scan of the LUN id on every session, then the
-//!    multipath map found by the NAA WWID derived from the LUN serial); FC
+//!    multipath map found by the NAA WWID derived from the LUN serial, or by the serial
+//!    of its paths when the target reports another designator); FC
 //!    `ConfigureMultipath`, `AttachLun` (a targeted scan behind every online remote port
 //!    of the SVM's FC LIFs); NVMe/TCP `ConnectNvme` (one controller per `data_nvme_tcp`
 //!    LIF, native multipath), `AttachNamespace` (the head device found by namespace UUID).
@@ -66,7 +67,6 @@ use cluster_fs::{
 use host_storage::fc::Fc;
 use host_storage::files::EntryId;
 use host_storage::iscsi::{ConnectUndo, Iscsi, IscsiTarget, LoginUndo, NodeSettings, NodeUndo};
-use host_storage::mount::{MountKind, MountUndo};
 use host_storage::multipath::{
     Multipath, MultipathConfUndo, MultipathConfig, DROPIN_NAME, MINIMAL_MAIN_CONF,
 };
@@ -85,10 +85,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::{Env, Host};
 use crate::error::{Error, Result, StepError};
-use crate::nfs::{
-    ensure_pool, find_volume, fstab, gone_ok, host_err, line_applied, mounter, ontap_err,
-    remove_pool, NfsOutput, PoolRequest, VolumeRequest,
-};
+use crate::host_steps::{self, ensure_pool, host_err, line_applied, remove_fstab, remove_pool};
+use crate::nfs::{find_volume, gone_ok, ontap_err, NfsOutput, PoolRequest, VolumeRequest};
 use crate::saga::{ActionKind, Applied, LockKey, Saga, Step};
 
 /// How long a host waits for a LUN's paths and multipath map to appear.
@@ -798,6 +796,68 @@ fn parse_portal(host: &str, p: &str) -> Result<Portal, StepError> {
 
 // ---- ONTAP lookups ----
 
+/// An ONTAP object as the create and delete steps see it: its UUID and its comment, where
+/// a run's ownership token is kept.
+struct Owned {
+    uuid: Option<String>,
+    comment: Option<String>,
+}
+
+/// Creates an ONTAP object unless one of that name is there: `find` looks it up by name,
+/// `create` makes it. One found counts as changed only when it carries `token` (this run
+/// made it before a crash), so that an unwind removes only what is this run's.
+async fn create_once<F, Found>(
+    operation: String,
+    token: Option<&str>,
+    find: F,
+    create: impl std::future::Future<Output = Result<(), StepError>>,
+) -> Result<Applied<BlockOutput>, StepError>
+where
+    F: Fn() -> Found,
+    Found: std::future::Future<Output = Result<Option<Owned>, StepError>>,
+{
+    if let Some(o) = find().await? {
+        let ours = token.is_some() && o.comment.as_deref() == token;
+        let uuid = o.uuid.unwrap_or_default();
+        return Ok(applied(ours, BlockOutput::Uuid { uuid }));
+    }
+    create.await?;
+    let uuid = find()
+        .await?
+        .and_then(|o| o.uuid)
+        .ok_or(StepError::MissingField {
+            operation,
+            field: "uuid",
+        })?;
+    Ok(applied(true, BlockOutput::Uuid { uuid }))
+}
+
+/// The UUID a delete acts on: the one a run recorded, else that of the object `find` finds
+/// by name if it carries `token` (any object of that name when `token` is `None`).
+async fn owned_uuid(
+    recorded: Option<&str>,
+    token: Option<&str>,
+    find: impl std::future::Future<Output = Result<Option<Owned>, StepError>>,
+) -> Result<Option<String>, StepError> {
+    if let Some(u) = recorded.filter(|u| !u.is_empty()) {
+        return Ok(Some(u.to_owned()));
+    }
+    Ok(find
+        .await?
+        .filter(|o| token.is_none() || o.comment.as_deref() == token)
+        .map(|o| o.uuid.unwrap_or_default()))
+}
+
+async fn find_owned_volume(env: &Env, svm: &str, name: &str) -> Result<Option<Owned>, StepError> {
+    Ok(find_volume(env, svm, name)
+        .await
+        .map_err(ontap_err(format!("get volume {svm}/{name}")))?
+        .map(|v| Owned {
+            uuid: v.uuid,
+            comment: v.comment,
+        }))
+}
+
 /// A LUN's UUID, serial and comment.
 struct LunFacts {
     uuid: String,
@@ -888,16 +948,6 @@ async fn create_igroup(
     initiators: &[String],
     comment: Option<&str>,
 ) -> Result<Applied<BlockOutput>, StepError> {
-    let op = || format!("create igroup {svm}/{igroup}");
-    if let Some(g) = find_igroup(env, svm, igroup).await? {
-        let ours = comment.is_some() && g.comment.as_deref() == comment;
-        return Ok(applied(
-            ours,
-            BlockOutput::Uuid {
-                uuid: g.uuid.unwrap_or_default(),
-            },
-        ));
-    }
     let proto = match protocol {
         BlockProtocol::Fcp => IgroupProtocol::Fcp,
         _ => IgroupProtocol::Iscsi,
@@ -909,19 +959,22 @@ async fn create_igroup(
     if let Some(c) = comment {
         body = body.comment(c);
     }
-    env.ontap()
-        .igroups()
-        .create(&body)
-        .await
-        .map_err(ontap_err(op()))?;
-    let uuid = find_igroup(env, svm, igroup)
-        .await?
-        .and_then(|g| g.uuid)
-        .ok_or_else(|| StepError::MissingField {
-            operation: op(),
-            field: "uuid",
-        })?;
-    Ok(applied(true, BlockOutput::Uuid { uuid }))
+    let op = format!("create igroup {svm}/{igroup}");
+    let find = || async {
+        Ok(find_igroup(env, svm, igroup).await?.map(|g| Owned {
+            uuid: g.uuid,
+            comment: g.comment,
+        }))
+    };
+    let create = async {
+        env.ontap()
+            .igroups()
+            .create(&body)
+            .await
+            .map_err(ontap_err(op.clone()))?;
+        Ok(())
+    };
+    create_once(op.clone(), comment, find, create).await
 }
 
 async fn delete_igroup(
@@ -930,13 +983,15 @@ async fn delete_igroup(
     igroup: &str,
     token: Option<&str>,
 ) -> Result<bool, StepError> {
-    let Some(g) = find_igroup(env, svm, igroup).await? else {
+    let find = async {
+        Ok(find_igroup(env, svm, igroup).await?.map(|g| Owned {
+            uuid: g.uuid,
+            comment: g.comment,
+        }))
+    };
+    let Some(uuid) = owned_uuid(None, token, find).await? else {
         return Ok(false);
     };
-    if token.is_some() && g.comment.as_deref() != token {
-        return Ok(false);
-    }
-    let uuid = g.uuid.unwrap_or_default();
     gone_ok(env.ontap().igroups().delete(&uuid).await)
         .map_err(ontap_err(format!("delete igroup {svm}/{igroup}")))
 }
@@ -1257,17 +1312,55 @@ async fn attach_lun(
             }
         }
     }
-    let found = DeviceWaiter::new(host.host_root().clone())
-        .wait(&DeviceId::ontap_lun_map(&serial), timeout)
-        .await
-        .map_err(err())?;
+    let found = wait_lun_map(&mp, &serial, timeout).await.map_err(err())?;
     Ok(applied(
         before.is_none(),
         BlockOutput::Device {
             serial: serial.as_str().to_owned(),
-            dm: found.name,
+            dm: found.dm,
         },
     ))
+}
+
+/// Waits for the LUN's multipath map. It is found by the NAA WWID ONTAP derives from the
+/// serial or, when a target reports another designator (LIO behind the simulator's kernel
+/// backend names LUNs `36001405…`), by the unit serial of its paths: the serial is the
+/// LUN's identity either way.
+async fn wait_lun_map<R: host_storage::Runner>(
+    mp: &Multipath<R>,
+    serial: &LunSerial,
+    timeout: Duration,
+) -> host_storage::Result<host_storage::multipath::MapRef> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(map) = mp.find_lun_map(serial)? {
+            return Ok(map);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(host_storage::Error::WaitTimeout {
+                what: format!("multipath map of LUN serial {serial}"),
+                after: timeout,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The LUN's multipath map on `host`, if there (see [`wait_lun_map`]).
+async fn host_lun_map(
+    env: &Env,
+    host: &Host,
+    svm: &str,
+    lun: &str,
+) -> Result<(LunSerial, Option<host_storage::multipath::MapRef>), StepError> {
+    let serial = lun_serial(env, svm, lun).await?;
+    let map = Multipath::new(host.runner(), host.host_root().clone())
+        .find_lun_map(&serial)
+        .map_err(host_err(
+            host.name(),
+            format!("find the multipath map of LUN {lun} (serial {serial})"),
+        ))?;
+    Ok((serial, map))
 }
 
 async fn detach_lun(
@@ -1621,10 +1714,29 @@ fn unconfigure_o2cb(
 async fn register_cluster(host: &Host, cluster: &str) -> Result<Applied<BlockOutput>, StepError> {
     let err = || cfs_err(host.name(), format!("register o2cb cluster {cluster}"));
     let cl = ClusterName::parse(cluster).map_err(err())?;
-    let r = cluster_host(host)
-        .register_cluster(&cl)
-        .await
-        .map_err(err())?;
+    let ch = cluster_host(host);
+    let r = match ch.register_cluster(&cl).await {
+        Ok(r) => r,
+        Err(e @ cluster_fs::Error::UnknownCluster { .. }) => return Err(err()(e)),
+        Err(e) => {
+            // o2cb says "Internal logic failure" when another cluster is up: name it (a
+            // registered cluster is a directory in configfs).
+            let online = std::fs::read_dir(host.host_root().path("/sys/kernel/config/cluster"))
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d.ok()?.file_name().into_string().ok())
+                .find(|name| name.as_str() != cl.as_str());
+            if let Some(other) = online {
+                return Err(StepError::OtherO2cbCluster {
+                    host: host.name().to_owned(),
+                    online: other,
+                    wanted: cluster.to_owned(),
+                    source: Box::new(e),
+                });
+            }
+            return Err(err()(e));
+        }
+    };
     Ok(applied(r.change.is_changed(), BlockOutput::Nothing))
 }
 
@@ -1668,17 +1780,16 @@ async fn namespace_uuid(env: &Env, svm: &str, ns: &str) -> Result<uuid::Uuid, St
     })
 }
 
-/// The stable device path of `disk` (for the mount and fstab): `/dev/mapper/<wwid>` for a
-/// LUN (multipath names maps by WWID: `user_friendly_names no`), udev's
-/// `/dev/disk/by-id/nvme-uuid.<uuid>` for a namespace.
-async fn stable_path(env: &Env, disk: &DiskRef) -> Result<String, StepError> {
+/// The stable device path of `disk` on `host` (for the mount and fstab): the LUN's
+/// multipath map by its device-mapper name, `/dev/mapper/<wwid>` (multipath names maps by
+/// WWID: `user_friendly_names no`; before the map exists, the WWID ONTAP's serial gives),
+/// udev's `/dev/disk/by-id/nvme-uuid.<uuid>` for a namespace.
+async fn stable_path(env: &Env, host: &Host, disk: &DiskRef) -> Result<String, StepError> {
     Ok(match disk {
-        DiskRef::Lun { svm, path } => {
-            format!(
-                "/dev/mapper/{}",
-                lun_serial(env, svm, path).await?.naa_wwid()
-            )
-        }
+        DiskRef::Lun { svm, path } => match host_lun_map(env, host, svm, path).await? {
+            (_, Some(map)) => format!("/dev/mapper/{}", map.name),
+            (serial, None) => format!("/dev/mapper/{}", serial.naa_wwid()),
+        },
         DiskRef::Namespace { svm, path } => {
             format!(
                 "/dev/disk/by-id/nvme-uuid.{}",
@@ -1692,36 +1803,35 @@ async fn stable_path(env: &Env, disk: &DiskRef) -> Result<String, StepError> {
 async fn host_disk(env: &Env, host: &Host, disk: &DiskRef) -> Result<HostDisk, StepError> {
     let op = || format!("find {} on the host", disk.path());
     let cerr = || cfs_err(host.name(), op());
-    let stable = stable_path(env, disk).await?;
-    let (id, identity) = match disk {
+    let missing = || StepError::MissingField {
+        operation: op(),
+        field: "block device",
+    };
+    match disk {
         DiskRef::Lun { svm, path } => {
-            let serial = lun_serial(env, svm, path).await?;
-            let wwid = serial.naa_wwid().to_string();
-            (
-                DeviceId::ontap_lun_map(&serial),
-                Identity::wwid(&wwid).map_err(cerr())?,
-            )
+            let map = host_lun_map(env, host, svm, path)
+                .await?
+                .1
+                .ok_or_else(missing)?;
+            Ok(HostDisk {
+                identity: Identity::wwid(map.wwid.as_str()).map_err(cerr())?,
+                stable: format!("/dev/mapper/{}", map.name),
+                name: map.dm,
+            })
         }
         DiskRef::Namespace { svm, path } => {
             let u = namespace_uuid(env, svm, path).await?;
-            (
-                DeviceId::NvmeUuid(u),
-                Identity::nvme_namespace(&u.to_string()).map_err(cerr())?,
-            )
+            let (name, _) = DeviceWaiter::new(host.host_root().clone())
+                .scan(&DeviceId::NvmeUuid(u))
+                .map_err(host_err(host.name(), op()))?
+                .ok_or_else(missing)?;
+            Ok(HostDisk {
+                name,
+                identity: Identity::nvme_namespace(&u.to_string()).map_err(cerr())?,
+                stable: stable_path(env, host, disk).await?,
+            })
         }
-    };
-    let (name, _) = DeviceWaiter::new(host.host_root().clone())
-        .scan(&id)
-        .map_err(host_err(host.name(), op()))?
-        .ok_or_else(|| StepError::MissingField {
-            operation: op(),
-            field: "block device",
-        })?;
-    Ok(HostDisk {
-        name,
-        identity,
-        stable,
-    })
+    }
 }
 
 async fn cluster_mount(
@@ -1731,7 +1841,7 @@ async fn cluster_mount(
     target: &std::path::Path,
     fs: ClusterFsKind,
 ) -> Result<ClusterMount, StepError> {
-    ClusterMount::new(stable_path(env, disk).await?, target, fs.kind())
+    ClusterMount::new(stable_path(env, host, disk).await?, target, fs.kind())
         .map_err(cfs_err(host.name(), format!("mount {}", target.display())))
 }
 
@@ -1768,7 +1878,6 @@ async fn reuuid_ocfs2(
     host: &Host,
     disk: &DiskRef,
     parent_uuid: &str,
-    label: &str,
 ) -> Result<Applied<BlockOutput>, StepError> {
     let d = host_disk(env, host, disk).await?;
     let op = || format!("give the cloned OCFS2 on {} a new UUID", d.name);
@@ -1780,15 +1889,19 @@ async fn reuuid_ocfs2(
     .map_err(err())?;
     let parent = cluster_fs::ocfs2::Region::parse(parent_uuid).map_err(err())?;
     let ch = cluster_host(host);
-    let re = ch.reuuid_cloned_ocfs2(&dev, &parent).await.map_err(err())?;
-    let relabeled = ch
-        .set_ocfs2_label(&dev, &Label::parse(label).map_err(err())?)
-        .await
-        .map_err(err())?;
-    Ok(applied(
-        re.change.is_changed() || relabeled.change.is_changed(),
-        BlockOutput::Nothing,
-    ))
+    // The identity check guards the one write to the clone's metadata.
+    ch.check_identity(&dev).map_err(err())?;
+    if ch.ocfs2_stats(&dev).await.map_err(err())?.uuid == parent {
+        // `--cloned-volume` works without the cluster stack and labels the clone
+        // `<parent label>-cloned`. A separate `tunefs.ocfs2 -L` takes cluster locks and
+        // refuses a clone of a mounted file system, whose journals stay dirty until its
+        // first mount replays them (and a mounted one cannot be relabeled): so no relabel.
+        ch.reuuid_cloned_ocfs2(&dev, &parent).await.map_err(err())?;
+        return Ok(applied(true, BlockOutput::Nothing));
+    }
+    // Given its new UUID (and label) earlier; it may be mounted by now, so nothing more is
+    // written to it.
+    Ok(applied(false, BlockOutput::Nothing))
 }
 
 async fn mount_ocfs2(
@@ -1819,38 +1932,10 @@ async fn unmount_ocfs2(
     remove_dir: bool,
     fs: ClusterFsKind,
 ) -> Result<bool, StepError> {
-    let err = || host_err(host.name(), format!("unmount {}", target.display()));
-    let m = mounter(host);
-    let mut changed = false;
-    if let Some(found) = m.find(target).map_err(err())? {
-        if found.fstype == fs.as_str() {
-            let undo = MountUndo {
-                target: target.to_owned(),
-                change: Change::Changed,
-                created_dir: false,
-                kind: MountKind::Program,
-            };
-            changed = m.undo(&undo).await.map_err(err())?.is_changed();
-        }
-    }
-    if remove_dir {
-        match std::fs::remove_dir(target) {
-            Ok(()) => changed = true,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::DirectoryNotEmpty
-                ) => {}
-            Err(e) => {
-                return Err(err()(host_storage::Error::Io {
-                    op: host_storage::IoOp::Remove,
-                    path: target.to_owned(),
-                    source: e,
-                }))
-            }
-        }
-    }
-    Ok(changed)
+    host_steps::unmount_if(host, target, remove_dir, |found| {
+        found.fstype == fs.as_str()
+    })
+    .await
 }
 
 async fn add_fstab(
@@ -1868,12 +1953,6 @@ async fn add_fstab(
     Ok(from_nfs(line_applied(&u)))
 }
 
-fn remove_fstab(host: &Host, id: &str) -> Result<bool, StepError> {
-    let err = || host_err(host.name(), format!("remove fstab line {id}"));
-    let id = EntryId::parse(id).map_err(err())?;
-    Ok(fstab(host).remove(&id).map_err(err())?.is_changed())
-}
-
 async fn delete_lun(
     env: &Env,
     svm: &str,
@@ -1881,15 +1960,17 @@ async fn delete_lun(
     token: Option<&str>,
     uuid: Option<&str>,
 ) -> Result<bool, StepError> {
-    let op = || format!("delete LUN {svm}:{lun}");
-    let uuid = match uuid {
-        Some(u) if !u.is_empty() => u.to_owned(),
-        _ => match find_lun(env, svm, lun).await? {
-            Some(f) if token.is_none() || f.comment.as_deref() == token => f.uuid,
-            _ => return Ok(false),
-        },
+    let find = async {
+        Ok(find_lun(env, svm, lun).await?.map(|f| Owned {
+            uuid: Some(f.uuid),
+            comment: f.comment,
+        }))
     };
-    gone_ok(env.ontap().luns().delete(&uuid).await).map_err(ontap_err(op()))
+    let Some(uuid) = owned_uuid(uuid, token, find).await? else {
+        return Ok(false);
+    };
+    gone_ok(env.ontap().luns().delete(&uuid).await)
+        .map_err(ontap_err(format!("delete LUN {svm}:{lun}")))
 }
 
 async fn delete_volume(
@@ -1899,17 +1980,12 @@ async fn delete_volume(
     token: Option<&str>,
     uuid: Option<&str>,
 ) -> Result<bool, StepError> {
-    let op = || format!("delete volume {svm}/{name}");
-    let uuid = match uuid {
-        Some(u) if !u.is_empty() => u.to_owned(),
-        _ => match find_volume(env, svm, name).await.map_err(ontap_err(op()))? {
-            Some(v) if token.is_none() || v.comment.as_deref() == token => {
-                v.uuid.unwrap_or_default()
-            }
-            _ => return Ok(false),
-        },
+    let find = find_owned_volume(env, svm, name);
+    let Some(uuid) = owned_uuid(uuid, token, find).await? else {
+        return Ok(false);
     };
-    gone_ok(env.ontap().volumes().delete(&uuid).await).map_err(ontap_err(op()))
+    gone_ok(env.ontap().volumes().delete(&uuid).await)
+        .map_err(ontap_err(format!("delete volume {svm}/{name}")))
 }
 
 // ---- NVMe ----
@@ -1962,16 +2038,6 @@ async fn create_subsystem(
     hosts: &[String],
     comment: Option<&str>,
 ) -> Result<Applied<BlockOutput>, StepError> {
-    let op = || format!("create subsystem {svm}/{subsystem}");
-    if let Some(x) = find_subsystem(env, svm, subsystem).await? {
-        let ours = comment.is_some() && x.comment.as_deref() == comment;
-        return Ok(applied(
-            ours,
-            BlockOutput::Uuid {
-                uuid: x.uuid.unwrap_or_default(),
-            },
-        ));
-    }
     let mut body = SubsystemCreate::new(subsystem, svm, NvmeOsType::Linux);
     for h in hosts {
         body = body.host(h.as_str());
@@ -1979,19 +2045,22 @@ async fn create_subsystem(
     if let Some(c) = comment {
         body = body.comment(c);
     }
-    env.ontap()
-        .nvme_subsystems()
-        .create(&body)
-        .await
-        .map_err(ontap_err(op()))?;
-    let uuid = find_subsystem(env, svm, subsystem)
-        .await?
-        .and_then(|x| x.uuid)
-        .ok_or_else(|| StepError::MissingField {
-            operation: op(),
-            field: "uuid",
-        })?;
-    Ok(applied(true, BlockOutput::Uuid { uuid }))
+    let op = format!("create subsystem {svm}/{subsystem}");
+    let find = || async {
+        Ok(find_subsystem(env, svm, subsystem).await?.map(|x| Owned {
+            uuid: x.uuid,
+            comment: x.comment,
+        }))
+    };
+    let create = async {
+        env.ontap()
+            .nvme_subsystems()
+            .create(&body)
+            .await
+            .map_err(ontap_err(op.clone()))?;
+        Ok(())
+    };
+    create_once(op.clone(), comment, find, create).await
 }
 
 async fn delete_subsystem(
@@ -2235,15 +2304,17 @@ async fn delete_namespace(
     token: Option<&str>,
     uuid: Option<&str>,
 ) -> Result<bool, StepError> {
-    let op = || format!("delete namespace {svm}:{ns}");
-    let uuid = match uuid {
-        Some(u) if !u.is_empty() => u.to_owned(),
-        _ => match find_namespace(env, svm, ns).await? {
-            Some(f) if token.is_none() || f.comment.as_deref() == token => f.uuid,
-            _ => return Ok(false),
-        },
+    let find = async {
+        Ok(find_namespace(env, svm, ns).await?.map(|f| Owned {
+            uuid: Some(f.uuid),
+            comment: f.comment,
+        }))
     };
-    gone_ok(env.ontap().namespaces().delete(&uuid).await).map_err(ontap_err(op()))
+    let Some(uuid) = owned_uuid(uuid, token, find).await? else {
+        return Ok(false);
+    };
+    gone_ok(env.ontap().namespaces().delete(&uuid).await)
+        .map_err(ontap_err(format!("delete namespace {svm}:{ns}")))
 }
 
 fn uuid_of(output: Option<&BlockOutput>) -> Option<&str> {
@@ -2622,20 +2693,14 @@ impl Step for BlockStep {
                 ),
             )],
             BlockStep::ReuuidOcfs2 {
-                host, disk, label, ..
-            } => vec![
-                host_cmd(
-                    host,
-                    format!(
-                        "tunefs.ocfs2 --cloned-volume -y /dev/<device of {}> (if its UUID is the parent's)",
-                        disk.path()
-                    ),
+                host, disk, ..
+            } => vec![host_cmd(
+                host,
+                format!(
+                    "tunefs.ocfs2 --cloned-volume -y /dev/<device of {}> (if its UUID is the parent's; label <parent label>-cloned)",
+                    disk.path()
                 ),
-                host_cmd(
-                    host,
-                    format!("tunefs.ocfs2 -L {label} /dev/<device of {}>", disk.path()),
-                ),
-            ],
+            )],
             BlockStep::MountOcfs2 {
                 host,
                 disk,
@@ -2915,33 +2980,17 @@ impl Step for BlockStep {
             BlockStep::CreateVolume {
                 svm, volume, token, ..
             } => {
-                let op = || format!("create volume {svm}/{}", volume.name);
-                if let Some(v) = find_volume(env, svm, &volume.name)
-                    .await
-                    .map_err(ontap_err(op()))?
-                {
-                    let ours = v.comment.as_deref() == Some(token.as_str());
-                    return Ok(applied(
-                        ours,
-                        BlockOutput::Uuid {
-                            uuid: v.uuid.unwrap_or_default(),
-                        },
-                    ));
-                }
-                env.ontap()
-                    .volumes()
-                    .create(&volume.san_body(svm, token))
-                    .await
-                    .map_err(ontap_err(op()))?;
-                let uuid = find_volume(env, svm, &volume.name)
-                    .await
-                    .map_err(ontap_err(op()))?
-                    .and_then(|v| v.uuid)
-                    .ok_or_else(|| StepError::MissingField {
-                        operation: op(),
-                        field: "uuid",
-                    })?;
-                Ok(applied(true, BlockOutput::Uuid { uuid }))
+                let op = format!("create volume {svm}/{}", volume.name);
+                let create = async {
+                    env.ontap()
+                        .volumes()
+                        .create(&volume.san_body(svm, token))
+                        .await
+                        .map_err(ontap_err(op.clone()))?;
+                    Ok(())
+                };
+                let find = || find_owned_volume(env, svm, &volume.name);
+                create_once(op.clone(), Some(token), find, create).await
             }
             BlockStep::CreateLun {
                 svm,
@@ -2951,27 +3000,25 @@ impl Step for BlockStep {
                 token,
                 ..
             } => {
-                let op = || format!("create LUN {svm}:{lun}");
-                if let Some(f) = find_lun(env, svm, lun).await? {
-                    let ours = f.comment.as_deref() == Some(token.as_str());
-                    return Ok(applied(ours, BlockOutput::Uuid { uuid: f.uuid }));
-                }
+                let op = format!("create LUN {svm}:{lun}");
                 let body = LunCreate::new(svm, lun.as_str(), LunOsType::Linux, *size)
                     .comment(token.as_str())
                     .space_reserved(*reserved);
-                env.ontap()
-                    .luns()
-                    .create(&body)
-                    .await
-                    .map_err(ontap_err(op()))?;
-                let uuid = find_lun(env, svm, lun)
-                    .await?
-                    .map(|f| f.uuid)
-                    .ok_or_else(|| StepError::MissingField {
-                        operation: op(),
-                        field: "uuid",
-                    })?;
-                Ok(applied(true, BlockOutput::Uuid { uuid }))
+                let create = async {
+                    env.ontap()
+                        .luns()
+                        .create(&body)
+                        .await
+                        .map_err(ontap_err(op.clone()))?;
+                    Ok(())
+                };
+                let find = || async {
+                    Ok(find_lun(env, svm, lun).await?.map(|f| Owned {
+                        uuid: Some(f.uuid),
+                        comment: f.comment,
+                    }))
+                };
+                create_once(op.clone(), Some(token), find, create).await
             }
             BlockStep::CreateIgroup {
                 svm,
@@ -2991,26 +3038,24 @@ impl Step for BlockStep {
                 token,
                 ..
             } => {
-                let op = || format!("create namespace {svm}:{namespace}");
-                if let Some(f) = find_namespace(env, svm, namespace).await? {
-                    let ours = f.comment.as_deref() == Some(token.as_str());
-                    return Ok(applied(ours, BlockOutput::Uuid { uuid: f.uuid }));
-                }
+                let op = format!("create namespace {svm}:{namespace}");
                 let body = NamespaceCreate::new(svm, namespace.as_str(), NvmeOsType::Linux, *size)
                     .comment(token.as_str());
-                env.ontap()
-                    .namespaces()
-                    .create(&body)
-                    .await
-                    .map_err(ontap_err(op()))?;
-                let uuid = find_namespace(env, svm, namespace)
-                    .await?
-                    .map(|f| f.uuid)
-                    .ok_or_else(|| StepError::MissingField {
-                        operation: op(),
-                        field: "uuid",
-                    })?;
-                Ok(applied(true, BlockOutput::Uuid { uuid }))
+                let create = async {
+                    env.ontap()
+                        .namespaces()
+                        .create(&body)
+                        .await
+                        .map_err(ontap_err(op.clone()))?;
+                    Ok(())
+                };
+                let find = || async {
+                    Ok(find_namespace(env, svm, namespace).await?.map(|f| Owned {
+                        uuid: Some(f.uuid),
+                        comment: f.comment,
+                    }))
+                };
+                create_once(op.clone(), Some(token), find, create).await
             }
             BlockStep::CreateSubsystem {
                 svm,
@@ -3083,8 +3128,8 @@ impl Step for BlockStep {
                 host,
                 disk,
                 parent_uuid,
-                label,
-            } => reuuid_ocfs2(env, env.find_host(host)?, disk, parent_uuid, label).await,
+                ..
+            } => reuuid_ocfs2(env, env.find_host(host)?, disk, parent_uuid).await,
             BlockStep::ConfigureCorosync {
                 host,
                 cluster,
@@ -3482,7 +3527,9 @@ impl BlockDatastore {
     /// The datastore is a FlexClone (made with [`crate::ops::flexclone`]) of an OCFS2
     /// datastore whose file system has UUID `parent_uuid`: its volume and disk exist
     /// already (attach finds them and detach keeps them unless asked), and instead of a
-    /// format the attach gives the clone's file system a new UUID and this pool's label.
+    /// format the attach gives the clone's file system a new UUID (`tunefs.ocfs2
+    /// --cloned-volume`, which labels it `<parent label>-cloned`: a clone of a mounted file
+    /// system has dirty journals until its first mount, so it is not relabeled).
     #[must_use]
     pub fn cloned_ocfs2(mut self, parent_uuid: impl Into<String>) -> Self {
         self.clone_of = Some(parent_uuid.into());
@@ -4395,5 +4442,139 @@ impl Reach {
             }),
             Reach::Nvme { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What the lab's real kernel showed, kept as tests on synthetic sysfs and mount tables.
+
+    use std::path::Path;
+
+    use super::*;
+
+    fn scratch_host(dir: &Path) -> Host {
+        std::fs::create_dir_all(dir.join("proc/self")).unwrap();
+        Host::local("kvm1").root(dir)
+    }
+
+    fn write(root: &Path, rel: &str, bytes: &[u8]) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+
+    /// A multipath map `dm-0` named `wwid` over `sda`, whose VPD page 0x80 holds `serial`.
+    fn synthetic_map(root: &Path, wwid: &str, serial: &str) {
+        let mut pg80 = vec![0, 0x80, 0, u8::try_from(serial.len()).unwrap()];
+        pg80.extend_from_slice(serial.as_bytes());
+        write(root, "sys/block/sda/device/vpd_pg80", &pg80);
+        write(root, "sys/block/sda/holders/dm-0", b"");
+        write(
+            root,
+            "sys/block/dm-0/dm/uuid",
+            format!("mpath-{wwid}\n").as_bytes(),
+        );
+        write(
+            root,
+            "sys/block/dm-0/dm/name",
+            format!("{wwid}\n").as_bytes(),
+        );
+        write(root, "sys/block/dm-0/slaves/sda", b"");
+    }
+
+    #[tokio::test]
+    async fn a_lun_map_named_by_another_naa_is_found_by_serial_on_synthetic_sysfs() {
+        // LIO (the simulator's kernel backend) reports its own NAA, 6001405…, not NetApp's
+        // 600a0980…: the map is still the LUN's, by the unit serial of its paths.
+        let dir = tempfile::tempdir().unwrap();
+        let host = scratch_host(dir.path());
+        let serial = LunSerial::parse("3j67uk3AubSR").unwrap();
+        let mp = Multipath::new(host.runner(), host.host_root().clone());
+        let err = wait_lun_map(&mp, &serial, Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, host_storage::Error::WaitTimeout { .. }),
+            "{err}"
+        );
+        synthetic_map(
+            dir.path(),
+            "36001405367a3b0000000000000000000",
+            "3j67uk3AubSR",
+        );
+        let map = wait_lun_map(&mp, &serial, Duration::from_millis(300))
+            .await
+            .unwrap();
+        assert_eq!(
+            (map.dm.as_str(), map.name.as_str(), map.wwid.as_str()),
+            (
+                "dm-0",
+                "36001405367a3b0000000000000000000",
+                "36001405367a3b0000000000000000000"
+            )
+        );
+        // Another LUN's map is never taken for this one.
+        let other = LunSerial::parse("wOj4f?W9lOk7").unwrap();
+        assert!(mp.find_lun_map(&other).unwrap().is_none());
+    }
+
+    /// Fails `o2cb register-cluster` as o2cb does while another cluster is up.
+    #[derive(Debug)]
+    struct O2cbBusy;
+
+    #[async_trait::async_trait]
+    impl host_storage::Runner for O2cbBusy {
+        async fn run(
+            &self,
+            cmd: &host_storage::Command,
+        ) -> host_storage::Result<host_storage::Output> {
+            let args: Vec<String> = cmd
+                .get_args()
+                .iter()
+                .map(|a| a.expose().to_owned())
+                .collect();
+            let out = match args.get(1).map(String::as_str) {
+                Some("cluster-status") => host_storage::Output::exit(1, "offline\n", ""),
+                Some("register-cluster") => host_storage::Output::exit(
+                    1,
+                    "",
+                    "o2cb: Internal logic failure while registering cluster 'kvmstor'\n",
+                ),
+                _ => panic!("unexpected {cmd}"),
+            };
+            cmd.check(out)
+        }
+    }
+
+    #[tokio::test]
+    async fn registering_beside_another_o2cb_cluster_names_it_on_synthetic_configfs() {
+        // What the lab showed when an earlier test left its cluster up: o2cb's message
+        // says nothing of the cause.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut conf = ClusterConf::default();
+        let added = conf
+            .add_cluster(Ocfs2Cluster::new(
+                ClusterName::parse("kvmstor").unwrap(),
+                HeartbeatMode::Local,
+            ))
+            .unwrap();
+        assert_eq!(added, Change::Changed);
+        write(root, "etc/ocfs2/cluster.conf", conf.render().as_bytes());
+        let host = Host::new("kvm1", std::sync::Arc::new(O2cbBusy)).root(root);
+        let plain = register_cluster(&host, "kvmstor").await.unwrap_err();
+        assert!(matches!(plain, StepError::ClusterFs { .. }), "{plain}");
+        std::fs::create_dir_all(root.join("sys/kernel/config/cluster/labcl")).unwrap();
+        let named = register_cluster(&host, "kvmstor").await.unwrap_err();
+        assert_eq!(
+            named.to_string(),
+            "host kvm1 runs o2cb cluster labcl, so kvmstor cannot be registered \
+             (o2cb runs one cluster per host)"
+        );
+        assert!(matches!(
+            named,
+            StepError::OtherO2cbCluster { ref online, .. } if online == "labcl"
+        ));
     }
 }

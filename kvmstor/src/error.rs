@@ -84,6 +84,24 @@ pub enum StepError {
         /// The step.
         step: String,
     },
+    /// The host runs another o2cb cluster, and o2cb runs one per host: the datastore must
+    /// name that cluster ([`crate::block::BlockDatastore::o2cb_cluster`]), or the other
+    /// cluster must be taken down first.
+    #[error(
+        "host {host} runs o2cb cluster {online}, so {wanted} cannot be registered \
+         (o2cb runs one cluster per host)"
+    )]
+    OtherO2cbCluster {
+        /// The host's name.
+        host: String,
+        /// The cluster registered there.
+        online: String,
+        /// The cluster the step registers.
+        wanted: String,
+        /// o2cb's error.
+        #[source]
+        source: Box<cluster_fs::Error>,
+    },
     /// The test hook made this step fail.
     #[error("injected failure")]
     Injected,

@@ -83,6 +83,7 @@
 pub mod block;
 pub mod env;
 pub mod error;
+mod host_steps;
 pub mod nfs;
 pub mod ops;
 pub mod saga;

@@ -16,8 +16,11 @@
 //! 4. Per host, with [`Persist::Fstab`]: `MountNfs` now, then `PersistFstab` (an owned
 //!    `/etc/fstab` line). With [`Persist::Autofs`]: `PersistAutofs` only (a direct-map
 //!    entry; autofs mounts on first access, and a mount made by hand on an autofs trigger
-//!    point would hide it). With [`PoolKind::Netfs`] there is no host mount step: libvirt
-//!    mounts when it starts the pool.
+//!    point would hide it). The step waits until automount has set up the trigger (its
+//!    reload is asynchronous, and a pool built on the bare path would put images on the
+//!    host's own disk); `RemoveAutofs` unmounts what automount mounted before it removes
+//!    the entry (automount drops idle triggers only). With [`PoolKind::Netfs`] there is no
+//!    host mount step: libvirt mounts when it starts the pool.
 //! 5. Per host: `DefinePool`, a `dir` pool on the mount point or a `netfs` pool.
 //!
 //! ## Mount options ([`nfs_options`])
@@ -34,13 +37,10 @@
 
 use std::path::PathBuf;
 
-use host_storage::autofs::Autofs;
 use host_storage::files::EntryId;
-use host_storage::fstab::Fstab;
-use host_storage::mount::{MountKind, MountUndo, Mounter};
 use host_storage::nfs::{NfsMount, NfsOptions, NfsServers, NfsVersion, Recovery};
 use host_storage::{Change, HostName};
-use libvirt_pools::{Libvirt, PoolDef, PoolName, PoolSource, PoolSpec, Protocol, RemoveMode};
+use libvirt_pools::{PoolDef, PoolName, PoolSource, PoolSpec, Protocol};
 use ontap_client::models::{
     AntiRansomwareState, EfficiencyMode, ExportPolicyCreate, ExportProtocol, ExportRule,
     ExportRuleCreate, GuaranteeType, IpService, NfsSecurityFlavor, TieringPolicy, VolumeCreate,
@@ -50,6 +50,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::{Env, Host};
 use crate::error::{Error, Result, StepError};
+use crate::host_steps::{
+    self, autofs, ensure_pool, fstab, host_err, line_applied, mounter, remove_fstab, remove_pool,
+    settle_autofs,
+};
 use crate::saga::{ActionKind, Applied, LockKey, Saga, Step};
 
 /// How the mount survives a reboot.
@@ -99,31 +103,12 @@ pub struct VolumeRequest {
 }
 
 impl VolumeRequest {
+    /// The body of an NFS datastore's volume: junctioned at `junction` with export policy
+    /// `policy`.
     fn body(&self, svm: &str, junction: &str, policy: &str, token: &str) -> VolumeCreate {
-        let mut v = VolumeCreate::flexvol(&self.name, svm, self.aggregate.as_str())
-            .size(self.size)
+        self.san_body(svm, token)
             .junction_path(junction)
             .export_policy(policy)
-            .comment(token);
-        if self.thin {
-            v = v.guarantee(GuaranteeType::None);
-        }
-        if let Some((c, d)) = &self.efficiency {
-            v = v.efficiency(c.clone(), d.clone());
-        }
-        if let Some(p) = &self.snapshot_policy {
-            v = v.snapshot_policy(p.as_str());
-        }
-        if let Some(t) = &self.tiering {
-            v = v.tiering_policy(t.clone());
-        }
-        if let Some(e) = self.encryption {
-            v = v.encryption(e);
-        }
-        if let Some(a) = &self.anti_ransomware {
-            v = v.anti_ransomware(a.clone());
-        }
-        v
     }
 
     /// The body of a volume for LUNs or namespaces: no junction, no export policy, and
@@ -311,7 +296,7 @@ impl PoolRequest {
         })
     }
 
-    fn spec(&self) -> libvirt_pools::Result<PoolSpec> {
+    pub(crate) fn spec(&self) -> libvirt_pools::Result<PoolSpec> {
         Ok(
             PoolSpec::new(self.def()?).for_protocol(if self.netfs.is_some() {
                 Protocol::Nfs
@@ -488,30 +473,6 @@ pub(crate) fn ontap_err(operation: String) -> impl FnOnce(ontap_client::Error) -
     }
 }
 
-pub(crate) fn host_err(
-    host: &str,
-    operation: String,
-) -> impl FnOnce(host_storage::Error) -> StepError {
-    let host = host.to_owned();
-    move |source| StepError::Host {
-        host,
-        operation,
-        source: Box::new(source),
-    }
-}
-
-pub(crate) fn lv_err(
-    host: &str,
-    operation: String,
-) -> impl FnOnce(libvirt_pools::Error) -> StepError {
-    let host = host.to_owned();
-    move |source| StepError::Libvirt {
-        host,
-        operation,
-        source: Box::new(source),
-    }
-}
-
 /// Ignores "not found" (already gone is success).
 pub(crate) fn gone_ok(
     r: ontap_client::Result<ontap_client::Completed>,
@@ -633,26 +594,6 @@ async fn delete_policy(env: &Env, svm: &str, policy: &str) -> Result<bool, StepE
         .map_err(ontap_err(format!("delete export policy {svm}/{policy}")))
 }
 
-pub(crate) fn mounter(host: &Host) -> Mounter<std::sync::Arc<dyn host_storage::Runner>> {
-    Mounter::new(host.runner()).with_mountinfo(host.mountinfo_path())
-}
-
-pub(crate) fn fstab(host: &Host) -> Fstab {
-    Fstab::new(host.host_root())
-}
-
-pub(crate) fn autofs(
-    host: &Host,
-    map: &str,
-) -> host_storage::Result<Autofs<std::sync::Arc<dyn host_storage::Runner>>> {
-    Ok(Autofs::new(
-        host.host_root().clone(),
-        host.runner(),
-        EntryId::parse(map)?,
-    )
-    .reload(host.reload()))
-}
-
 async fn mount_now(host: &Host, mount: &MountSpec) -> Result<Applied<NfsOutput>, StepError> {
     let err = || host_err(host.name(), format!("mount {}", mount.target.display()));
     let m = mount.to_mount().map_err(err())?;
@@ -669,52 +610,14 @@ async fn mount_now(host: &Host, mount: &MountSpec) -> Result<Applied<NfsOutput>,
 /// Unmounts `mount` if this export is what is mounted there, then removes the mount point
 /// when `remove_dir` and it is empty.
 async fn unmount(host: &Host, mount: &MountSpec, remove_dir: bool) -> Result<bool, StepError> {
-    let err = || host_err(host.name(), format!("unmount {}", mount.target.display()));
-    let m = mount.to_mount().map_err(err())?;
-    let source = m.source().map_err(err())?;
-    let mounter = mounter(host);
-    let mut changed = false;
-    if let Some(found) = mounter.find(&mount.target).map_err(err())? {
-        if found.source.trim_end_matches('/') == source.trim_end_matches('/') {
-            let undo = MountUndo {
-                target: mount.target.clone(),
-                change: Change::Changed,
-                created_dir: false,
-                kind: MountKind::Program,
-            };
-            changed = mounter.undo(&undo).await.map_err(err())?.is_changed();
-        }
-    }
-    if remove_dir {
-        match std::fs::remove_dir(&mount.target) {
-            Ok(()) => changed = true,
-            // Not there, or not empty (not ours to empty): leave it.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::DirectoryNotEmpty
-                ) => {}
-            Err(e) => {
-                return Err(err()(host_storage::Error::Io {
-                    op: host_storage::IoOp::Remove,
-                    path: mount.target.clone(),
-                    source: e,
-                }))
-            }
-        }
-    }
-    Ok(changed)
-}
-
-pub(crate) fn line_applied(u: &host_storage::files::LineUndo) -> Applied<NfsOutput> {
-    let out = NfsOutput::Line {
-        previous: u.previous.clone(),
-    };
-    if u.change.is_changed() {
-        Applied::changed(out)
-    } else {
-        Applied::unchanged(out)
-    }
+    let source = mount.to_mount().and_then(|m| m.source()).map_err(host_err(
+        host.name(),
+        format!("unmount {}", mount.target.display()),
+    ))?;
+    host_steps::unmount_if(host, &mount.target, remove_dir, |found| {
+        found.source.trim_end_matches('/') == source.trim_end_matches('/')
+    })
+    .await
 }
 
 async fn add_fstab(
@@ -727,12 +630,6 @@ async fn add_fstab(
     let id = EntryId::parse(id).map_err(err())?;
     let u = fstab(host).add_nfs(&id, &m).map_err(err())?;
     Ok(line_applied(&u))
-}
-
-fn remove_fstab(host: &Host, id: &str) -> Result<bool, StepError> {
-    let err = || host_err(host.name(), format!("remove fstab line {id}"));
-    let id = EntryId::parse(id).map_err(err())?;
-    Ok(fstab(host).remove(&id).map_err(err())?.is_changed())
 }
 
 async fn add_autofs(
@@ -749,64 +646,23 @@ async fn add_autofs(
         .add_nfs(&eid, &m)
         .await
         .map_err(err())?;
+    settle_autofs(host, &mount.target, true)
+        .await
+        .map_err(err())?;
     Ok(line_applied(&u.entry))
 }
 
-async fn remove_autofs(host: &Host, map: &str, id: &str) -> Result<bool, StepError> {
-    let err = || {
-        host_err(
-            host.name(),
-            format!("remove autofs entry {id} from map {map}"),
-        )
-    };
-    let eid = EntryId::parse(id).map_err(err())?;
-    Ok(autofs(host, map)
-        .map_err(err())?
-        .remove(&eid)
-        .await
-        .map_err(err())?
-        .is_changed())
-}
-
-pub(crate) async fn ensure_pool(
+async fn remove_autofs(
     host: &Host,
-    pool: &PoolRequest,
-) -> Result<Applied<NfsOutput>, StepError> {
-    let err = || lv_err(host.name(), format!("define pool {}", pool.name));
-    let spec = pool.spec().map_err(err())?;
-    let lv = Libvirt::connect(host.uri()).await.map_err(err())?;
-    Ok(
-        if lv.pools().ensure(&spec).await.map_err(err())?.changed() {
-            Applied::changed(NfsOutput::Nothing)
-        } else {
-            Applied::unchanged(NfsOutput::Nothing)
-        },
-    )
-}
-
-/// Removes the pool if it is there with this definition (a pool of that name defined
-/// otherwise is someone else's and stays).
-pub(crate) async fn remove_pool(
-    host: &Host,
-    pool: &PoolRequest,
-    only_if_same: bool,
+    map: &str,
+    id: &str,
+    mount: &MountSpec,
 ) -> Result<bool, StepError> {
-    let err = || lv_err(host.name(), format!("remove pool {}", pool.name));
-    let def = pool.def().map_err(err())?;
-    let lv = Libvirt::connect(host.uri()).await.map_err(err())?;
-    let Some(actual) = lv.pools().get(&def.name).await.map_err(err())? else {
-        return Ok(false);
-    };
-    if only_if_same && !def.differences(&actual).is_empty() {
-        tracing::info!(pool = %pool.name, "pool defined otherwise: not ours, left alone");
-        return Ok(false);
-    }
-    Ok(lv
-        .pools()
-        .remove(&def.name, RemoveMode::KeepData)
-        .await
-        .map_err(err())?
-        .changed())
+    let source = mount.to_mount().and_then(|m| m.source()).map_err(host_err(
+        host.name(),
+        format!("remove autofs entry {id} from map {map}"),
+    ))?;
+    host_steps::remove_autofs(host, map, id, &mount.target, &source).await
 }
 
 impl NfsStep {
@@ -1109,8 +965,13 @@ impl Step for NfsStep {
                 changed: remove_fstab(env.find_host(host)?, id)?,
                 output: NfsOutput::Nothing,
             }),
-            NfsStep::RemoveAutofs { host, map, id, .. } => Ok(Applied {
-                changed: remove_autofs(env.find_host(host)?, map, id).await?,
+            NfsStep::RemoveAutofs {
+                host,
+                map,
+                id,
+                mount,
+            } => Ok(Applied {
+                changed: remove_autofs(env.find_host(host)?, map, id, mount).await?,
                 output: NfsOutput::Nothing,
             }),
             NfsStep::UnmountNfs { host, mount } => Ok(Applied {
@@ -1199,9 +1060,12 @@ impl Step for NfsStep {
                 unmount(env.find_host(host)?, mount, remove_dir).await
             }
             NfsStep::PersistFstab { host, id, .. } => remove_fstab(env.find_host(host)?, id),
-            NfsStep::PersistAutofs { host, map, id, .. } => {
-                remove_autofs(env.find_host(host)?, map, id).await
-            }
+            NfsStep::PersistAutofs {
+                host,
+                map,
+                id,
+                mount,
+            } => remove_autofs(env.find_host(host)?, map, id, mount).await,
             NfsStep::DefinePool { host, pool } => {
                 remove_pool(env.find_host(host)?, pool, true).await
             }

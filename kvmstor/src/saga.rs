@@ -464,12 +464,74 @@ impl JournalLock {
     }
 }
 
+/// A step's progress, as told to an [`Observer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StepProgress<'a> {
+    /// Recorded as started; its apply runs next.
+    Started,
+    /// Applied; whether it changed anything.
+    Done {
+        /// Whether it changed anything.
+        changed: bool,
+    },
+    /// Its apply failed.
+    Failed {
+        /// The error, rendered.
+        error: &'a str,
+    },
+    /// Its undo runs next.
+    Undoing,
+    /// Undone (or there was nothing to undo).
+    Undone,
+    /// Its undo failed.
+    UndoFailed {
+        /// The error, rendered.
+        error: &'a str,
+    },
+}
+
+/// One journaled change of a step's state (see [`Saga::observe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StepEvent<'a> {
+    /// The workflow's name.
+    pub workflow: &'a str,
+    /// 0-based step index.
+    pub index: usize,
+    /// Number of steps in the run.
+    pub count: usize,
+    /// The step's label.
+    pub label: &'a str,
+    /// Where the step now is.
+    pub progress: StepProgress<'a>,
+}
+
+/// Called after each step state change is journaled, in the run's task: progress
+/// displays and timings. Keep it quick; it cannot change the run.
+#[derive(Clone)]
+pub struct Observer(Arc<dyn Fn(&StepEvent<'_>) + Send + Sync>);
+
+impl Observer {
+    /// An observer calling `f` for every event.
+    pub fn new(f: impl Fn(&StepEvent<'_>) + Send + Sync + 'static) -> Self {
+        Observer(Arc::new(f))
+    }
+}
+
+impl fmt::Debug for Observer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Observer")
+    }
+}
+
 /// A journal being written.
 #[derive(Debug)]
 pub struct Journal<S: Step> {
     doc: JournalDoc<S>,
     target: JournalTarget,
     _lock: Option<JournalLock>,
+    observer: Option<Observer>,
 }
 
 impl<S: Step> Journal<S> {
@@ -526,7 +588,27 @@ impl<S: Step> Journal<S> {
 
     fn set(&mut self, index: usize, state: StepState<S::Output>) -> Result<()> {
         self.doc.steps[index].state = state;
-        self.save()
+        self.save()?;
+        if let Some(observer) = &self.observer {
+            let progress = match &self.doc.steps[index].state {
+                StepState::Pending => return Ok(()),
+                StepState::Started => StepProgress::Started,
+                StepState::Done { changed, .. } => StepProgress::Done { changed: *changed },
+                StepState::Failed { error } => StepProgress::Failed { error },
+                StepState::Undoing { .. } => StepProgress::Undoing,
+                StepState::Undone => StepProgress::Undone,
+                StepState::UndoFailed { error, .. } => StepProgress::UndoFailed { error },
+            };
+            let label = self.doc.steps[index].step.label();
+            (observer.0)(&StepEvent {
+                workflow: &self.doc.workflow,
+                index,
+                count: self.doc.steps.len(),
+                label: &label,
+                progress,
+            });
+        }
+        Ok(())
     }
 
     fn set_status(&mut self, status: RunStatus) -> Result<()> {
@@ -604,6 +686,7 @@ pub struct Saga<S: Step> {
     journal: JournalTarget,
     locks: Arc<LockRegistry>,
     crash: Option<CrashPoint>,
+    observer: Option<Observer>,
 }
 
 impl<S: Step> Saga<S> {
@@ -616,7 +699,15 @@ impl<S: Step> Saga<S> {
             journal: JournalTarget::Memory,
             locks: LockRegistry::global(),
             crash: None,
+            observer: None,
         }
+    }
+
+    /// Tells `observer` of every step state change of the run (ADDED for progress output:
+    /// the demo prints each step as it starts and ends, with its duration).
+    pub fn observe(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Journals to this file (see [`JournalTarget::File`]).
@@ -694,6 +785,7 @@ impl<S: Step> Saga<S> {
             },
             target: self.journal,
             _lock: lock,
+            observer: self.observer,
         };
         journal.save()?;
         tracing::info!(workflow = %journal.doc.workflow, run = %journal.doc.run_id, "run started");
@@ -978,6 +1070,7 @@ pub async fn recover<S: Step>(
         doc,
         target: JournalTarget::File(path.to_owned()),
         _lock: Some(lock),
+        observer: None,
     };
     tracing::info!(workflow = %journal.doc.workflow, run = %journal.doc.run_id, ?mode, resume, "recovering");
     if resume {
@@ -1254,5 +1347,50 @@ mod tests {
         assert!(!reg.is_held(&LockKey::host("other")));
         drop(held);
         assert!(!reg.is_held(&LockKey::host("h")));
+    }
+
+    // ADDED by H4: the observer sees every journaled state change, in order.
+    #[tokio::test]
+    async fn an_observer_sees_each_step_start_end_and_undo() {
+        let env = ToyEnv::default();
+        env.fail_apply.lock().unwrap().insert("c".into());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let observer = Observer::new(move |e| {
+            let what = match e.progress {
+                StepProgress::Started => "started".to_owned(),
+                StepProgress::Done { changed } => format!("done changed={changed}"),
+                StepProgress::Failed { .. } => "failed".to_owned(),
+                StepProgress::Undoing => "undoing".to_owned(),
+                StepProgress::Undone => "undone".to_owned(),
+                StepProgress::UndoFailed { .. } => "undo failed".to_owned(),
+            };
+            sink.lock().unwrap().push(format!(
+                "{} {}/{} {} {what}",
+                e.workflow,
+                e.index + 1,
+                e.count,
+                e.label
+            ));
+        });
+        let err = saga(&["a", "b", "c"]).observe(observer).run(&env).await;
+        assert!(err.is_err());
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "toy 1/3 Make a started",
+                "toy 1/3 Make a done changed=true",
+                "toy 2/3 Make b started",
+                "toy 2/3 Make b done changed=true",
+                "toy 3/3 Make c started",
+                "toy 3/3 Make c failed",
+                "toy 3/3 Make c undoing",
+                "toy 3/3 Make c undone",
+                "toy 2/3 Make b undoing",
+                "toy 2/3 Make b undone",
+                "toy 1/3 Make a undoing",
+                "toy 1/3 Make a undone",
+            ]
+        );
     }
 }

@@ -34,8 +34,7 @@ use host_storage::cifs::{
     remove_credentials, write_credentials, CifsCredentials, CifsMount, CifsOptions, SmbVersion,
 };
 use host_storage::files::EntryId;
-use host_storage::mount::{MountKind, MountUndo};
-use host_storage::{Change, HostName};
+use host_storage::HostName;
 use ontap_client::models::{
     CifsAclType, CifsPermission, CifsShareCreate, InterfaceState, IpService, SecurityStyle,
 };
@@ -44,10 +43,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::{Env, Host};
 use crate::error::{Error, Result, StepError};
-use crate::nfs::{
-    autofs, ensure_pool, find_volume, fstab, gone_ok, host_err, line_applied, mounter, ontap_err,
-    remove_pool, NfsOutput, Persist, PoolRequest, VolumeRequest,
+use crate::host_steps::{
+    self, autofs, ensure_pool, fstab, host_err, line_applied, mounter, remove_fstab, remove_pool,
+    settle_autofs,
 };
+use crate::nfs::{find_volume, gone_ok, ontap_err, NfsOutput, Persist, PoolRequest, VolumeRequest};
 use crate::saga::{ActionKind, Applied, LockKey, Saga, Step};
 
 /// `max_channels` unless asked otherwise.
@@ -433,39 +433,17 @@ async fn mount_now(host: &Host, mount: &SmbMountSpec) -> Result<Applied<SmbOutpu
 /// Unmounts `mount` if this share is what is mounted there, then removes the mount point
 /// when `remove_dir` and it is empty.
 async fn unmount(host: &Host, mount: &SmbMountSpec, remove_dir: bool) -> Result<bool, StepError> {
-    let err = || host_err(host.name(), format!("unmount {}", mount.target.display()));
-    let m = mount.to_mount().map_err(err())?;
-    let mnt = mounter(host);
-    let mut changed = false;
-    if let Some(found) = mnt.find(&mount.target).map_err(err())? {
-        if found.source.eq_ignore_ascii_case(&m.source()) {
-            let undo = MountUndo {
-                target: mount.target.clone(),
-                change: Change::Changed,
-                created_dir: false,
-                kind: MountKind::Program,
-            };
-            changed = mnt.undo(&undo).await.map_err(err())?.is_changed();
-        }
-    }
-    if remove_dir {
-        match std::fs::remove_dir(&mount.target) {
-            Ok(()) => changed = true,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::DirectoryNotEmpty
-                ) => {}
-            Err(e) => {
-                return Err(err()(host_storage::Error::Io {
-                    op: host_storage::IoOp::Remove,
-                    path: mount.target.clone(),
-                    source: e,
-                }))
-            }
-        }
-    }
-    Ok(changed)
+    let source = mount
+        .to_mount()
+        .map_err(host_err(
+            host.name(),
+            format!("unmount {}", mount.target.display()),
+        ))?
+        .source();
+    host_steps::unmount_if(host, &mount.target, remove_dir, |found| {
+        found.source.eq_ignore_ascii_case(&source)
+    })
+    .await
 }
 
 fn add_fstab(host: &Host, mount: &SmbMountSpec) -> Result<bool, StepError> {
@@ -474,12 +452,6 @@ fn add_fstab(host: &Host, mount: &SmbMountSpec) -> Result<bool, StepError> {
     let id = EntryId::parse(&mount.id).map_err(err())?;
     let u = fstab(host).add_cifs(&id, &m).map_err(err())?;
     Ok(line_applied(&u).changed)
-}
-
-fn remove_fstab(host: &Host, mount: &SmbMountSpec) -> Result<bool, StepError> {
-    let err = || host_err(host.name(), format!("remove fstab line {}", mount.id));
-    let id = EntryId::parse(&mount.id).map_err(err())?;
-    Ok(fstab(host).remove(&id).map_err(err())?.is_changed())
 }
 
 async fn add_autofs(host: &Host, map: &str, mount: &SmbMountSpec) -> Result<bool, StepError> {
@@ -496,23 +468,21 @@ async fn add_autofs(host: &Host, map: &str, mount: &SmbMountSpec) -> Result<bool
         .add_cifs(&id, &m)
         .await
         .map_err(err())?;
+    settle_autofs(host, &mount.target, true)
+        .await
+        .map_err(err())?;
     Ok(line_applied(&u.entry).changed)
 }
 
 async fn remove_autofs(host: &Host, map: &str, mount: &SmbMountSpec) -> Result<bool, StepError> {
-    let err = || {
-        host_err(
+    let source = mount
+        .to_mount()
+        .map_err(host_err(
             host.name(),
             format!("remove autofs entry {} from map {map}", mount.id),
-        )
-    };
-    let id = EntryId::parse(&mount.id).map_err(err())?;
-    Ok(autofs(host, map)
-        .map_err(err())?
-        .remove(&id)
-        .await
-        .map_err(err())?
-        .is_changed())
+        ))?
+        .source();
+    host_steps::remove_autofs(host, map, &mount.id, &mount.target, &source).await
 }
 
 fn mount_line(mount: &SmbMountSpec, what: &str) -> String {
@@ -801,7 +771,7 @@ impl Step for SmbStep {
                 Ok(done(remove_pool(env.find_host(host)?, pool, false).await?))
             }
             SmbStep::RemoveFstab { host, mount } => {
-                Ok(done(remove_fstab(env.find_host(host)?, mount)?))
+                Ok(done(remove_fstab(env.find_host(host)?, &mount.id)?))
             }
             SmbStep::RemoveAutofs { host, map, mount } => {
                 Ok(done(remove_autofs(env.find_host(host)?, map, mount).await?))
@@ -843,7 +813,7 @@ impl Step for SmbStep {
                 };
                 unmount(env.find_host(host)?, mount, remove_dir).await
             }
-            SmbStep::PersistFstab { host, mount } => remove_fstab(env.find_host(host)?, mount),
+            SmbStep::PersistFstab { host, mount } => remove_fstab(env.find_host(host)?, &mount.id),
             SmbStep::PersistAutofs { host, map, mount } => {
                 remove_autofs(env.find_host(host)?, map, mount).await
             }

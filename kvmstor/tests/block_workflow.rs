@@ -642,6 +642,23 @@ impl Runner for FakeKernel {
                 self.nvme_disconnect(dev);
                 Output::success("NQN:... disconnected 1 controller(s)\n")
             }
+            // host-storage disconnects by NQN when every controller of it is its own.
+            ("nvme", ["disconnect", "-n", nqn]) => {
+                let ctrls: Vec<String> = list(&self.sys("class/nvme"))
+                    .into_iter()
+                    .filter(|c| {
+                        std::fs::read_to_string(self.sys(&format!("class/nvme/{c}/subsysnqn")))
+                            .is_ok_and(|x| x.trim() == *nqn)
+                    })
+                    .collect();
+                for c in &ctrls {
+                    self.nvme_disconnect(c);
+                }
+                Output::success(format!(
+                    "NQN:{nqn} disconnected {} controller(s)\n",
+                    ctrls.len()
+                ))
+            }
             ("mount", ["-t", fstype, "-o", opts, source, target]) => {
                 let text = std::fs::read_to_string(self.mountinfo()).unwrap();
                 std::fs::write(
@@ -919,7 +936,7 @@ impl World {
         let ds = BlockDatastore::new(self.protocol, "svm1", &self.pool, "aggr1", 10 << 30)
             .hosts(self.hosts.iter().map(|h| h.host.name().to_owned()))
             .mount_point(self.hosts[0].mount_point(&self.pool))
-            .device_wait(Duration::from_secs(1));
+            .device_wait(Duration::from_secs(15));
         if self.gfs2 {
             ds.gfs2()
         } else {
@@ -1939,18 +1956,9 @@ async fn a_flexclone_of_an_ocfs2_datastore_attaches_beside_its_parent_with_fake_
     .await
     .unwrap();
     assert!(!clone_vol.is_empty());
-    // ONTAP's clone carries the parent's LUN (with a new serial) and its blocks; the
-    // simulator's memory backend models neither, so both are put there as ONTAP would.
-    w.client
-        .luns()
-        .create(&ontap_client::models::LunCreate::new(
-            "svm1",
-            "/vol/blk_par_dev/lun0",
-            ontap_client::models::LunOsType::Linux,
-            10 << 30,
-        ))
-        .await
-        .unwrap();
+    // ONTAP's clone carries the parent's LUN (with a new serial, unmapped) and its blocks;
+    // the simulator clones the LUN record, and the fake kernel is told the blocks hold the
+    // parent's file system.
     let serial = w
         .client
         .luns()
@@ -1965,6 +1973,10 @@ async fn a_flexclone_of_an_ocfs2_datastore_attaches_beside_its_parent_with_fake_
         .serial_number
         .unwrap();
     let clone_wwid = format!("3600a0980{}", hex(&serial));
+    assert_ne!(
+        clone_wwid, parent_wwid,
+        "the clone's LUN has its own serial"
+    );
     w.san
         .formatted
         .lock()
@@ -1974,22 +1986,33 @@ async fn a_flexclone_of_an_ocfs2_datastore_attaches_beside_its_parent_with_fake_
     let clone = BlockDatastore::iscsi_ocfs2("svm1", "blk-par-dev", "aggr1", 10 << 30)
         .hosts(["kvm1"])
         .mount_point(w.hosts[0].mount_point("blk-par-dev"))
-        .device_wait(Duration::from_secs(1))
+        .device_wait(Duration::from_secs(15))
         .cloned_ocfs2(parent_uuid.clone());
     let saga = clone.attach(&w.env).await.unwrap();
     let all = labels(&saga);
     assert_eq!(all[9], "ReuuidOcfs2 kvm1:/vol/blk_par_dev/lun0");
     assert!(!all.iter().any(|l| l.starts_with("FormatOcfs2")));
-    saga.lock_registry(w.locks.clone())
+    let report = saga
+        .lock_registry(w.locks.clone())
         .run(&w.env)
         .await
         .unwrap();
+    // The clone's LUN is found in the clone, as on ONTAP, not created.
+    let create_lun = &report.journal.steps[1];
+    assert_eq!(
+        kvmstor::saga::Step::label(&create_lun.step),
+        "CreateLun svm1:/vol/blk_par_dev/lun0"
+    );
+    assert!(matches!(
+        create_lun.state,
+        kvmstor::saga::StepState::Done { changed: false, .. }
+    ));
     {
         let f = w.san.formatted.lock().unwrap();
         assert_eq!(
             f[&clone_wwid],
             (
-                "blk-par-dev".to_owned(),
+                "blk-par-cloned".to_owned(),
                 "0c1a2b3c-4d5e-4f60-8172-839405a6b7c8".to_owned()
             )
         );
@@ -2006,6 +2029,19 @@ async fn a_flexclone_of_an_ocfs2_datastore_attaches_beside_its_parent_with_fake_
         .filter(|c| c.starts_with("mkfs"))
         .count();
     assert_eq!(mkfs, 1, "the clone is never formatted");
+    // A new UUID with tunefs' own `-cloned` label, and no `tunefs.ocfs2 -L`: a clone of a
+    // mounted OCFS2 has dirty journals, which `-L` refuses (as the lab showed).
+    let tunes: Vec<String> = h
+        .kernel
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("tunefs.ocfs2"))
+        .collect();
+    assert_eq!(tunes.len(), 1, "{tunes:?}");
+    assert!(
+        tunes[0].starts_with("tunefs.ocfs2 --cloned-volume -y "),
+        "{tunes:?}"
+    );
 
     // Detaching the clone leaves the parent's host-wide state alone (o2cb online, its
     // sessions, its map, the drop-in); deleting the clone's objects keeps the parent's.
@@ -2245,4 +2281,313 @@ async fn gfs2_attach_plan_run_grow_and_detach_with_fake_kernel() {
     w.detach_all().await;
     w.assert_clean(&[FSTAB.into(), FSTAB.into()], "gfs2 detached")
         .await;
+}
+
+// ---- Detach matrices for every protocol: a failure at every step, a crash at every step ----
+
+/// A directory that refuses new and removed entries, also to root (mode 0555 and, where the
+/// caller may set it, the immutable attribute), as on a read-only `/etc`: a step that writes
+/// or removes a file there fails. Thawed to its old mode on drop, panics included.
+struct Frozen(PathBuf, u32);
+
+impl Frozen {
+    fn new(dir: &Path) -> Frozen {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o7777;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        // Root ignores the mode; the immutable attribute stops it (it needs
+        // CAP_LINUX_IMMUTABLE, which a non-root runner lacks and does not need).
+        let _ = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(dir)
+            .output();
+        let frozen = Frozen(dir.to_owned(), mode);
+        let probe = dir.join(".kvmstor-probe");
+        assert!(
+            std::fs::write(&probe, "").is_err(),
+            "cannot make {} read-only here (no chattr?)",
+            dir.display()
+        );
+        frozen
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .output();
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(self.1));
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+    for name in list(dir) {
+        let p = dir.join(&name);
+        let rel = p.strip_prefix(root).unwrap().display().to_string();
+        if rel == "sys" {
+            continue;
+        }
+        if p.is_dir() {
+            out.insert(format!("{rel}/"), String::new());
+            walk(root, &p, out);
+        } else {
+            out.insert(rel, std::fs::read_to_string(&p).unwrap_or_default());
+        }
+    }
+}
+
+impl TestHost {
+    /// Everything a detach changes on this host and its unwind must put back: every file
+    /// outside `sys/` with its content (fstab, mountinfo, multipath, o2cb, the mount point),
+    /// the iSCSI sessions and node records, units, the o2cb cluster state, and how many disks,
+    /// maps and NVMe controllers there are (their kernel names change with a new login or
+    /// connect, as on a real host; the stable names are in fstab and mountinfo).
+    fn shape(&self) -> String {
+        let mut files = BTreeMap::new();
+        walk(&self.root, &self.root, &mut files);
+        let block = list(&self.root.join("sys/block"));
+        let count = |prefix: &str| block.iter().filter(|b| b.starts_with(prefix)).count();
+        let st = self.kernel.st.lock().unwrap();
+        let sessions: Vec<(&String, &String)> = st.sessions.iter().map(|s| (&s.1, &s.2)).collect();
+        format!(
+            "files {files:#?}\nsessions {sessions:?}\nrecords {:?}\nunits {:?}\nonline {}\n\
+             sd {} dm {} nvme-ns {} nvme-ctrl {}",
+            st.records,
+            st.units,
+            st.online,
+            count("sd"),
+            count("dm-"),
+            count("nvme"),
+            list(&self.root.join("sys/class/nvme")).len(),
+        )
+    }
+}
+
+/// Makes detach step `label` fail; returns the environment to run the detach with and the
+/// frozen directory, if any (thawed when the guard drops).
+fn inject_detach(w: &World, label: &str) -> (Env, Option<Frozen>) {
+    let h = &w.hosts[0];
+    let delete = |path: &str| {
+        w.sim.faults().add(Fault::error(
+            Some("DELETE"),
+            path,
+            ApiError::new(500, "65552", "RPC failure"),
+        ));
+    };
+    let mut frozen = None;
+    match label.split_whitespace().next().unwrap() {
+        "RemovePool" => {
+            // libvirtd cannot be reached: the same host, with a connection that fails.
+            let host = Host::new(h.host.name(), h.kernel.clone())
+                .address("192.0.2.101")
+                .libvirt_uri("test:///nonexistent/kvmstor-no-libvirtd.xml")
+                .root(&h.root);
+            return (Env::new(w.client.clone()).host(host), None);
+        }
+        "RemoveFstab" => frozen = Some(Frozen::new(&h.root.join("etc"))),
+        "UnmountOcfs2" => h.kernel.fail("umount", "", 1),
+        "DetachLun" => h.kernel.fail("multipath", "-f", 1),
+        // The second portal's logout (controller's disconnect) fails after the first's.
+        "DisconnectIscsi" => h.kernel.fail("iscsiadm", "--logout", 2),
+        // (Both controllers are kvmstor's: one `nvme disconnect -n NQN`, which fails.)
+        "DisconnectNvme" => h.kernel.fail("nvme", "disconnect", 1),
+        "UnregisterCluster" => h.kernel.fail("o2cb", "unregister-cluster", 1),
+        "RemoveO2cbConfig" => frozen = Some(Frozen::new(&h.root.join("etc/ocfs2"))),
+        "RemoveMultipathConfig" => {
+            let dropins: Vec<PathBuf> = list(&h.root.join("etc/multipath/conf.d"))
+                .iter()
+                .map(|n| h.root.join("etc/multipath/conf.d").join(n))
+                .collect();
+            assert_eq!(dropins.len(), 1, "{dropins:?}");
+            frozen = Some(Frozen::new(&h.root.join("etc/multipath/conf.d")));
+        }
+        "UnmapLun" => delete("/api/protocols/san/lun-maps/*"),
+        "UnmapNamespace" => delete("/api/protocols/nvme/subsystem-maps/*"),
+        other => panic!("no detach injection for {other}"),
+    }
+    (w.env.clone(), frozen)
+}
+
+/// Step labels of the single-host detach (ONTAP objects kept) over `protocol`.
+async fn detach_labels(protocol: BlockProtocol) -> Vec<String> {
+    let w = world_with("blk-dlabels", 1, protocol).await;
+    labels(&w.datastore().detach(&w.env).await.unwrap())
+}
+
+/// A detach failing at each of its `steps` steps unwinds back to exactly the attached state
+/// (ONTAP objects, pool, fstab, mount, sessions or controllers, maps, o2cb), and a detach
+/// run afterwards finishes cleanly.
+async fn detach_failure_matrix(protocol: BlockProtocol, steps: usize) {
+    let all = detach_labels(protocol).await;
+    assert_eq!(all.len(), steps, "{all:?}");
+    let cases = all.iter().enumerate().map(|(k, label)| async move {
+        let pool = format!("blk-dfail-{}-{k}", protocol.as_str());
+        let w = world_with(&pool, 1, protocol).await;
+        w.datastore()
+            .attach(&w.env)
+            .await
+            .unwrap()
+            .lock_registry(w.locks.clone())
+            .run(&w.env)
+            .await
+            .unwrap();
+        let context = format!("{}: detach failure at step {k} ({label})", protocol.as_str());
+        w.assert_attached(&context).await;
+        let before = w.hosts[0].shape();
+        let (env, frozen) = inject_detach(&w, label);
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("detach.json");
+        let err = w
+            .datastore()
+            .detach(&w.env)
+            .await
+            .unwrap()
+            .journal_file(&journal)
+            .lock_registry(w.locks.clone())
+            .run(&env)
+            .await
+            .unwrap_err();
+        drop(frozen);
+        if label.starts_with("RemovePool") {
+            // Without libvirt the failed step's own undo (define the pool again, should it
+            // have been half removed) fails too: the run stops and says so; once libvirt is
+            // back, recovering finishes the unwind.
+            assert!(err.needs_attention(), "{context}: {err}");
+            assert!(
+                err.to_string().contains(&format!(
+                    "step 0 (RemovePool kvm1:{pool}) failed, then undoing RemovePool kvm1:{pool} failed"
+                )),
+                "{context}: {err}"
+            );
+            let report = recover::<BlockStep>(&journal, &w.env, RecoverMode::Unwind, w.locks.clone())
+                .await
+                .unwrap();
+            assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
+        } else {
+            match &err {
+                Error::StepFailed { index, step, .. } => assert_eq!(
+                    (*index, step.split_whitespace().next()),
+                    (k, label.split_whitespace().next()),
+                    "{context}: {err}"
+                ),
+                other => panic!("{context}: {other}"),
+            }
+            assert!(!err.needs_attention(), "{context}: {err}");
+        }
+        w.assert_attached(&context).await;
+        assert_eq!(w.hosts[0].shape(), before, "{context}");
+        w.detach_all().await;
+        w.assert_clean(&[FSTAB.into()], &format!("{context}, detached"))
+            .await;
+    });
+    run_cases(cases.collect()).await;
+}
+
+/// A detach crashed before or after each of its `steps` steps, recovered: `Unwind` ends
+/// exactly attached, `Resume` ends detached with the ONTAP volume, disk and group kept and
+/// the map gone.
+async fn detach_crash_matrix(protocol: BlockProtocol, steps: usize) {
+    assert_eq!(detach_labels(protocol).await.len(), steps);
+    let mut cases = Vec::new();
+    for k in 0..steps {
+        for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
+            .into_iter()
+            .enumerate()
+        {
+            for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
+                cases.push(async move {
+                    let pool = format!(
+                        "blk-dcrash-{}-{k}-{p}-{}",
+                        protocol.as_str(),
+                        mode == RecoverMode::Unwind
+                    );
+                    let w = world_with(&pool, 1, protocol).await;
+                    w.datastore()
+                        .attach(&w.env)
+                        .await
+                        .unwrap()
+                        .lock_registry(w.locks.clone())
+                        .run(&w.env)
+                        .await
+                        .unwrap();
+                    let before = w.hosts[0].shape();
+                    let dir = tempfile::tempdir().unwrap();
+                    let journal = dir.path().join("detach.json");
+                    let err = w
+                        .datastore()
+                        .detach(&w.env)
+                        .await
+                        .unwrap()
+                        .journal_file(&journal)
+                        .crash_at(point)
+                        .lock_registry(w.locks.clone())
+                        .run(&w.env)
+                        .await
+                        .unwrap_err();
+                    assert!(
+                        matches!(err, Error::Interrupted { index, .. } if index == k),
+                        "{err}"
+                    );
+                    let report = recover::<BlockStep>(&journal, &w.env, mode, w.locks.clone())
+                        .await
+                        .unwrap();
+                    let context = format!(
+                        "{}: detach crash {point:?}, recover {mode:?}",
+                        protocol.as_str()
+                    );
+                    match mode {
+                        RecoverMode::Unwind => {
+                            assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
+                            w.assert_attached(&context).await;
+                            assert_eq!(w.hosts[0].shape(), before, "{context}");
+                        }
+                        RecoverMode::Resume => {
+                            assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
+                            assert_eq!(w.ontap_counts().await, [1, 1, 1, 0], "{context}");
+                            assert!(w.pool_def().await.is_none(), "{context}: pool");
+                            w.hosts[0].assert_clean(&pool, FSTAB, &context);
+                        }
+                    }
+                    w.detach_all().await;
+                    w.assert_clean(&[FSTAB.into()], &format!("{context}, detached"))
+                        .await;
+                });
+            }
+        }
+    }
+    run_cases(cases).await;
+}
+
+#[tokio::test]
+async fn iscsi_detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel() {
+    // RemovePool, RemoveFstab, UnmountOcfs2, DetachLun, DisconnectIscsi, UnregisterCluster,
+    // RemoveO2cbConfig, RemoveMultipathConfig, UnmapLun.
+    detach_failure_matrix(BlockProtocol::Iscsi, 9).await;
+}
+
+#[tokio::test]
+async fn nvme_detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel() {
+    // RemovePool, RemoveFstab, UnmountOcfs2, DisconnectNvme, UnregisterCluster,
+    // RemoveO2cbConfig, UnmapNamespace.
+    detach_failure_matrix(BlockProtocol::NvmeTcp, 7).await;
+}
+
+#[tokio::test]
+async fn nvme_detach_crash_at_every_step_then_recover_with_fake_kernel() {
+    detach_crash_matrix(BlockProtocol::NvmeTcp, 7).await;
+}
+
+#[tokio::test]
+async fn fc_detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel_on_synthetic_sysfs() {
+    // RemovePool, RemoveFstab, UnmountOcfs2, DetachLun, UnregisterCluster, RemoveO2cbConfig,
+    // RemoveMultipathConfig, UnmapLun.
+    detach_failure_matrix(BlockProtocol::Fcp, 8).await;
+}
+
+#[tokio::test]
+async fn fc_detach_crash_at_every_step_then_recover_with_fake_kernel_on_synthetic_sysfs() {
+    detach_crash_matrix(BlockProtocol::Fcp, 8).await;
 }

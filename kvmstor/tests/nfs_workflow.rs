@@ -1144,3 +1144,324 @@ async fn a_flexclone_of_an_nfs_datastore_attaches_as_a_new_pool() {
         .unwrap();
     w.assert_clean(FSTAB, "parent detached").await;
 }
+
+// ---- Detach: a failure at every step, a crash at every step ----
+
+/// A directory that refuses new and removed entries, also to root (mode 0555 and, where the
+/// caller may set it, the immutable attribute), as on a read-only `/etc`: a step that writes
+/// or removes a file there fails. Thawed to its old mode on drop, panics included.
+struct Frozen(PathBuf, u32);
+
+impl Frozen {
+    fn new(dir: &Path) -> Frozen {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o7777;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        // Root ignores the mode; the immutable attribute stops it.
+        let _ = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(dir)
+            .output();
+        let frozen = Frozen(dir.to_owned(), mode);
+        assert!(
+            std::fs::write(dir.join(".kvmstor-probe"), "").is_err(),
+            "cannot make {} read-only here (no chattr?)",
+            dir.display()
+        );
+        frozen
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .output();
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(self.1));
+    }
+}
+
+/// Every file and directory under `dir` (relative to `root`) with its content.
+fn tree(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    for p in names {
+        let rel = p.strip_prefix(root).unwrap().display().to_string();
+        if p.is_dir() {
+            out.insert(format!("{rel}/"), String::new());
+            tree(root, &p, out);
+        } else {
+            out.insert(rel, std::fs::read_to_string(&p).unwrap());
+        }
+    }
+}
+
+impl World {
+    /// The host's whole scratch root (fstab, mountinfo, auto.master, the mount point).
+    fn shape(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        tree(&self.hosts[0].root, &self.hosts[0].root, &mut out);
+        out
+    }
+
+    async fn attach_now(&self) {
+        self.datastore()
+            .attach(&self.env)
+            .await
+            .unwrap()
+            .run(&self.env)
+            .await
+            .unwrap();
+        self.assert_attached("attached").await;
+    }
+}
+
+/// Makes step `k` of the detach that deletes the ONTAP objects fail (0 RemovePool,
+/// 1 RemoveFstab, 2 UnmountNfs, 3 DeleteVolume, 4 DeleteExportPolicy); returns the
+/// environment to run it with and the frozen directory, if any.
+fn inject_detach(w: &World, k: usize) -> (Env, Option<Frozen>) {
+    let h = &w.hosts[0];
+    match k {
+        0 => {
+            // libvirtd cannot be reached: the same host, with a connection that fails.
+            let host = Host::new(h.host.name(), h.runner.clone())
+                .address("192.0.2.101")
+                .libvirt_uri("test:///nonexistent/kvmstor-no-libvirtd.xml")
+                .root(&h.root);
+            return (Env::new(w.client.clone()).host(host), None);
+        }
+        1 => return (w.env.clone(), Some(Frozen::new(&h.root.join("etc")))),
+        2 => h.runner.fail("umount", 1),
+        3 => w.sim.faults().add(Fault::fail_job(
+            Some("DELETE"),
+            "/api/storage/volumes/*",
+            917_718,
+            "Volume busy",
+        )),
+        4 => w.sim.faults().add(Fault::error(
+            Some("DELETE"),
+            "/api/protocols/nfs/export-policies/*",
+            ApiError::new(500, "65552", "RPC failure"),
+        )),
+        _ => unreachable!(),
+    }
+    (w.env.clone(), None)
+}
+
+#[tokio::test]
+async fn detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel() {
+    for k in 0..5 {
+        let w = world(&format!("ds-dfail-{k}"), FSTAB).await;
+        w.attach_now().await;
+        let before = w.shape();
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("detach.json");
+        let detach = w
+            .datastore()
+            .delete_ontap_objects(true)
+            .detach(&w.env)
+            .await
+            .unwrap()
+            .journal_file(&journal);
+        assert_eq!(
+            steps_of(&detach),
+            [
+                format!("RemovePool kvm1:ds-dfail-{k}"),
+                format!("RemoveFstab kvm1:kvmstor-ds-dfail-{k}"),
+                format!(
+                    "UnmountNfs kvm1:{}",
+                    w.hosts[0].mount_point(&w.pool).display()
+                ),
+                format!("DeleteVolume svm1/ds_dfail_{k}"),
+                format!("DeleteExportPolicy svm1/kvmstor_ds_dfail_{k}"),
+            ]
+        );
+        let (env, frozen) = inject_detach(&w, k);
+        let err = detach.run(&env).await.unwrap_err();
+        drop(frozen);
+        let context = format!("detach failure at step {k}");
+        if k == 0 {
+            // Without libvirt the failed step's own undo (define the pool again, should it
+            // have been half removed) fails too: the run stops and says so; once libvirt is
+            // back, recovering finishes the unwind.
+            assert!(err.needs_attention(), "{context}: {err}");
+            let report = recover::<NfsStep>(
+                &journal,
+                &w.env,
+                RecoverMode::Unwind,
+                LockRegistry::global(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
+        } else if k < 4 {
+            assert!(
+                matches!(err, Error::StepFailed { index, .. } if index == k),
+                "{context}: {err}"
+            );
+        }
+        if k < 4 {
+            // Back to exactly attached; a second detach finishes.
+            assert_eq!(err.needs_attention(), k == 0, "{context}: {err}");
+            w.assert_attached(&context).await;
+            assert_eq!(w.shape(), before, "{context}");
+            w.datastore()
+                .delete_ontap_objects(true)
+                .detach(&w.env)
+                .await
+                .unwrap()
+                .run(&w.env)
+                .await
+                .unwrap();
+        } else {
+            // The volume is gone (no way back): it stops, and recovering finishes forward.
+            assert!(err.needs_attention(), "{context}: {err}");
+            assert!(!w.volume_exists().await, "{context}");
+            let report = recover::<NfsStep>(
+                &journal,
+                &w.env,
+                RecoverMode::Unwind,
+                LockRegistry::global(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
+        }
+        w.assert_clean(FSTAB, &format!("{context}, finished")).await;
+    }
+}
+
+#[tokio::test]
+async fn detach_crash_at_every_step_then_recover_with_fake_kernel() {
+    // The detach that deletes the ONTAP objects: 0 RemovePool, 1 RemoveFstab, 2 UnmountNfs,
+    // 3 DeleteVolume (no way back once started), 4 DeleteExportPolicy.
+    for k in 0..5 {
+        for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
+            .into_iter()
+            .enumerate()
+        {
+            for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
+                let w = world(
+                    &format!("ds-dcrash-{k}-{p}-{}", mode == RecoverMode::Unwind),
+                    FSTAB,
+                )
+                .await;
+                w.attach_now().await;
+                let before = w.shape();
+                let dir = tempfile::tempdir().unwrap();
+                let journal = dir.path().join("detach.json");
+                let err = w
+                    .datastore()
+                    .delete_ontap_objects(true)
+                    .detach(&w.env)
+                    .await
+                    .unwrap()
+                    .journal_file(&journal)
+                    .crash_at(point)
+                    .run(&w.env)
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(err, Error::Interrupted { index, .. } if index == k),
+                    "{err}"
+                );
+                let report = recover::<NfsStep>(&journal, &w.env, mode, LockRegistry::global())
+                    .await
+                    .unwrap();
+                let context = format!("detach crash {point:?}, recover {mode:?}");
+                // Once the volume delete has started it may have happened and cannot be
+                // undone: recovering goes forward whatever the mode.
+                let past_the_volume_delete = k >= 3;
+                if mode == RecoverMode::Unwind && !past_the_volume_delete {
+                    assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
+                    w.assert_attached(&context).await;
+                    assert_eq!(w.shape(), before, "{context}");
+                    w.datastore()
+                        .delete_ontap_objects(true)
+                        .detach(&w.env)
+                        .await
+                        .unwrap()
+                        .run(&w.env)
+                        .await
+                        .unwrap();
+                } else {
+                    // Resumed, or unwinding past the deleted volume: finished forward.
+                    assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
+                }
+                w.assert_clean(FSTAB, &format!("{context}, detached")).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn detach_keeping_the_volume_crash_at_every_step_then_recover_with_fake_kernel() {
+    // 0 RemovePool, 1 RemoveFstab, 2 UnmountNfs; the volume and export policy stay.
+    for k in 0..3 {
+        for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
+            .into_iter()
+            .enumerate()
+        {
+            for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
+                let w = world(
+                    &format!("ds-dkeep-{k}-{p}-{}", mode == RecoverMode::Unwind),
+                    FSTAB,
+                )
+                .await;
+                w.attach_now().await;
+                let before = w.shape();
+                let dir = tempfile::tempdir().unwrap();
+                let journal = dir.path().join("detach.json");
+                let detach = w
+                    .datastore()
+                    .detach(&w.env)
+                    .await
+                    .unwrap()
+                    .journal_file(&journal)
+                    .crash_at(point);
+                assert_eq!(detach.steps().len(), 3);
+                let err = detach.run(&w.env).await.unwrap_err();
+                assert!(
+                    matches!(err, Error::Interrupted { index, .. } if index == k),
+                    "{err}"
+                );
+                let report = recover::<NfsStep>(&journal, &w.env, mode, LockRegistry::global())
+                    .await
+                    .unwrap();
+                let context = format!("detach (volume kept) crash {point:?}, recover {mode:?}");
+                if mode == RecoverMode::Unwind {
+                    assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
+                    w.assert_attached(&context).await;
+                    assert_eq!(w.shape(), before, "{context}");
+                } else {
+                    assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
+                    assert!(w.volume_exists().await, "{context}: volume");
+                    assert!(w.policy_exists().await, "{context}: policy");
+                    assert!(w.pool_def().await.is_none(), "{context}: pool");
+                    let h = &w.hosts[0];
+                    assert_eq!(h.read("etc/fstab").as_deref(), Some(FSTAB), "{context}");
+                    assert_eq!(
+                        h.read("proc/self/mountinfo").as_deref(),
+                        Some(ROOT_MOUNT),
+                        "{context}"
+                    );
+                    assert!(!h.mount_point(&w.pool).exists(), "{context}: mount point");
+                }
+                w.datastore()
+                    .delete_ontap_objects(true)
+                    .detach(&w.env)
+                    .await
+                    .unwrap()
+                    .run(&w.env)
+                    .await
+                    .unwrap();
+                w.assert_clean(FSTAB, &format!("{context}, detached")).await;
+            }
+        }
+    }
+}

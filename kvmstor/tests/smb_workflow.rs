@@ -598,3 +598,302 @@ async fn smb_detach_failure_unwinds_to_attached_and_needs_the_secret_to_do_so_wi
     assert_eq!(report.journal.status, RunStatus::Unwound);
     w.assert_attached("recovered with the secret").await;
 }
+
+// ---- Detach: a failure at every step, a crash at every step ----
+
+/// A directory that refuses new and removed entries, also to root (mode 0555 and, where the
+/// caller may set it, the immutable attribute), as on a read-only `/etc`: a step that writes
+/// or removes a file there fails. Thawed to its old mode on drop, panics included.
+struct Frozen(PathBuf, u32);
+
+impl Frozen {
+    fn new(dir: &std::path::Path) -> Frozen {
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o7777;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        // Root ignores the mode; the immutable attribute stops it.
+        let _ = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(dir)
+            .output();
+        let frozen = Frozen(dir.to_owned(), mode);
+        assert!(
+            std::fs::write(dir.join(".kvmstor-probe"), "").is_err(),
+            "cannot make {} read-only here (no chattr?)",
+            dir.display()
+        );
+        frozen
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .output();
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(self.1));
+    }
+}
+
+/// Every file and directory under `dir` (relative to `root`) with its content and mode, the
+/// password masked.
+fn tree(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    out: &mut std::collections::BTreeMap<String, String>,
+) {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    for p in names {
+        let rel = p.strip_prefix(root).unwrap().display().to_string();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+        if p.is_dir() {
+            out.insert(format!("{rel}/"), format!("{mode:o}"));
+            tree(root, &p, out);
+        } else {
+            let text = std::fs::read_to_string(&p)
+                .unwrap()
+                .replace(PASSWORD, "<password>");
+            out.insert(rel, format!("{mode:o} {text}"));
+        }
+    }
+}
+
+impl World {
+    /// The host's whole scratch root (fstab, mountinfo, credentials, the mount point).
+    fn shape(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        tree(&self.root, &self.root, &mut out);
+        out
+    }
+
+    async fn attach_now(&self) {
+        self.datastore()
+            .attach(&self.env())
+            .await
+            .unwrap()
+            .run(&self.env())
+            .await
+            .unwrap();
+        self.assert_attached("attached").await;
+    }
+}
+
+/// Makes step `k` of the detach that deletes the ONTAP objects fail (0 RemovePool,
+/// 1 RemoveFstab, 2 UnmountSmb, 3 RemoveCredentials, 4 DeleteShare, 5 DeleteVolume);
+/// returns the environment to run it with and the frozen directory, if any.
+fn inject_detach(w: &World, k: usize) -> (Env, Option<Frozen>) {
+    match k {
+        0 => {
+            // libvirtd cannot be reached: the same host, with a connection that fails.
+            let host = Host::new("kvm1", w.kernel.clone())
+                .address("192.0.2.101")
+                .libvirt_uri("test:///nonexistent/kvmstor-no-libvirtd.xml")
+                .root(&w.root)
+                .autofs_reload(host_storage::autofs::Reload::Never);
+            let bare = Env::new(w.client.clone()).host(host);
+            return (w.datastore().env_with_secret(&bare), None);
+        }
+        1 => return (w.env(), Some(Frozen::new(&w.root.join("etc")))),
+        2 => w.kernel.st.lock().unwrap().1 = Some("umount".into()),
+        3 => {
+            let dir = w.cred_file().parent().unwrap().to_owned();
+            return (w.env(), Some(Frozen::new(&dir)));
+        }
+        4 => w.sim.faults().add(Fault::error(
+            Some("DELETE"),
+            "/api/protocols/cifs/shares/*",
+            ApiError::new(500, "65552", "RPC failure"),
+        )),
+        5 => w.sim.faults().add(Fault::fail_job(
+            Some("DELETE"),
+            "/api/storage/volumes/*",
+            917_718,
+            "Volume busy",
+        )),
+        _ => unreachable!(),
+    }
+    (w.env(), None)
+}
+
+#[tokio::test]
+async fn smb_detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel() {
+    for k in 0..6 {
+        let w = world(&format!("smb-dfail-{k}")).await;
+        w.attach_now().await;
+        let before = w.shape();
+        let detach = w
+            .datastore()
+            .delete_ontap_objects(true)
+            .detach(&w.env())
+            .await
+            .unwrap();
+        let mp = w.root.join("mnt").join(&w.pool);
+        assert_eq!(
+            labels(&detach),
+            [
+                format!("RemovePool kvm1:smb-dfail-{k}"),
+                format!("RemoveFstab kvm1:kvmstor-smb-dfail-{k}"),
+                format!("UnmountSmb kvm1:{}", mp.display()),
+                format!("RemoveCredentials kvm1:kvmstor-smb-dfail-{k}"),
+                format!("DeleteShare svm1/smb-dfail-{k}"),
+                format!("DeleteVolume svm1/smb_dfail_{k}"),
+            ]
+        );
+        let (env, frozen) = inject_detach(&w, k);
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("detach.json");
+        let err = detach.journal_file(&journal).run(&env).await.unwrap_err();
+        drop(frozen);
+        let context = format!("detach failure at step {k}");
+        if k == 0 {
+            // Without libvirt the failed step's own undo (define the pool again, should it
+            // have been half removed) fails too: the run stops and says so; once libvirt is
+            // back, recovering finishes the unwind.
+            assert!(err.needs_attention(), "{context}: {err}");
+            let report = recover::<SmbStep>(
+                &journal,
+                &w.env(),
+                RecoverMode::Unwind,
+                LockRegistry::global(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
+        } else {
+            assert!(
+                matches!(err, Error::StepFailed { index, .. } if index == k),
+                "{context}: {err}"
+            );
+            assert!(!err.needs_attention(), "{context}: {err}");
+        }
+        w.assert_attached(&context).await;
+        assert_eq!(w.shape(), before, "{context}");
+        w.detach_all().await;
+        w.assert_clean(FSTAB, &format!("{context}, finished")).await;
+    }
+}
+
+#[tokio::test]
+async fn smb_detach_crash_at_every_step_then_recover_with_fake_kernel() {
+    // The detach that deletes the ONTAP objects; DeleteVolume (5) is the last step and has no
+    // way back once started.
+    for k in 0..6 {
+        for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
+            .into_iter()
+            .enumerate()
+        {
+            for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
+                let w = world(&format!(
+                    "smb-dcrash-{k}-{p}-{}",
+                    mode == RecoverMode::Unwind
+                ))
+                .await;
+                w.attach_now().await;
+                let before = w.shape();
+                let dir = tempfile::tempdir().unwrap();
+                let journal = dir.path().join("detach.json");
+                let err = w
+                    .datastore()
+                    .delete_ontap_objects(true)
+                    .detach(&w.env())
+                    .await
+                    .unwrap()
+                    .journal_file(&journal)
+                    .crash_at(point)
+                    .run(&w.env())
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(err, Error::Interrupted { index, .. } if index == k),
+                    "{err}"
+                );
+                assert!(!std::fs::read_to_string(&journal)
+                    .unwrap()
+                    .contains(PASSWORD));
+                // Another process recovers, given the secret again.
+                let report = recover::<SmbStep>(&journal, &w.env(), mode, LockRegistry::global())
+                    .await
+                    .unwrap();
+                let context = format!("detach crash {point:?}, recover {mode:?}");
+                // Once the volume delete (the last step) has started it may have happened
+                // and cannot be undone: recovering goes forward whatever the mode.
+                if mode == RecoverMode::Unwind && k < 5 {
+                    assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
+                    w.assert_attached(&context).await;
+                    assert_eq!(w.shape(), before, "{context}");
+                    w.detach_all().await;
+                } else {
+                    // Resumed, or unwinding past the deleted volume: finished forward.
+                    assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
+                }
+                w.assert_clean(FSTAB, &format!("{context}, detached")).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn smb_detach_keeping_the_share_crash_at_every_step_then_recover_with_fake_kernel() {
+    // 0 RemovePool, 1 RemoveFstab, 2 UnmountSmb, 3 RemoveCredentials; volume and share stay.
+    for k in 0..4 {
+        for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
+            .into_iter()
+            .enumerate()
+        {
+            for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
+                let w = world(&format!(
+                    "smb-dkeep-{k}-{p}-{}",
+                    mode == RecoverMode::Unwind
+                ))
+                .await;
+                w.attach_now().await;
+                let before = w.shape();
+                let dir = tempfile::tempdir().unwrap();
+                let journal = dir.path().join("detach.json");
+                let detach = w
+                    .datastore()
+                    .detach(&w.env())
+                    .await
+                    .unwrap()
+                    .journal_file(&journal)
+                    .crash_at(point);
+                assert_eq!(detach.steps().len(), 4);
+                let err = detach.run(&w.env()).await.unwrap_err();
+                assert!(
+                    matches!(err, Error::Interrupted { index, .. } if index == k),
+                    "{err}"
+                );
+                let report = recover::<SmbStep>(&journal, &w.env(), mode, LockRegistry::global())
+                    .await
+                    .unwrap();
+                let context = format!("detach (share kept) crash {point:?}, recover {mode:?}");
+                if mode == RecoverMode::Unwind {
+                    assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
+                    w.assert_attached(&context).await;
+                    assert_eq!(w.shape(), before, "{context}");
+                } else {
+                    assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
+                    assert_eq!(w.counts().await, (1, 1), "{context}: ONTAP objects");
+                    assert!(w.pool_def().await.is_none(), "{context}: pool");
+                    assert_eq!(w.read("etc/fstab").as_deref(), Some(FSTAB), "{context}");
+                    assert_eq!(
+                        w.read("proc/self/mountinfo").as_deref(),
+                        Some(ROOT_MOUNT),
+                        "{context}"
+                    );
+                    assert!(!w.cred_file().exists(), "{context}: credentials");
+                    assert!(
+                        !w.root.join("mnt").join(&w.pool).exists(),
+                        "{context}: mount point"
+                    );
+                }
+                w.detach_all().await;
+                w.assert_clean(FSTAB, &format!("{context}, detached")).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! What every datastore does on each of its hosts, whatever the protocol: the mount made
+//! now (and taken away again), its `/etc/fstab` line or autofs direct-map entry, and the
+//! libvirt pool on the mount point. The NFS, SMB and block workflows call these with their
+//! own mount types; their ONTAP objects stay in their own modules.
+
+use std::path::Path;
+use std::time::Duration;
+
+use host_storage::autofs::{Autofs, Reload};
+use host_storage::files::EntryId;
+use host_storage::fstab::Fstab;
+use host_storage::mount::{MountKind, MountUndo, Mounter};
+use host_storage::parse::mountinfo::MountEntry;
+use host_storage::Change;
+use libvirt_pools::{Libvirt, RemoveMode};
+
+use crate::env::Host;
+use crate::error::StepError;
+use crate::nfs::{NfsOutput, PoolRequest};
+use crate::saga::Applied;
+
+/// Maps a host-storage error to the step error of `operation` on `host`.
+pub(crate) fn host_err(
+    host: &str,
+    operation: String,
+) -> impl FnOnce(host_storage::Error) -> StepError {
+    let host = host.to_owned();
+    move |source| StepError::Host {
+        host,
+        operation,
+        source: Box::new(source),
+    }
+}
+
+/// Maps a libvirt error to the step error of `operation` on `host`.
+pub(crate) fn lv_err(
+    host: &str,
+    operation: String,
+) -> impl FnOnce(libvirt_pools::Error) -> StepError {
+    let host = host.to_owned();
+    move |source| StepError::Libvirt {
+        host,
+        operation,
+        source: Box::new(source),
+    }
+}
+
+/// The host's mounter, reading its mount table.
+pub(crate) fn mounter(host: &Host) -> Mounter<std::sync::Arc<dyn host_storage::Runner>> {
+    Mounter::new(host.runner()).with_mountinfo(host.mountinfo_path())
+}
+
+/// The host's `/etc/fstab`.
+pub(crate) fn fstab(host: &Host) -> Fstab {
+    Fstab::new(host.host_root())
+}
+
+/// kvmstor's autofs direct map `map` on the host, reloaded as the host says.
+pub(crate) fn autofs(
+    host: &Host,
+    map: &str,
+) -> host_storage::Result<Autofs<std::sync::Arc<dyn host_storage::Runner>>> {
+    Ok(Autofs::new(
+        host.host_root().clone(),
+        host.runner(),
+        EntryId::parse(map)?,
+    )
+    .reload(host.reload()))
+}
+
+/// Unmounts what is mounted on top of `target` when `is_ours` says it is this datastore's
+/// mount, then removes the mount point when `remove_dir` and it is empty.
+pub(crate) async fn unmount_if(
+    host: &Host,
+    target: &Path,
+    remove_dir: bool,
+    is_ours: impl FnOnce(&MountEntry) -> bool,
+) -> Result<bool, StepError> {
+    let err = || host_err(host.name(), format!("unmount {}", target.display()));
+    let mounter = mounter(host);
+    let mut changed = false;
+    if let Some(found) = mounter.find(target).map_err(err())? {
+        if is_ours(&found) {
+            let undo = MountUndo {
+                target: target.to_owned(),
+                change: Change::Changed,
+                created_dir: false,
+                kind: MountKind::Program,
+            };
+            changed = mounter.undo(&undo).await.map_err(err())?.is_changed();
+        }
+    }
+    if remove_dir {
+        match std::fs::remove_dir(target) {
+            Ok(()) => changed = true,
+            // Not there, or not empty (not ours to empty): leave it.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::DirectoryNotEmpty
+                ) => {}
+            Err(e) => {
+                return Err(err()(host_storage::Error::Io {
+                    op: host_storage::IoOp::Remove,
+                    path: target.to_owned(),
+                    source: e,
+                }))
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// The journaled output of a step that added or replaced an owned file line.
+pub(crate) fn line_applied(u: &host_storage::files::LineUndo) -> Applied<NfsOutput> {
+    let out = NfsOutput::Line {
+        previous: u.previous.clone(),
+    };
+    if u.change.is_changed() {
+        Applied::changed(out)
+    } else {
+        Applied::unchanged(out)
+    }
+}
+
+/// Removes the `/etc/fstab` line owned by `id`.
+pub(crate) fn remove_fstab(host: &Host, id: &str) -> Result<bool, StepError> {
+    let err = || host_err(host.name(), format!("remove fstab line {id}"));
+    let id = EntryId::parse(id).map_err(err())?;
+    Ok(fstab(host).remove(&id).map_err(err())?.is_changed())
+}
+
+/// How long automount may take to set up or drop a direct-map trigger after a reload.
+pub(crate) const AUTOFS_SETTLE: Duration = Duration::from_secs(20);
+
+/// Whether automount on `host` is told about map changes: a reload is asked for and there
+/// is a daemon to tell (a pid file to signal, or systemd).
+fn automount_told(host: &Host) -> bool {
+    host.reload() != Reload::Never
+        && [
+            "/run/autofs.pid",
+            "/var/run/autofs.pid",
+            "/run/systemd/system",
+        ]
+        .iter()
+        .any(|p| host.host_root().path(p).exists())
+}
+
+/// Whether an autofs trigger is mounted at `target` (below whatever it mounted on top).
+fn autofs_trigger(host: &Host, target: &Path) -> host_storage::Result<bool> {
+    let path = host.mountinfo_path();
+    let text = std::fs::read_to_string(path).map_err(|source| host_storage::Error::Io {
+        op: host_storage::IoOp::Read,
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(host_storage::parse::mountinfo::parse_mountinfo(&text)?
+        .iter()
+        .any(|m| m.mount_point == target && m.fstype == "autofs"))
+}
+
+/// After a reload, waits until automount has set up (`present`) or dropped the trigger at
+/// `target`. A direct-map entry is live only once its trigger is: before that, a libvirt
+/// pool built on the path would put VM images on the host's own disk.
+pub(crate) async fn settle_autofs(
+    host: &Host,
+    target: &Path,
+    present: bool,
+) -> host_storage::Result<()> {
+    if !automount_told(host) {
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + AUTOFS_SETTLE;
+    while autofs_trigger(host, target)? != present {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(host_storage::Error::WaitTimeout {
+                what: format!(
+                    "automount to {} the trigger at {}",
+                    if present { "set up" } else { "drop" },
+                    target.display()
+                ),
+                after: AUTOFS_SETTLE,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+/// Removes the autofs entry `id` of `map` whose file system, from `source`, is mounted on
+/// `target`. Removing an entry makes automount drop an idle trigger only, so what it
+/// mounted goes first; then the entry, and the wait for the trigger to go.
+pub(crate) async fn remove_autofs(
+    host: &Host,
+    map: &str,
+    id: &str,
+    target: &Path,
+    source: &str,
+) -> Result<bool, StepError> {
+    let err = || {
+        host_err(
+            host.name(),
+            format!("remove autofs entry {id} from map {map}"),
+        )
+    };
+    let eid = EntryId::parse(id).map_err(err())?;
+    let unmounted = unmount_if(host, target, false, |found| {
+        found.fstype != "autofs"
+            && found
+                .source
+                .trim_end_matches('/')
+                .eq_ignore_ascii_case(source.trim_end_matches('/'))
+    })
+    .await?;
+    let removed = autofs(host, map)
+        .map_err(err())?
+        .remove(&eid)
+        .await
+        .map_err(err())?
+        .is_changed();
+    settle_autofs(host, target, false).await.map_err(err())?;
+    Ok(unmounted || removed)
+}
+
+/// Defines, builds, starts and autostarts the pool (nothing when it is there as asked).
+pub(crate) async fn ensure_pool(
+    host: &Host,
+    pool: &PoolRequest,
+) -> Result<Applied<NfsOutput>, StepError> {
+    let err = || lv_err(host.name(), format!("define pool {}", pool.name));
+    let spec = pool.spec().map_err(err())?;
+    let lv = Libvirt::connect(host.uri()).await.map_err(err())?;
+    Ok(
+        if lv.pools().ensure(&spec).await.map_err(err())?.changed() {
+            Applied::changed(NfsOutput::Nothing)
+        } else {
+            Applied::unchanged(NfsOutput::Nothing)
+        },
+    )
+}
+
+/// Removes the pool if it is there with this definition (a pool of that name defined
+/// otherwise is someone else's and stays).
+pub(crate) async fn remove_pool(
+    host: &Host,
+    pool: &PoolRequest,
+    only_if_same: bool,
+) -> Result<bool, StepError> {
+    let err = || lv_err(host.name(), format!("remove pool {}", pool.name));
+    let def = pool.def().map_err(err())?;
+    let lv = Libvirt::connect(host.uri()).await.map_err(err())?;
+    let Some(actual) = lv.pools().get(&def.name).await.map_err(err())? else {
+        return Ok(false);
+    };
+    if only_if_same && !def.differences(&actual).is_empty() {
+        tracing::info!(pool = %pool.name, "pool defined otherwise: not ours, left alone");
+        return Ok(false);
+    }
+    Ok(lv
+        .pools()
+        .remove(&def.name, RemoveMode::KeepData)
+        .await
+        .map_err(err())?
+        .changed())
+}

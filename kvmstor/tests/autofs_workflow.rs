@@ -1,0 +1,272 @@
+//! NFS and SMB datastores persisted with autofs against a fake automount: what the lab's
+//! real automount showed. Its reload is asynchronous (the direct-map trigger appears a
+//! moment after the signal), and removing an entry drops an idle trigger only, never the
+//! file system it mounted. So attach waits for the trigger before the pool is built on the
+//! path, and detach unmounts what automount mounted before it removes the entry.
+//!
+//! `FakeAutomount` plays both the kernel (`mount`, `umount` on a scratch mountinfo) and
+//! automount behind `systemctl try-reload-or-restart autofs.service` (the host has
+//! `/run/systemd/system`): it sets up a trigger for every entry of `/etc/auto.kvmstor`
+//! after a delay and drops the triggers of removed entries unless something is mounted on
+//! them.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use host_storage::autofs::Reload;
+use host_storage::{Command, Output, Runner};
+use kvmstor::nfs::{NfsDatastore, Persist};
+use kvmstor::saga::RunOutcome;
+use kvmstor::smb::SmbDatastore;
+use kvmstor::{Env, Host};
+use ontap_client::{Client, SecretString};
+use ontap_sim::SimServer;
+
+const ROOT_MOUNT: &str = "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n";
+/// How long the fake automount takes to set up a trigger after a reload.
+const SETUP_DELAY: Duration = Duration::from_millis(300);
+
+#[derive(Debug)]
+struct FakeAutomount {
+    root: PathBuf,
+    calls: Mutex<Vec<String>>,
+}
+
+impl FakeAutomount {
+    fn mountinfo(&self) -> PathBuf {
+        self.root.join("proc/self/mountinfo")
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.mountinfo())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn save(&self, lines: &[String]) {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(self.mountinfo(), text).unwrap();
+    }
+
+    fn at(line: &str) -> &str {
+        line.split(' ').nth(4).unwrap_or_default()
+    }
+
+    /// The targets of the direct map's entries (as on the host: under the scratch root).
+    fn entries(&self) -> Vec<String> {
+        std::fs::read_to_string(self.root.join("etc/auto.kvmstor"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect()
+    }
+
+    /// automount re-reading its maps.
+    fn reload(&self) {
+        let wanted = self.entries();
+        let mut lines = self.lines();
+        // Removed entries: idle triggers go, busy ones (a mount on top) stay.
+        let busy = |lines: &[String], t: &str| {
+            lines
+                .iter()
+                .any(|l| Self::at(l) == t && !l.contains(" - autofs "))
+        };
+        let snapshot = lines.clone();
+        lines.retain(|l| {
+            !(l.contains(" - autofs ")
+                && !wanted.iter().any(|w| w == Self::at(l))
+                && !busy(&snapshot, Self::at(l)))
+        });
+        self.save(&lines);
+        // New entries: the trigger appears a moment later.
+        let missing: Vec<String> = wanted
+            .into_iter()
+            .filter(|w| {
+                !lines
+                    .iter()
+                    .any(|l| Self::at(l) == w && l.contains(" - autofs "))
+            })
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let path = self.mountinfo();
+        std::thread::spawn(move || {
+            std::thread::sleep(SETUP_DELAY);
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            for t in missing {
+                text.push_str(&format!(
+                    "800 22 0:60 / {t} rw,relatime - autofs /etc/auto.kvmstor rw,direct\n"
+                ));
+            }
+            std::fs::write(&path, text).unwrap();
+        });
+    }
+
+    /// What automount does on the first access of a trigger: mounts `source` on it.
+    fn access(&self, target: &Path, fstype: &str, source: &str) {
+        let mut lines = self.lines();
+        let t = target.display().to_string();
+        assert!(
+            lines
+                .iter()
+                .any(|l| Self::at(l) == t && l.contains(" - autofs ")),
+            "no trigger at {t}: {lines:?}"
+        );
+        lines.push(format!("900 800 0:99 / {t} rw - {fstype} {source} rw"));
+        self.save(&lines);
+    }
+}
+
+#[async_trait::async_trait]
+impl Runner for FakeAutomount {
+    async fn run(&self, cmd: &Command) -> host_storage::Result<Output> {
+        self.calls.lock().unwrap().push(cmd.to_string());
+        let args: Vec<String> = cmd
+            .get_args()
+            .iter()
+            .map(|a| a.expose().to_owned())
+            .collect();
+        match cmd.program() {
+            "systemctl" => self.reload(),
+            "umount" => {
+                // The mount on top goes.
+                let mut lines = self.lines();
+                let i = lines
+                    .iter()
+                    .rposition(|l| Self::at(l) == args[0])
+                    .expect("umount of something mounted");
+                lines.remove(i);
+                self.save(&lines);
+            }
+            other => panic!("unexpected program {other}"),
+        }
+        Ok(Output::success(""))
+    }
+}
+
+struct World {
+    _sim: SimServer,
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    runner: Arc<FakeAutomount>,
+    env: Env,
+}
+
+async fn world() -> World {
+    let sim = SimServer::builder()
+        .http()
+        .job_duration(Duration::ZERO, Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    let client = Client::builder(sim.url())
+        .basic_auth("admin", sim.password())
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    for d in ["etc", "proc/self", "run/systemd/system"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("etc/auto.master"), "+auto.master\n").unwrap();
+    std::fs::write(root.join("proc/self/mountinfo"), ROOT_MOUNT).unwrap();
+    let runner = Arc::new(FakeAutomount {
+        root: root.clone(),
+        calls: Mutex::new(Vec::new()),
+    });
+    let host = Host::new("kvm1", runner.clone())
+        .address("192.0.2.101")
+        .libvirt_uri("test:///default")
+        .root(&root)
+        .autofs_reload(Reload::Systemd);
+    World {
+        _sim: sim,
+        _dir: dir,
+        root,
+        runner,
+        env: Env::new(client).host(host),
+    }
+}
+
+impl World {
+    fn at(&self, target: &Path) -> Vec<String> {
+        let t = target.display().to_string();
+        self.runner
+            .lines()
+            .into_iter()
+            .filter(|l| FakeAutomount::at(l) == t)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn nfs_autofs_attach_waits_for_the_trigger_and_detach_unmounts_with_fake_automount() {
+    let w = world().await;
+    let mount = w.root.join("mnt/auto-nfs");
+    let ds = NfsDatastore::new("svm1", "auto-nfs", "aggr1", 1 << 30)
+        .hosts(["kvm1"])
+        .mount_point(&mount)
+        .persist(Persist::Autofs)
+        .delete_ontap_objects(true);
+    let report = ds.attach(&w.env).await.unwrap().run(&w.env).await.unwrap();
+    assert!(matches!(report.outcome, RunOutcome::Applied { .. }));
+    // The pool step ran after the trigger was there.
+    let at = w.at(&mount);
+    assert_eq!(at.len(), 1, "{at:?}");
+    assert!(at[0].contains(" - autofs /etc/auto.kvmstor "), "{at:?}");
+
+    let lifs = ds.lif_addresses(&w.env).await.unwrap();
+    w.runner
+        .access(&mount, "nfs4", &format!("{}:/auto_nfs", lifs[0]));
+    let report = ds.detach(&w.env).await.unwrap().run(&w.env).await.unwrap();
+    assert!(matches!(report.outcome, RunOutcome::Applied { .. }));
+    assert_eq!(w.at(&mount), Vec::<String>::new(), "mount and trigger gone");
+    let calls = w.runner.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        [
+            "systemctl try-reload-or-restart autofs.service".to_owned(),
+            format!("umount {}", mount.display()),
+            "systemctl try-reload-or-restart autofs.service".to_owned(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn smb_autofs_attach_waits_for_the_trigger_and_detach_unmounts_with_fake_automount() {
+    let w = world().await;
+    let mount = w.root.join("mnt/auto-smb");
+    let ds = SmbDatastore::new("svm1", "auto-smb", "aggr1", 1 << 30)
+        .hosts(["kvm1"])
+        .mount_point(&mount)
+        .account("svc_kvm", None, SecretString::from("s3cret-pass"))
+        .persist(Persist::Autofs)
+        .delete_ontap_objects(true);
+    let env = ds.env_with_secret(&w.env);
+    let report = ds.attach(&env).await.unwrap().run(&env).await.unwrap();
+    assert!(matches!(report.outcome, RunOutcome::Applied { .. }));
+    let at = w.at(&mount);
+    assert_eq!(at.len(), 1, "{at:?}");
+    assert!(at[0].contains(" - autofs "), "{at:?}");
+
+    let lif = ds.lif_address(&env).await.unwrap();
+    w.runner
+        .access(&mount, "cifs", &format!("//{lif}/auto-smb"));
+    let report = ds.detach(&env).await.unwrap().run(&env).await.unwrap();
+    assert!(matches!(report.outcome, RunOutcome::Applied { .. }));
+    assert_eq!(w.at(&mount), Vec::<String>::new(), "mount and trigger gone");
+    let umounts = w
+        .runner
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.starts_with("umount "))
+        .count();
+    assert_eq!(umounts, 1);
+}
