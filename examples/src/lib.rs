@@ -20,6 +20,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cli;
+pub mod story;
+
 use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -1,8 +1,15 @@
-//! `cargo xtask bench`: `ontap-client` (Rust) against NetApp's `netapp-ontap` (Python), same
-//! work, same simulator instance, HTTPS for both.
+//! `cargo xtask bench [client] [clone] [attach]` (every part when none is named):
 //!
-//! Each side is a separate process that prints one JSON line with its wall time and its own
-//! peak RSS (`VmHWM` / `ru_maxrss`), so neither measures the other nor the simulator.
+//! * `client`: `ontap-client` (Rust) against NetApp's `netapp-ontap` (Python), same work, same
+//!   simulator instance, HTTPS for both; `target/bench/ontap-client.md`.
+//! * `clone`: 20 VM disks cloned with ONTAP file clone beside libvirt's `vol-clone`, on this
+//!   host (root, btrfs, libvirtd); `target/bench/clone.md` (see `bench_clone.rs`).
+//! * `attach`: attach-to-ready and detach times of the facade per protocol in one lab guest
+//!   boot; `target/bench/attach.md` (see `bench_attach.rs`).
+//!
+//! In `client`, each side is a separate process that prints one JSON line with its wall time
+//! and its own peak RSS (`VmHWM` / `ru_maxrss`), so neither measures the other nor the
+//! simulator.
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -11,6 +18,12 @@ use anyhow::{bail, Context, Result};
 
 use crate::proc::{output_of, run_streamed, SimDaemon};
 use crate::{cargo, repo_root, setup, target_dir};
+
+// Declared here, not in main.rs: the benches are one command.
+#[path = "bench_attach.rs"]
+mod attach;
+#[path = "bench_clone.rs"]
+mod clone;
 
 /// Volume counts the streaming bench runs at; peak memory must not grow with them.
 const STREAM_SIZES: &[u64] = &[10_000, 100_000];
@@ -35,7 +48,30 @@ struct Row {
     python: Measure,
 }
 
+/// The parts of `cargo xtask bench [client] [clone] [attach]` (all when none is named).
+const PARTS: &[&str] = &["client", "clone", "attach"];
+
 pub(crate) fn run() -> Result<bool> {
+    let named: Vec<String> = std::env::args().skip(2).collect();
+    if let Some(bad) = named.iter().find(|a| !PARTS.contains(&a.as_str())) {
+        bail!("unknown bench part {bad}; parts: {}", PARTS.join(", "));
+    }
+    let wanted = |part: &str| named.is_empty() || named.iter().any(|a| a == part);
+    if wanted("client") {
+        client_bench()?;
+    }
+    if wanted("clone") {
+        clone::run()?;
+    }
+    let mut complete = true;
+    if wanted("attach") {
+        complete &= attach::run()?;
+    }
+    Ok(complete)
+}
+
+/// `ontap-client` against `netapp-ontap`: target/bench/ontap-client.md.
+fn client_bench() -> Result<()> {
     println!("==> building release binaries (ontap-sim, bench_ontap)");
     for (package, bin) in [
         ("ontap-sim", "ontap-sim"),
@@ -104,7 +140,7 @@ pub(crate) fn run() -> Result<bool> {
     std::fs::write(&path, &report)?;
     println!("\n{report}");
     println!("written to {}", path.display());
-    Ok(true)
+    Ok(())
 }
 
 #[derive(Clone, Copy)]
@@ -148,7 +184,7 @@ fn measure(sim: &SimDaemon, side: Side, args: &[&str]) -> Result<Measure> {
 }
 
 /// The number after `"key":` in a flat JSON object; enough for the benches' own output.
-fn json_number(line: &str, key: &str) -> Option<f64> {
+pub(crate) fn json_number(line: &str, key: &str) -> Option<f64> {
     let needle = format!("\"{key}\"");
     let rest = &line[line.find(&needle)? + needle.len()..];
     let rest = rest.trim_start().strip_prefix(':')?.trim_start();

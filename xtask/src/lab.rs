@@ -442,7 +442,9 @@ pub(crate) fn boot(
     let mut child = Command::new(vng)
         .arg("--run")
         .arg(vmlinux)
-        .args(["--disable-kvm", "--cpus", "2", "--memory", "2G", "--rwdir"])
+        // 4 GiB: the simulator's btrfs image lives on a tmpfs in the guest (knfsd cannot
+        // export the overlay), so the volumes' blocks are guest RAM.
+        .args(["--disable-kvm", "--cpus", "2", "--memory", "4G", "--rwdir"])
         .arg(out)
         .arg("--exec")
         .arg(format!("{} {}", init.display(), out.display()))

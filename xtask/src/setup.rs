@@ -64,9 +64,10 @@ pub(crate) const TIERS: &[Tier] = &[
         packages: &["python3"],
     },
     Tier {
-        // examples/python/run-tests.sh makes its own venv (python3 >= 3.10).
+        // examples/python/run-tests.sh makes its own venv (python3 >= 3.10); the
+        // certificate-auth test makes its PKI with openssl(1).
         name: "bindings",
-        packages: &["python3", "python3-venv"],
+        packages: &["python3", "python3-venv", "openssl"],
     },
 ];
 

@@ -134,6 +134,36 @@ fn read(path: &Path, what: &'static str) -> Result<String, EndpointError> {
     })
 }
 
+/// Resolves a password source: the file's first line, the variable, or a prompt (echo off)
+/// saying `prompt`; `None` for [`PasswordSource::None`].
+pub fn resolve_secret(
+    source: &PasswordSource,
+    prompt: &str,
+) -> Result<Option<SecretString>, EndpointError> {
+    Ok(match source {
+        PasswordSource::File(p) => {
+            let text = read(p, "password file")?;
+            Some(SecretString::from(
+                text.lines().next().unwrap_or("").to_owned(),
+            ))
+        }
+        PasswordSource::Env(name) => {
+            Some(SecretString::from(std::env::var(name).map_err(|_| {
+                EndpointError::MissingEnv { name: name.clone() }
+            })?))
+        }
+        PasswordSource::Prompt => Some(SecretString::from(
+            rpassword::prompt_password(prompt)
+                .map_err(|source| EndpointError::Prompt { source })?,
+        )),
+        PasswordSource::None => None,
+    })
+}
+
+/// The environment variable read for the SMB account's password when no other source is
+/// given.
+pub const SMB_PASSWORD_ENV: &str = "KVMSTOR_SMB_PASSWORD";
+
 /// The environment variable read when no other password source is given.
 pub const PASSWORD_ENV: &str = "KVMSTOR_ONTAP_PASSWORD";
 
@@ -163,24 +193,10 @@ impl Endpoint {
 
     /// Resolves the password (reading the file or variable, or prompting).
     pub fn resolve_password(&self) -> Result<Option<SecretString>, EndpointError> {
-        Ok(match &self.password {
-            PasswordSource::File(p) => {
-                let text = read(p, "password file")?;
-                Some(SecretString::from(
-                    text.lines().next().unwrap_or("").to_owned(),
-                ))
-            }
-            PasswordSource::Env(name) => {
-                Some(SecretString::from(std::env::var(name).map_err(|_| {
-                    EndpointError::MissingEnv { name: name.clone() }
-                })?))
-            }
-            PasswordSource::Prompt => Some(SecretString::from(
-                rpassword::prompt_password(format!("ONTAP password for {}: ", self.username))
-                    .map_err(|source| EndpointError::Prompt { source })?,
-            )),
-            PasswordSource::None => None,
-        })
+        resolve_secret(
+            &self.password,
+            &format!("ONTAP password for {}: ", self.username),
+        )
     }
 
     /// Builds the client: basic auth with the resolved password, the CA file as the only

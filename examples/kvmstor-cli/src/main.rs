@@ -1,5 +1,6 @@
-//! `kvmstor-cli`: plan, attach, detach, status, snapshot and clone NFS datastores from the
-//! shell, over the kvmstor facade.
+//! `kvmstor-cli`: plan, attach, detach, status, snapshot and clone NFS, SMB and block
+//! (iSCSI, FC, NVMe/TCP with OCFS2 or GFS2) datastores from the shell, over the kvmstor
+//! facade.
 //!
 //! Exit codes: 0 done; 1 failed, rolled back cleanly (nothing left behind); 2 needs
 //! attention (an undo failed, steps remain applied); 64 usage error. `--json` prints one
@@ -9,17 +10,25 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kvmstor::block::BlockStep;
 use kvmstor::nfs::NfsStep;
 use kvmstor::ops::{self, DatastoreVolume, Freeze};
-use kvmstor::saga::Journal;
-use kvmstor_cli::endpoint::{ConfigFile, Endpoint, PasswordSource, PASSWORD_ENV};
+use kvmstor::saga::{recover, Journal, JournalDoc, LockRegistry, RecoverMode, Saga, Step};
+use kvmstor::smb::SmbStep;
+use kvmstor::Env;
+use kvmstor_cli::endpoint::{
+    resolve_secret, ConfigFile, Endpoint, PasswordSource, PASSWORD_ENV, SMB_PASSWORD_ENV,
+};
 use kvmstor_cli::report::{chain, error_json, report_json, ExitKind};
-use kvmstor_cli::world::{self, parse_size, HostMode, HostSpec, NfsSpec};
+use kvmstor_cli::world::{
+    self, parse_size, BlockSpec, HostMode, HostSpec, NfsSpec, SmbSpec, WorldError,
+};
 use ontap_client::Query;
 use serde_json::{json, Value};
 
-/// Attach ONTAP NFS datastores to KVM hosts, transactionally.
+/// Attach ONTAP datastores (NFS, SMB, or block with a cluster file system) to KVM hosts,
+/// transactionally.
 #[derive(Debug, Parser)]
 #[command(name = "kvmstor-cli", version)]
 struct Cli {
@@ -75,13 +84,22 @@ enum Cmd {
         #[command(flatten)]
         ds: DatastoreArgs,
     },
-    /// Attach an NFS datastore (rolled back on failure).
+    /// Attach a datastore (rolled back on failure).
     Attach {
         #[command(flatten)]
         ds: DatastoreArgs,
     },
-    /// Detach an NFS datastore.
+    /// Detach a datastore.
     Detach {
+        #[command(flatten)]
+        ds: DatastoreArgs,
+    },
+    /// Finish or unwind the datastore's interrupted or needs-attention run (its journal),
+    /// after fixing the cause. Give the same datastore options as to attach or detach.
+    Recover {
+        /// unwind (undo every applied step: a clean slate) or resume (apply the rest).
+        #[arg(long, value_enum, default_value = "unwind")]
+        mode: Mode,
         #[command(flatten)]
         ds: DatastoreArgs,
     },
@@ -108,7 +126,8 @@ enum Cmd {
         /// Snapshot name; without it, list the snapshots.
         snapshot: Option<String>,
     },
-    /// Clone a VM disk inside a datastore's volume (ONTAP file clone).
+    /// Clone a VM disk inside a datastore's volume (ONTAP file clone: NFS, SMB), or with
+    /// --as the whole volume (FlexClone: any kind; attach a block one with its new name).
     Clone {
         /// SVM.
         #[arg(long, default_value = "svm1")]
@@ -116,15 +135,46 @@ enum Cmd {
         /// Volume.
         #[arg(long)]
         volume: String,
+        /// FlexClone the volume as this new volume instead of cloning a file.
+        #[arg(long = "as", value_name = "NEW_VOLUME", conflicts_with_all = ["template", "disk"])]
+        flexclone: Option<String>,
+        /// With --as: clone from this snapshot (default: a new one ONTAP takes).
+        #[arg(long, requires = "flexclone")]
+        snapshot: Option<String>,
         /// Template disk, relative to the volume root.
-        template: String,
+        #[arg(required_unless_present = "flexclone")]
+        template: Option<String>,
         /// New disk, relative to the volume root.
-        disk: String,
+        #[arg(required_unless_present = "flexclone")]
+        disk: Option<String>,
     },
+}
+
+/// How `recover` treats the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Undo every step that may have been applied.
+    Unwind,
+    /// Apply the remaining steps.
+    Resume,
+}
+
+/// What a datastore is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Kind {
+    /// An exported volume mounted over NFS.
+    Nfs,
+    /// A volume shared over SMB 3.1.1 (multichannel), mounted with a credentials file.
+    Smb,
+    /// A LUN or NVMe namespace with a cluster file system (OCFS2, GFS2).
+    Block,
 }
 
 #[derive(Debug, Args)]
 struct DatastoreArgs {
+    /// nfs, smb or block.
+    #[arg(long, value_enum, default_value = "nfs")]
+    kind: Kind,
     /// Pool (datastore) name.
     #[arg(long)]
     name: String,
@@ -134,10 +184,10 @@ struct DatastoreArgs {
     /// Aggregate.
     #[arg(long, default_value = "aggr1")]
     aggregate: String,
-    /// Volume size (e.g. 500G).
+    /// Volume size (e.g. 500G); for block, the disk's (the volume is 10% larger).
     #[arg(long, default_value = "100G", value_parser = parse_size_arg)]
     size: u64,
-    /// Volume name (default: the pool's name with - as _).
+    /// NFS: volume name (default: the pool's name with - as _).
     #[arg(long)]
     volume: Option<String>,
     /// A host, NAME=ADDRESS (repeatable).
@@ -146,15 +196,53 @@ struct DatastoreArgs {
     /// Mount point.
     #[arg(long)]
     mount_point: Option<PathBuf>,
-    /// fstab or autofs.
+    /// NFS, SMB: fstab or autofs.
     #[arg(long, default_value = "fstab")]
     persist: String,
-    /// dir or netfs.
+    /// NFS: dir or netfs.
     #[arg(long, default_value = "dir")]
     pool_kind: String,
-    /// Detach: delete the volume and export policy too.
+    /// Detach: delete the ONTAP objects too (export policy or share or igroup/subsystem,
+    /// disk, volume: the data).
     #[arg(long)]
     delete_ontap_objects: bool,
+    /// SMB: the account the hosts mount as (the share's ACL gives it full control).
+    #[arg(long, value_name = "USER")]
+    smb_user: Option<String>,
+    /// SMB: the account's domain.
+    #[arg(long, value_name = "DOMAIN")]
+    smb_domain: Option<String>,
+    /// SMB: read the account's password from this file (first line).
+    #[arg(long, value_name = "FILE")]
+    smb_password_file: Option<PathBuf>,
+    /// SMB: read the account's password from this environment variable (default
+    /// KVMSTOR_SMB_PASSWORD; without either, attach prompts).
+    #[arg(long, value_name = "VAR")]
+    smb_password_env: Option<String>,
+    /// SMB: mixed security style (NFS clients share the volume) instead of NTFS.
+    #[arg(long)]
+    mixed_security: bool,
+    /// SMB: encryption (seal).
+    #[arg(long)]
+    encrypt: bool,
+    /// SMB: multichannel channels (0: off).
+    #[arg(long)]
+    max_channels: Option<u8>,
+    /// Block: iscsi, fc or nvme (NVMe/TCP).
+    #[arg(long, default_value = "iscsi")]
+    protocol: String,
+    /// Block: ocfs2 or gfs2.
+    #[arg(long, default_value = "ocfs2")]
+    fs: String,
+    /// Block: the o2cb (or corosync) cluster name (default kvmstor).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Block: thick provisioning.
+    #[arg(long)]
+    thick: bool,
+    /// Block: seconds each host waits for the disk's device (default 60).
+    #[arg(long, value_name = "SECONDS")]
+    device_wait: Option<u64>,
     /// libvirt URI of the (local) host.
     #[arg(long, default_value = "qemu:///system")]
     libvirt_uri: String,
@@ -202,7 +290,7 @@ impl Failure {
                 text.push_str("\nrolled back cleanly: nothing left behind")
             }
             kvmstor::Error::NeedsAttention { remaining, .. } => text.push_str(&format!(
-                "\nNEEDS ATTENTION: still applied: {}; fix the cause, then run the same command again",
+                "\nNEEDS ATTENTION: still applied: {}; fix the cause, then run `kvmstor-cli recover` with the same options",
                 remaining.join(", ")
             )),
             _ => {}
@@ -229,6 +317,7 @@ fn command_name(c: &Cmd) -> &'static str {
         Cmd::Plan { .. } => "plan",
         Cmd::Attach { .. } => "attach",
         Cmd::Detach { .. } => "detach",
+        Cmd::Recover { .. } => "recover",
         Cmd::Status { .. } => "status",
         Cmd::Snapshot { .. } => "snapshot",
         Cmd::Clone { .. } => "clone",
@@ -286,7 +375,7 @@ fn context(g: &Global) -> Result<Ctx, Failure> {
     })
 }
 
-fn spec(ds: &DatastoreArgs) -> NfsSpec {
+fn nfs_spec(ds: &DatastoreArgs) -> NfsSpec {
     NfsSpec {
         svm: ds.svm.clone(),
         name: ds.name.clone(),
@@ -298,6 +387,235 @@ fn spec(ds: &DatastoreArgs) -> NfsSpec {
         persist: ds.persist.clone(),
         pool_kind: ds.pool_kind.clone(),
         delete_ontap_objects: ds.delete_ontap_objects,
+    }
+}
+
+/// Flags of one kind given to another are refused rather than ignored.
+fn check_kind(ds: &DatastoreArgs) -> Result<(), Failure> {
+    let smb = ds.smb_user.is_some()
+        || ds.smb_domain.is_some()
+        || ds.smb_password_file.is_some()
+        || ds.smb_password_env.is_some()
+        || ds.mixed_security
+        || ds.encrypt
+        || ds.max_channels.is_some();
+    let block = ds.protocol != "iscsi"
+        || ds.fs != "ocfs2"
+        || ds.cluster.is_some()
+        || ds.thick
+        || ds.device_wait.is_some();
+    let nfs = ds.volume.is_some() || ds.pool_kind != "dir";
+    let wrong = match ds.kind {
+        Kind::Nfs if smb || block => Some("SMB or block options"),
+        Kind::Smb if block || nfs => Some("block or NFS options"),
+        Kind::Block if smb || nfs || ds.persist != "fstab" => Some("SMB or NFS options"),
+        _ => None,
+    };
+    match wrong {
+        Some(w) => Err(Failure::usage(format!(
+            "{w} given for a {} datastore",
+            kind_name(ds.kind)
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Nfs => "nfs",
+        Kind::Smb => "smb",
+        Kind::Block => "block",
+    }
+}
+
+/// The SMB account's password: the file, the variable (given, or KVMSTOR_SMB_PASSWORD if
+/// set), else a prompt when `prompt` (attach), else none.
+fn smb_password(
+    ds: &DatastoreArgs,
+    prompt: bool,
+) -> Result<Option<ontap_client::SecretString>, Failure> {
+    let source = match (&ds.smb_password_file, &ds.smb_password_env) {
+        (Some(p), _) => PasswordSource::File(p.clone()),
+        (None, Some(v)) => PasswordSource::Env(v.clone()),
+        (None, None) if std::env::var_os(SMB_PASSWORD_ENV).is_some() => {
+            PasswordSource::Env(SMB_PASSWORD_ENV.into())
+        }
+        (None, None) if prompt => PasswordSource::Prompt,
+        (None, None) => PasswordSource::None,
+    };
+    let user = ds.smb_user.as_deref().unwrap_or_default();
+    resolve_secret(&source, &format!("SMB password for {user}: "))
+        .map_err(|e| Failure::usage(chain(&e)))
+}
+
+fn smb_spec(ds: &DatastoreArgs, prompt: bool) -> Result<SmbSpec, Failure> {
+    let Some(user) = ds.smb_user.clone() else {
+        return Err(Failure::usage("an SMB datastore needs --smb-user"));
+    };
+    Ok(SmbSpec {
+        svm: ds.svm.clone(),
+        name: ds.name.clone(),
+        aggregate: ds.aggregate.clone(),
+        size: ds.size,
+        hosts: ds.hosts.iter().map(|h| h.name.clone()).collect(),
+        mount_point: ds.mount_point.clone(),
+        persist: ds.persist.clone(),
+        username: user,
+        domain: ds.smb_domain.clone(),
+        password: smb_password(ds, prompt)?,
+        mixed_security: ds.mixed_security,
+        encryption: ds.encrypt,
+        max_channels: ds.max_channels,
+        delete_ontap_objects: ds.delete_ontap_objects,
+    })
+}
+
+fn block_spec(ds: &DatastoreArgs) -> BlockSpec {
+    BlockSpec {
+        protocol: ds.protocol.clone(),
+        fs: ds.fs.clone(),
+        svm: ds.svm.clone(),
+        name: ds.name.clone(),
+        aggregate: ds.aggregate.clone(),
+        size: ds.size,
+        hosts: ds.hosts.iter().map(|h| h.name.clone()).collect(),
+        mount_point: ds.mount_point.clone(),
+        cluster: ds.cluster.clone(),
+        thick: ds.thick,
+        device_wait: ds.device_wait.map(std::time::Duration::from_secs),
+        delete_ontap_objects: ds.delete_ontap_objects,
+    }
+}
+
+fn usage_of(e: &WorldError) -> Failure {
+    Failure::usage(chain(e))
+}
+
+/// What to do with a built saga.
+enum Act<'a> {
+    Plan,
+    Run(&'a std::path::Path),
+    /// Recover the run in this journal instead (the saga only gives its step type).
+    Recover(&'a std::path::Path, RecoverMode),
+}
+
+/// Plans or runs `saga`: the plan's JSON and text, or the run report's.
+async fn finish<S: Step<Env = Env>>(
+    saga: Saga<S>,
+    env: &Env,
+    act: &Act<'_>,
+) -> Result<(Value, String), Failure> {
+    match act {
+        Act::Plan => {
+            let plan = saga.plan();
+            let text = plan.to_string();
+            Ok((serde_json::to_value(&plan).unwrap_or(Value::Null), text))
+        }
+        Act::Run(journal) => {
+            let report = saga
+                .journal_file(journal)
+                .run(env)
+                .await
+                .map_err(|e| Failure::workflow(&e))?;
+            let mut v = report_json(&report);
+            v["journal"] = json!(journal.display().to_string());
+            let text = report.outcome.to_string();
+            Ok((v, text))
+        }
+        Act::Recover(journal, mode) => {
+            drop(saga);
+            let report = recover::<S>(journal, env, *mode, LockRegistry::global())
+                .await
+                .map_err(|e| Failure::workflow(&e))?;
+            let mut v = report_json(&report);
+            v["journal"] = json!(journal.display().to_string());
+            Ok((v, report.outcome.to_string()))
+        }
+    }
+}
+
+/// Builds the datastore of `ds` and its environment, then plans or runs the attach
+/// (`attach`) or the detach.
+async fn datastore_work(
+    client: ontap_client::Client,
+    ds: &DatastoreArgs,
+    attach: bool,
+    act: Act<'_>,
+) -> Result<(Value, String), Failure> {
+    check_kind(ds)?;
+    let root = sim_root(ds);
+    let wf = |e: kvmstor::Error| Failure::workflow(&e);
+    match ds.kind {
+        Kind::Nfs => {
+            let env = world::env(client, &ds.hosts, &mode(ds)).map_err(|e| usage_of(&e))?;
+            let d = nfs_spec(ds)
+                .datastore(root.as_deref())
+                .map_err(|e| usage_of(&e))?;
+            let saga = if attach {
+                d.attach(&env).await
+            } else {
+                d.detach(&env).await
+            }
+            .map_err(wf)?;
+            finish(saga, &env, &act).await
+        }
+        Kind::Smb => {
+            let prompt = attach && matches!(act, Act::Run(_));
+            let spec = smb_spec(ds, prompt)?;
+            let d = spec.datastore(root.as_deref()).map_err(|e| usage_of(&e))?;
+            let env = world::env(client, &ds.hosts, &mode(ds)).map_err(|e| usage_of(&e))?;
+            let env = spec.env(&d, &env);
+            let saga = if attach {
+                d.attach(&env).await
+            } else {
+                d.detach(&env).await
+            }
+            .map_err(wf)?;
+            finish(saga, &env, &act).await
+        }
+        Kind::Block => {
+            let spec = block_spec(ds);
+            let d = spec.datastore(root.as_deref()).map_err(|e| usage_of(&e))?;
+            let w = world::block_env(client, &ds.hosts, &mode(ds), d.protocol(), &ds.svm)
+                .await
+                .map_err(|e| match e {
+                    WorldError::FcTargets { .. } => Failure::other(&anyhow::Error::new(e)),
+                    e => usage_of(&e),
+                })?;
+            let saga = if attach {
+                d.attach(&w.env).await
+            } else {
+                d.detach(&w.env).await
+            }
+            .map_err(wf)?;
+            finish(saga, &w.env, &act).await
+        }
+    }
+}
+
+/// The journal of a past run, whatever the datastore's kind: its workflow, status and
+/// steps.
+fn read_journal(path: &std::path::Path) -> Result<(String, String, String, Value), Failure> {
+    fn typed<S: Step>(path: &std::path::Path) -> Result<(String, String, String, Value), Failure> {
+        let doc: JournalDoc<S> = Journal::<S>::read(path).map_err(|e| Failure::workflow(&e))?;
+        Ok((
+            doc.workflow.clone(),
+            doc.run_id.to_string(),
+            doc.status.to_string(),
+            kvmstor_cli::report::steps_json(&doc),
+        ))
+    }
+    let raw: Value = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let workflow = raw["workflow"].as_str().unwrap_or_default();
+    if workflow.starts_with("nfs-") {
+        typed::<NfsStep>(path)
+    } else if workflow.starts_with("smb-") {
+        typed::<SmbStep>(path)
+    } else {
+        typed::<BlockStep>(path)
     }
 }
 
@@ -320,62 +638,56 @@ fn mode(ds: &DatastoreArgs) -> HostMode {
 /// Runs the command; returns the JSON result and the human text.
 async fn run(cli: &Cli) -> Result<(Value, String), Failure> {
     let ctx = context(&cli.global)?;
+    // Nothing is sent yet: every failure here is the endpoint's configuration (a missing
+    // file or variable, half a client identity, an unreadable PEM).
     let client = ctx
         .endpoint
         .connect()
-        .context("connecting to ONTAP")
-        .map_err(Failure::from)?;
+        .map_err(|e| Failure::usage(format!("ONTAP endpoint: {}", chain(&e))))?;
     match &cli.command {
-        Cmd::Plan { detach, ds } => {
-            let env =
-                world::env(client, &ds.hosts, &mode(ds)).map_err(|e| Failure::usage(chain(&e)))?;
-            let d = spec(ds)
-                .datastore(sim_root(ds).as_deref())
-                .map_err(|e| Failure::usage(chain(&e)))?;
-            let saga = if *detach {
-                d.detach(&env).await
-            } else {
-                d.attach(&env).await
-            }
-            .map_err(|e| Failure::workflow(&e))?;
-            let plan = saga.plan();
-            let text = plan.to_string();
-            Ok((serde_json::to_value(&plan).unwrap_or(Value::Null), text))
-        }
+        Cmd::Plan { detach, ds } => datastore_work(client, ds, !*detach, Act::Plan).await,
         Cmd::Attach { ds } | Cmd::Detach { ds } => {
             let attach = matches!(cli.command, Cmd::Attach { .. });
-            let env =
-                world::env(client, &ds.hosts, &mode(ds)).map_err(|e| Failure::usage(chain(&e)))?;
-            let d = spec(ds)
-                .datastore(sim_root(ds).as_deref())
-                .map_err(|e| Failure::usage(chain(&e)))?;
             std::fs::create_dir_all(&ctx.journal_dir)
                 .with_context(|| format!("creating {}", ctx.journal_dir.display()))
                 .map_err(Failure::from)?;
             let journal = ctx.journal_dir.join(format!("{}.json", ds.name));
-            let saga = if attach {
-                d.attach(&env).await
-            } else {
-                d.detach(&env).await
-            }
-            .map_err(|e| Failure::workflow(&e))?
-            .journal_file(&journal);
-            let report = saga.run(&env).await.map_err(|e| Failure::workflow(&e))?;
-            let mut v = report_json(&report);
-            v["journal"] = json!(journal.display().to_string());
+            let (v, outcome) = datastore_work(client, ds, attach, Act::Run(&journal)).await?;
             let text = format!(
-                "{} {}: {}",
+                "{} {} datastore {}: {outcome}",
                 if attach { "attached" } else { "detached" },
+                kind_name(ds.kind),
                 ds.name,
-                report.outcome
             );
             Ok((v, text))
+        }
+        Cmd::Recover { mode, ds } => {
+            let journal = ctx.journal_dir.join(format!("{}.json", ds.name));
+            if !journal.exists() {
+                return Err(Failure::usage(format!(
+                    "no journal {}: nothing to recover",
+                    journal.display()
+                )));
+            }
+            let mode = match mode {
+                Mode::Unwind => RecoverMode::Unwind,
+                Mode::Resume => RecoverMode::Resume,
+            };
+            let (v, outcome) =
+                datastore_work(client, ds, true, Act::Recover(&journal, mode)).await?;
+            Ok((
+                v,
+                format!(
+                    "recovered {} datastore {}: {outcome}",
+                    kind_name(ds.kind),
+                    ds.name
+                ),
+            ))
         }
         Cmd::Status { name, svm, volume } => {
             let journal = ctx.journal_dir.join(format!("{name}.json"));
             let run = if journal.exists() {
-                let doc = Journal::<NfsStep>::read(&journal).map_err(|e| Failure::workflow(&e))?;
-                Some(doc)
+                Some(read_journal(&journal)?)
             } else {
                 None
             };
@@ -395,9 +707,8 @@ async fn run(cli: &Cli) -> Result<(Value, String), Failure> {
                 .map_err(Failure::from)?;
             let mut text = String::new();
             let run_json = match &run {
-                Some(doc) => {
-                    text.push_str(&format!("last run: {} ({})\n", doc.workflow, doc.status));
-                    let steps = kvmstor_cli::report::steps_json(doc);
+                Some((workflow, run_id, status, steps)) => {
+                    text.push_str(&format!("last run: {workflow} ({status})\n"));
                     for s in steps.as_array().into_iter().flatten() {
                         text.push_str(&format!(
                             "  {:<12} {}\n",
@@ -405,8 +716,8 @@ async fn run(cli: &Cli) -> Result<(Value, String), Failure> {
                             s["label"].as_str().unwrap_or("?")
                         ));
                     }
-                    json!({"workflow": doc.workflow, "run_id": doc.run_id.to_string(),
-                           "status": doc.status.to_string(), "steps": steps})
+                    json!({"workflow": workflow, "run_id": run_id,
+                           "status": status, "steps": steps})
                 }
                 None => {
                     text.push_str("no journal\n");
@@ -462,11 +773,26 @@ async fn run(cli: &Cli) -> Result<(Value, String), Failure> {
         Cmd::Clone {
             svm,
             volume,
+            flexclone,
+            snapshot,
             template,
             disk,
         } => {
             let env = kvmstor::Env::new(client);
             let vol = DatastoreVolume::new(svm.clone(), volume.clone());
+            if let Some(clone) = flexclone {
+                let uuid = ops::flexclone(&env, &vol, clone, snapshot.as_deref())
+                    .await
+                    .map_err(|e| Failure::workflow(&e))?;
+                return Ok((
+                    json!({"volume": vol.path(), "clone": format!("{svm}:{clone}"),
+                           "uuid": uuid, "snapshot": snapshot}),
+                    format!("cloned {} as {svm}:{clone} ({uuid})", vol.path()),
+                ));
+            }
+            let (Some(template), Some(disk)) = (template, disk) else {
+                return Err(Failure::usage("clone needs TEMPLATE and DISK, or --as"));
+            };
             ops::clone_file(&env, &vol, template, disk)
                 .await
                 .map_err(|e| Failure::workflow(&e))?;

@@ -1,13 +1,16 @@
-//! From plain values (flags, Python arguments) to the facade's [`Env`] and
-//! [`NfsDatastore`].
+//! From plain values (flags, Python arguments) to the facade's [`Env`] and datastores
+//! ([`NfsDatastore`], [`SmbDatastore`], [`BlockDatastore`]).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use kvmstor::block::{BlockDatastore, BlockProtocol};
 use kvmstor::nfs::{NfsDatastore, Persist, PoolKind};
+use kvmstor::smb::SmbDatastore;
 use kvmstor::{Env, Host};
-use ontap_client::Client;
+use ontap_client::{Client, SecretString};
 
-use crate::simhost::simulated_host;
+use crate::simhost::{simulated_block_host, simulated_host, SimKernelRunner};
 
 /// Why plain values could not be turned into a world.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +37,15 @@ pub enum WorldError {
         value: String,
         /// The allowed values.
         allowed: &'static str,
+    },
+    /// The SVM's FC LIFs could not be read (simulated FC hosts log in to them).
+    #[error("cannot read the FC LIFs of SVM {svm}")]
+    FcTargets {
+        /// The SVM.
+        svm: String,
+        /// The client's error.
+        #[source]
+        source: Box<ontap_client::Error>,
     },
     /// Preparing a simulated host's scratch root failed.
     #[error("cannot prepare the simulated host root {path}", path = path.display())]
@@ -125,6 +137,245 @@ pub fn env(client: Client, hosts: &[HostSpec], mode: &HostMode) -> Result<Env, W
     Ok(env)
 }
 
+/// The hosts of a block datastore's environment and the fake kernels' reaction tasks of
+/// simulated ones (aborted on drop).
+#[derive(Debug)]
+pub struct BlockWorld {
+    /// The environment.
+    pub env: Env,
+    reactions: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for BlockWorld {
+    fn drop(&mut self) {
+        for r in &self.reactions {
+            r.abort();
+        }
+    }
+}
+
+/// The environment of a block datastore over `protocol` of `svm`: `client` and the hosts.
+/// Simulated hosts get initiator identities and a fake kernel that reacts to scans (see
+/// [`crate::simhost::simulated_block_host`]); with FC, their HBA is logged in to the SVM's
+/// FC LIFs. Call inside a tokio runtime (the reactions are spawned on it).
+pub async fn block_env(
+    client: Client,
+    hosts: &[HostSpec],
+    mode: &HostMode,
+    protocol: BlockProtocol,
+    svm: &str,
+) -> Result<BlockWorld, WorldError> {
+    let HostMode::Simulated { root } = mode else {
+        return Ok(BlockWorld {
+            env: env(client, hosts, mode)?,
+            reactions: Vec::new(),
+        });
+    };
+    let fc_targets: Vec<String> = if protocol == BlockProtocol::Fcp {
+        client
+            .fc_interfaces()
+            .of_svm(svm)
+            .await
+            .map_err(|source| WorldError::FcTargets {
+                svm: svm.to_owned(),
+                source: Box::new(source),
+            })?
+            .into_iter()
+            .filter_map(|l| l.wwpn)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut world = BlockWorld {
+        env: Env::new(client.clone()),
+        reactions: Vec::new(),
+    };
+    for h in hosts {
+        let dir = root.join(&h.name);
+        let (host, runner) =
+            simulated_block_host(&h.name, &h.address, &dir, client.clone(), &fc_targets)
+                .map_err(|source| WorldError::SimRoot { path: dir, source })?;
+        world.env = world.env.clone().host(host);
+        world
+            .reactions
+            .push(tokio::spawn(SimKernelRunner::react_forever(runner)));
+    }
+    Ok(world)
+}
+
+fn persist(value: &str) -> Result<Persist, WorldError> {
+    match value {
+        "fstab" => Ok(Persist::Fstab),
+        "autofs" => Ok(Persist::Autofs),
+        other => Err(WorldError::Choice {
+            field: "persist",
+            value: other.to_owned(),
+            allowed: "fstab, autofs",
+        }),
+    }
+}
+
+/// `iscsi`, `fc` (or `fcp`), `nvme` (or `nvme-tcp`).
+pub fn parse_protocol(value: &str) -> Result<BlockProtocol, WorldError> {
+    match value {
+        "iscsi" => Ok(BlockProtocol::Iscsi),
+        "fc" | "fcp" => Ok(BlockProtocol::Fcp),
+        "nvme" | "nvme-tcp" => Ok(BlockProtocol::NvmeTcp),
+        other => Err(WorldError::Choice {
+            field: "protocol",
+            value: other.to_owned(),
+            allowed: "iscsi, fc, nvme",
+        }),
+    }
+}
+
+/// An SMB datastore request in plain values.
+#[derive(Debug, Clone)]
+pub struct SmbSpec {
+    /// SVM.
+    pub svm: String,
+    /// Pool (and share) name.
+    pub name: String,
+    /// Aggregate.
+    pub aggregate: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Host names.
+    pub hosts: Vec<String>,
+    /// Mount point (default as for NFS).
+    pub mount_point: Option<PathBuf>,
+    /// `fstab` or `autofs`.
+    pub persist: String,
+    /// The account the hosts mount as; the share's ACL gives it full control.
+    pub username: String,
+    /// Its domain, if any.
+    pub domain: Option<String>,
+    /// Its password (needed to attach; a detach that has to undo a credentials removal
+    /// needs it too). Debug output redacts it.
+    pub password: Option<SecretString>,
+    /// Mixed security style (NFS clients share the volume) instead of NTFS.
+    pub mixed_security: bool,
+    /// SMB encryption (`seal`).
+    pub encryption: bool,
+    /// Multichannel channels (default 4; 0 turns multichannel off).
+    pub max_channels: Option<u8>,
+    /// Detach deletes the share and the volume too.
+    pub delete_ontap_objects: bool,
+}
+
+impl SmbSpec {
+    /// The facade's datastore; `sim_root` is the simulated hosts' parent root, if any.
+    pub fn datastore(&self, sim_root: Option<&Path>) -> Result<SmbDatastore, WorldError> {
+        let mut ds = SmbDatastore::new(&self.svm, &self.name, &self.aggregate, self.size)
+            .hosts(self.hosts.iter().cloned())
+            .persist(persist(&self.persist)?)
+            .mixed_security(self.mixed_security)
+            .encryption(self.encryption)
+            .delete_ontap_objects(self.delete_ontap_objects);
+        if let Some(n) = self.max_channels {
+            ds = ds.max_channels(n);
+        }
+        // The steps carry only the secret's name; without a password, none is put in the
+        // environment (see `env`), and a step that needs it fails as missing.
+        ds = ds.account(
+            &self.username,
+            self.domain.as_deref(),
+            self.password
+                .clone()
+                .unwrap_or_else(|| SecretString::from(String::new())),
+        );
+        match (&self.mount_point, sim_root) {
+            (Some(m), _) => ds = ds.mount_point(m.clone()),
+            (None, Some(root)) => ds = ds.mount_point(root.join("mnt").join(&self.name)),
+            (None, None) => {}
+        }
+        Ok(ds)
+    }
+
+    /// `env` with the password as the datastore's secret, when there is one.
+    pub fn env(&self, ds: &SmbDatastore, env: &Env) -> Env {
+        match &self.password {
+            Some(_) => ds.env_with_secret(env),
+            None => env.clone(),
+        }
+    }
+}
+
+/// A block datastore request in plain values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockSpec {
+    /// `iscsi`, `fc` or `nvme`.
+    pub protocol: String,
+    /// `ocfs2` or `gfs2`.
+    pub fs: String,
+    /// SVM.
+    pub svm: String,
+    /// Pool name.
+    pub name: String,
+    /// Aggregate.
+    pub aggregate: String,
+    /// The disk's size in bytes (the volume is 10% larger).
+    pub size: u64,
+    /// Host names; the first formats the file system.
+    pub hosts: Vec<String>,
+    /// Mount point (default as for NFS).
+    pub mount_point: Option<PathBuf>,
+    /// The o2cb (or corosync) cluster name (default `kvmstor`).
+    pub cluster: Option<String>,
+    /// Thick provisioning.
+    pub thick: bool,
+    /// How long each host waits for the disk's device.
+    pub device_wait: Option<Duration>,
+    /// Detach deletes the igroup or subsystem, the disk and the volume too.
+    pub delete_ontap_objects: bool,
+}
+
+impl BlockSpec {
+    /// The protocol.
+    pub fn protocol(&self) -> Result<BlockProtocol, WorldError> {
+        parse_protocol(&self.protocol)
+    }
+
+    /// The facade's datastore; `sim_root` is the simulated hosts' parent root, if any.
+    pub fn datastore(&self, sim_root: Option<&Path>) -> Result<BlockDatastore, WorldError> {
+        let mut ds = BlockDatastore::new(
+            self.protocol()?,
+            &self.svm,
+            &self.name,
+            &self.aggregate,
+            self.size,
+        )
+        .hosts(self.hosts.iter().cloned())
+        .delete_ontap_objects(self.delete_ontap_objects);
+        match self.fs.as_str() {
+            "ocfs2" => {}
+            "gfs2" => ds = ds.gfs2(),
+            other => {
+                return Err(WorldError::Choice {
+                    field: "file system",
+                    value: other.to_owned(),
+                    allowed: "ocfs2, gfs2",
+                })
+            }
+        }
+        if let Some(c) = &self.cluster {
+            ds = ds.o2cb_cluster(c.clone());
+        }
+        if self.thick {
+            ds = ds.thick();
+        }
+        if let Some(w) = self.device_wait {
+            ds = ds.device_wait(w);
+        }
+        match (&self.mount_point, sim_root) {
+            (Some(m), _) => ds = ds.mount_point(m.clone()),
+            (None, Some(root)) => ds = ds.mount_point(root.join("mnt").join(&self.name)),
+            (None, None) => {}
+        }
+        Ok(ds)
+    }
+}
+
 /// An NFS datastore request in plain values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NfsSpec {
@@ -154,17 +405,7 @@ pub struct NfsSpec {
 impl NfsSpec {
     /// The facade's datastore; `sim_root` is the simulated hosts' parent root, if any.
     pub fn datastore(&self, sim_root: Option<&Path>) -> Result<NfsDatastore, WorldError> {
-        let persist = match self.persist.as_str() {
-            "fstab" => Persist::Fstab,
-            "autofs" => Persist::Autofs,
-            other => {
-                return Err(WorldError::Choice {
-                    field: "persist",
-                    value: other.to_owned(),
-                    allowed: "fstab, autofs",
-                })
-            }
-        };
+        let persist = persist(&self.persist)?;
         let kind = match self.pool_kind.as_str() {
             "dir" => PoolKind::Dir,
             "netfs" => PoolKind::Netfs,

@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kvmstor-cli");
+const SMB_PASSWORD: &str = "Tr0ub4dor&3 horse";
 
 struct World {
     sim: SimServer,
@@ -77,7 +78,68 @@ impl World {
     }
 
     fn host_file(&self, file: &str) -> String {
-        std::fs::read_to_string(self.path("hosts/kvm1").join(file)).unwrap()
+        self.file_of("kvm1", file)
+    }
+
+    fn file_of(&self, host: &str, file: &str) -> String {
+        std::fs::read_to_string(self.path("hosts").join(host).join(file)).unwrap()
+    }
+
+    /// `cmd` for an SMB datastore on simulated host kvm1 (password from a 0600 file).
+    async fn smb(&self, cmd: &str, pool: &str, extra: &[&str]) -> Output {
+        std::fs::write(self.path("smb-pw"), format!("{SMB_PASSWORD}\n")).unwrap();
+        std::fs::set_permissions(
+            self.path("smb-pw"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let root = self.path("hosts");
+        let pw = self.path("smb-pw");
+        let mut args = vec![
+            cmd,
+            "--kind",
+            "smb",
+            "--name",
+            pool,
+            "--size",
+            "10G",
+            "--host",
+            "kvm1=192.0.2.101",
+            "--smb-user",
+            "svc_kvm",
+            "--smb-domain",
+            "CORP",
+            "--smb-password-file",
+            pw.to_str().unwrap(),
+            "--sim-host-root",
+            root.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.cli(&args).await
+    }
+
+    /// `cmd` for a block datastore on simulated hosts kvm1 and kvm2.
+    async fn block(&self, cmd: &str, pool: &str, extra: &[&str]) -> Output {
+        let root = self.path("hosts");
+        let mut args = vec![
+            cmd,
+            "--kind",
+            "block",
+            "--name",
+            pool,
+            "--size",
+            "10G",
+            "--host",
+            "kvm1=192.0.2.101",
+            "--host",
+            "kvm2=192.0.2.102",
+            "--device-wait",
+            "5",
+            "--sim-host-root",
+            root.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.cli(&args).await
     }
 
     async fn volume_exists(&self, name: &str) -> bool {
@@ -237,7 +299,9 @@ async fn attach_status_snapshot_clone_detach_with_simulated_host_side() {
         .nfs("detach", "vmstore", &["--delete-ontap-objects"])
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("detached vmstore: applied"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("detached nfs datastore vmstore: applied")
+    );
     assert!(volume(&w, "vmstore").await.is_none());
     assert_eq!(
         w.host_file("proc/self/mountinfo"),
@@ -357,6 +421,24 @@ async fn usage_errors_exit_64_and_there_is_no_password_flag() {
 
     let out = w.nfs("attach", "x", &["--persist", "carrier-pigeon"]).await;
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+
+    // An endpoint that cannot be built is a configuration error too.
+    let url = w.sim.url().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(BIN)
+            .args(["--url", &url, "--password-file", "/nonexistent/pw"])
+            .args(["status", "--name", "x"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ONTAP endpoint: cannot read password file /nonexistent/pw"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -438,4 +520,649 @@ async fn config_file_supplies_the_endpoint() {
         v["error"]["message"].as_str().unwrap().contains("nope"),
         "{v}"
     );
+}
+
+fn labels(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            s.as_str()
+                .unwrap_or_else(|| s["label"].as_str().unwrap())
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smb_attach_snapshot_clone_detach_with_simulated_host_side() {
+    let w = World::new().await;
+    let out = w.smb("plan", "smbstore", &["--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(
+        v["result"]["workflow"],
+        "smb-attach svm1/smbstore as pool smbstore"
+    );
+    assert_eq!(
+        labels(&v["result"]["steps"]),
+        [
+            "CreateVolume svm1/smbstore",
+            "CreateShare svm1/smbstore",
+            "WriteCredentials kvm1:kvmstor-smbstore",
+            &format!("MountSmb kvm1:{}", w.path("hosts/mnt/smbstore").display()),
+            "PersistFstab kvm1:kvmstor-smbstore",
+            "DefinePool kvm1:smbstore",
+        ]
+    );
+
+    let out = w.smb("attach", "smbstore", &["--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["result"]["outcome"], "applied");
+    assert_eq!(v["result"]["changed"], 6);
+    let err = stderr(&out);
+    assert_eq!(err.matches("applying").count(), 6, "{err}");
+    // The password goes only into the 0600 credentials file.
+    for text in [&err, &String::from_utf8_lossy(&out.stdout).into_owned()] {
+        assert!(!text.contains(SMB_PASSWORD), "password printed: {text}");
+    }
+    let cred = w.path("hosts/kvm1/etc/kvmstor/cifs/kvmstor-smbstore.cred");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cred).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(
+        std::fs::read_to_string(&cred).unwrap(),
+        format!("username=svc_kvm\npassword={SMB_PASSWORD}\ndomain=CORP\n")
+    );
+    let table = w.host_file("proc/self/mountinfo");
+    assert!(table.contains(" - cifs "), "{table}");
+    assert!(!table.contains(SMB_PASSWORD));
+    assert!(
+        !w.path("journal/smbstore.json").exists()
+            || !std::fs::read_to_string(w.path("journal/smbstore.json"))
+                .unwrap()
+                .contains(SMB_PASSWORD)
+    );
+
+    let out = w.cli(&["status", "--name", "smbstore", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(
+        v["result"]["run"]["workflow"],
+        "smb-attach svm1/smbstore as pool smbstore"
+    );
+    assert_eq!(v["result"]["run"]["status"], "completed");
+    assert_eq!(v["result"]["volume"]["size"], 10u64 << 30);
+
+    let out = w
+        .cli(&["snapshot", "--volume", "smbstore", "daily", "--json"])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["result"]["name"], "daily");
+    let out = w
+        .cli(&[
+            "clone",
+            "--volume",
+            "smbstore",
+            "tpl/base.qcow2",
+            "vms/a.qcow2",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "cloned tpl/base.qcow2 to vms/a.qcow2 in svm1:smbstore"
+    );
+
+    // Detach needs no password.
+    let root = w.path("hosts");
+    let out = w
+        .cli(&[
+            "detach",
+            "--kind",
+            "smb",
+            "--name",
+            "smbstore",
+            "--host",
+            "kvm1=192.0.2.101",
+            "--smb-user",
+            "svc_kvm",
+            "--smb-domain",
+            "CORP",
+            "--delete-ontap-objects",
+            "--sim-host-root",
+            root.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "detached smb datastore smbstore: applied (5 step(s) changed)"
+    );
+    assert!(!cred.exists());
+    assert!(volume(&w, "smbstore").await.is_none());
+    assert_eq!(
+        w.host_file("proc/self/mountinfo"),
+        kvmstor_cli::simhost::ROOT_MOUNT
+    );
+    assert_eq!(w.host_file("etc/fstab"), kvmstor_cli::simhost::FSTAB);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smb_share_failure_rolls_back_and_exits_1_with_simulated_host() {
+    let w = World::new().await;
+    w.sim.faults().add(Fault::error(
+        Some("POST"),
+        "/api/protocols/cifs/shares",
+        ApiError::new(400, "655551", "share path not found"),
+    ));
+    let out = w.smb("attach", "smbfail", &["--json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let e = &json(&out)["error"];
+    assert_eq!(e["kind"], "step_failed");
+    assert_eq!(e["step"], "CreateShare svm1/smbfail");
+    assert_eq!(e["ontap_code"], "655551");
+    assert_eq!(e["rollback"], "clean");
+    assert_eq!(e["undone"], 1);
+    assert!(volume(&w, "smbfail").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smb_options_are_checked() {
+    let w = World::new().await;
+    let root = w.path("hosts");
+    // No account.
+    let out = w
+        .cli(&[
+            "plan",
+            "--kind",
+            "smb",
+            "--name",
+            "x",
+            "--host",
+            "kvm1=192.0.2.101",
+            "--sim-host-root",
+            root.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("needs --smb-user"),
+        "{}",
+        stderr(&out)
+    );
+    // Block options on an SMB datastore.
+    let out = w.smb("plan", "x", &["--protocol", "nvme"]).await;
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("block or NFS options given for a smb datastore"),
+        "{}",
+        stderr(&out)
+    );
+    // No password flag exists.
+    let out = w.smb("plan", "x", &["--smb-password", "hunter2"]).await;
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_iscsi_ocfs2_two_simulated_hosts_attach_snapshot_clone_detach() {
+    let w = World::new().await;
+    let out = w.block("attach", "blk", &["--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["result"]["outcome"], "applied", "{v}");
+    assert_eq!(
+        v["result"]["workflow"],
+        "iscsi-ocfs2-attach svm1/blk as pool blk"
+    );
+    let steps = labels(&v["result"]["steps"]);
+    assert_eq!(
+        steps[..4],
+        [
+            "CreateVolume svm1/blk",
+            "CreateLun svm1:/vol/blk/lun0",
+            "CreateIgroup svm1/kvmstor_blk",
+            "MapLun svm1:/vol/blk/lun0 to kvmstor_blk"
+        ],
+        "{steps:?}"
+    );
+    assert_eq!(
+        steps
+            .iter()
+            .filter(|s| s.starts_with("FormatOcfs2"))
+            .count(),
+        1
+    );
+    let mp = w.path("hosts/mnt/blk");
+    for host in ["kvm1", "kvm2"] {
+        let table = w.file_of(host, "proc/self/mountinfo");
+        assert!(
+            table.contains(&format!(" {} ", mp.display())),
+            "{host}: {table}"
+        );
+        assert!(
+            table.contains(" - ocfs2 /dev/mapper/3600a0980"),
+            "{host}: {table}"
+        );
+        assert!(w.file_of(host, "etc/fstab").contains("_netdev"), "{host}");
+    }
+    // The igroup holds both hosts' IQNs, discovered from their initiatorname files.
+    let state = w.sim.state().to_string();
+    assert!(
+        state.contains("iqn.1994-05.com.redhat:kvm1")
+            && state.contains("iqn.1994-05.com.redhat:kvm2")
+    );
+
+    let out = w.cli(&["status", "--name", "blk"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.starts_with("last run: iscsi-ocfs2-attach svm1/blk as pool blk (completed)\n"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end().ends_with(&format!(
+            "volume svm1/blk: {} bytes",
+            (10u64 << 30) + (1u64 << 30)
+        )),
+        "{text}"
+    );
+
+    let out = w
+        .cli(&["snapshot", "--volume", "blk", "pre-patch", "--json"])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["result"]["name"], "pre-patch");
+    let out = w
+        .cli(&[
+            "clone",
+            "--volume",
+            "blk",
+            "--as",
+            "blk_clone",
+            "--snapshot",
+            "pre-patch",
+            "--json",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["result"]["clone"], "svm1:blk_clone");
+    assert_eq!(v["result"]["snapshot"], "pre-patch");
+    assert!(volume(&w, "blk_clone").await.is_some());
+
+    // ONTAP refuses to delete a volume with a FlexClone: past the LUN's deletion (no way
+    // back), the detach needs attention.
+    let out = w
+        .block("detach", "blk", &["--delete-ontap-objects", "--json"])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let e = &json(&out)["error"];
+    assert_eq!(e["kind"], "needs_attention");
+    assert_eq!(e["step"], "DeleteVolume svm1/blk");
+    assert_eq!(e["ontap_code"], "8");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("FlexClone volumes (blk_clone)"),
+        "{e}"
+    );
+    // Cause fixed (the clone split off and deleted by hand), recover finishes the detach.
+    let c = client_of(&w);
+    let lun = c
+        .luns()
+        .find(
+            &ontap_client::Query::new()
+                .filter("name", "/vol/blk_clone/lun0")
+                .fields(["uuid"]),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    c.luns().delete(lun.uuid.as_deref().unwrap()).await.unwrap();
+    let clone = volume(&w, "blk_clone").await.unwrap();
+    c.volumes()
+        .delete(clone.uuid.as_deref().unwrap())
+        .await
+        .unwrap();
+    let out = w
+        .block(
+            "recover",
+            "blk",
+            &["--mode", "resume", "--delete-ontap-objects"],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("recovered block datastore blk: applied"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(volume(&w, "blk").await.is_none());
+    for host in ["kvm1", "kvm2"] {
+        assert_eq!(
+            w.file_of(host, "proc/self/mountinfo"),
+            kvmstor_cli::simhost::ROOT_MOUNT,
+            "{host}"
+        );
+        assert_eq!(
+            w.file_of(host, "etc/fstab"),
+            kvmstor_cli::simhost::FSTAB,
+            "{host}"
+        );
+        let sessions = w.path("hosts").join(host).join("sys/class/iscsi_session");
+        assert_eq!(
+            std::fs::read_dir(&sessions).map(|d| d.count()).unwrap_or(0),
+            0,
+            "{host}: sessions left"
+        );
+        assert!(
+            !w.path("hosts")
+                .join(host)
+                .join("etc/ocfs2/cluster.conf")
+                .exists(),
+            "{host}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_nvme_gfs2_with_simulated_hosts() {
+    let w = World::new().await;
+    let extra = ["--protocol", "nvme", "--fs", "gfs2", "--json"];
+    let out = w.block("attach", "nvds", &extra).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(
+        v["result"]["workflow"],
+        "nvme-tcp-gfs2-attach svm1/nvds as pool nvds"
+    );
+    let steps = labels(&v["result"]["steps"]);
+    assert!(
+        steps.contains(&"CreateNamespace svm1:/vol/nvds/ns0".to_owned()),
+        "{steps:?}"
+    );
+    assert_eq!(
+        steps.iter().filter(|s| s.starts_with("FormatGfs2")).count(),
+        1,
+        "{steps:?}"
+    );
+    for host in ["kvm1", "kvm2"] {
+        let table = w.file_of(host, "proc/self/mountinfo");
+        assert!(
+            table.contains(" - gfs2 /dev/disk/by-id/nvme-uuid."),
+            "{host}: {table}"
+        );
+    }
+    let out = w
+        .block(
+            "detach",
+            "nvds",
+            &[
+                "--protocol",
+                "nvme",
+                "--fs",
+                "gfs2",
+                "--delete-ontap-objects",
+            ],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(volume(&w, "nvds").await.is_none());
+    for host in ["kvm1", "kvm2"] {
+        assert_eq!(
+            w.file_of(host, "proc/self/mountinfo"),
+            kvmstor_cli::simhost::ROOT_MOUNT,
+            "{host}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_fc_igroup_holds_both_simulated_hosts_wwpns() {
+    let w = World::new().await;
+    let out = w
+        .block("attach", "fcds", &["--protocol", "fc", "--json"])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(
+        v["result"]["workflow"],
+        "fcp-ocfs2-attach svm1/fcds as pool fcds"
+    );
+    let state = w.sim.state().to_string();
+    for host in ["kvm1", "kvm2"] {
+        let wwpn = kvmstor_cli::simhost::SimIdentity::of(host).wwpn;
+        assert!(
+            state.contains(&wwpn),
+            "{host}'s WWPN {wwpn} not in an igroup"
+        );
+        let table = w.file_of(host, "proc/self/mountinfo");
+        assert!(
+            table.contains(" - ocfs2 /dev/mapper/3600a0980"),
+            "{host}: {table}"
+        );
+    }
+    let out = w
+        .block(
+            "detach",
+            "fcds",
+            &["--protocol", "fc", "--delete-ontap-objects"],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(volume(&w, "fcds").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_lun_failure_rolls_back_and_exits_1_with_simulated_host() {
+    let w = World::new().await;
+    w.sim.faults().add(Fault::error(
+        Some("POST"),
+        "/api/storage/luns",
+        ApiError::new(400, "5374860", "LUN size too large"),
+    ));
+    let out = w.block("attach", "blkfail", &["--json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["exit_code"], 1);
+    let e = &v["error"];
+    assert_eq!(e["kind"], "step_failed");
+    assert_eq!(e["step"], "CreateLun svm1:/vol/blkfail/lun0");
+    assert_eq!(e["index"], 1);
+    assert_eq!(e["ontap_code"], "5374860");
+    assert_eq!(e["http_status"], 400);
+    assert_eq!(e["rollback"], "clean");
+    assert_eq!(e["undone"], 1);
+    assert!(volume(&w, "blkfail").await.is_none());
+    // Human text says so too.
+    w.sim.faults().add(Fault::error(
+        Some("POST"),
+        "/api/storage/luns",
+        ApiError::new(400, "5374860", "LUN size too large"),
+    ));
+    let out = w.block("attach", "blkfail", &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("rolled back cleanly: nothing left behind"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_failed_undo_needs_attention_and_exits_2_then_recover_with_simulated_host() {
+    let w = World::new().await;
+    w.sim.faults().add(Fault::error(
+        Some("POST"),
+        "/api/storage/luns",
+        ApiError::new(400, "5374860", "LUN size too large"),
+    ));
+    w.sim.faults().add(
+        Fault::error(
+            Some("DELETE"),
+            "/api/storage/volumes/*",
+            ApiError::new(409, "917536", "volume busy"),
+        )
+        .times(0),
+    );
+    let out = w.block("attach", "blkstuck", &["--json"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let e = &json(&out)["error"];
+    assert_eq!(e["kind"], "needs_attention");
+    assert_eq!(e["rollback"], "incomplete");
+    assert_eq!(e["step"], "CreateLun svm1:/vol/blkstuck/lun0");
+    assert_eq!(e["ontap_code"], "5374860");
+    assert_eq!(
+        e["remaining"],
+        serde_json::json!(["CreateVolume svm1/blkstuck"])
+    );
+    assert_eq!(e["failed_undo"]["step"], "CreateVolume svm1/blkstuck");
+    assert!(
+        e["failed_undo"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("volume busy"),
+        "{e}"
+    );
+    assert!(volume(&w, "blkstuck").await.is_some());
+
+    let out = w.cli(&["status", "--name", "blkstuck", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["result"]["run"]["status"], "needs attention");
+
+    // Not before the run is recovered.
+    w.sim.faults().clear();
+    let out = w.block("attach", "blkstuck", &["--json"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        json(&out)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("run recover first"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Cause fixed: recover unwinds what is left, then the attach goes through.
+    let out = w.block("recover", "blkstuck", &["--json"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v = json(&out);
+    assert_eq!(v["command"], "recover");
+    assert_eq!(v["result"]["outcome"], "unwound");
+    assert_eq!(v["result"]["status"], "unwound");
+    assert!(volume(&w, "blkstuck").await.is_none());
+    let out = w.block("attach", "blkstuck", &["--json"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(json(&out)["result"]["outcome"], "applied");
+}
+
+/// A client CA (PEM) and a certificate for `cn` it signed: (CA, certificate, key).
+fn client_pki(cn: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name
+        .push(DnType::CommonName, "kvmstor-cli test CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    let cert = p.signed_by(&key, &issuer).unwrap();
+    (ca_pem, cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_auth_from_the_config_file_with_simulated_host() {
+    let (ca, cert, key) = client_pki("admin");
+    let sim = SimServer::builder()
+        .job_duration(Duration::ZERO, Duration::from_millis(5))
+        .client_ca_pem(ca)
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f);
+    std::fs::write(p("ca.pem"), sim.ca_pem().unwrap()).unwrap();
+    std::fs::write(p("client.pem"), cert).unwrap();
+    std::fs::write(p("client.key"), key).unwrap();
+    std::fs::write(
+        p("kvmstor.json"),
+        serde_json::json!({
+            "url": sim.url(),
+            "ca_file": p("ca.pem"),
+            "cert_file": p("client.pem"),
+            "key_file": p("client.key"),
+            "journal_dir": p("journal"),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(BIN)
+                .args(args)
+                .env_remove("KVMSTOR_ONTAP_PASSWORD")
+                .output()
+                .unwrap()
+        })
+    };
+    let config = p("kvmstor.json").display().to_string();
+    // No password anywhere: the certificate authenticates; the volume is made for real.
+    let out = run(vec![
+        "--config".into(),
+        config.clone(),
+        "--json".into(),
+        "attach".into(),
+        "--name".into(),
+        "certds".into(),
+        "--size".into(),
+        "1G".into(),
+        "--host".into(),
+        "kvm1=192.0.2.101".into(),
+        "--sim-host-root".into(),
+        p("hosts").display().to_string(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["result"]["outcome"], "applied");
+    assert!(sim.state().to_string().contains("\"name\":\"certds\""));
+
+    // Without the certificate (and no password source but an unset variable): 401.
+    std::fs::write(
+        p("nocert.json"),
+        serde_json::json!({"url": sim.url(), "ca_file": p("ca.pem"),
+                           "password_env": "KVMSTOR_TEST_EMPTY_PW"})
+        .to_string(),
+    )
+    .unwrap();
+    let nocert = p("nocert.json").display().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(BIN)
+            .args([
+                "--config", &nocert, "--json", "snapshot", "--volume", "certds",
+            ])
+            .env("KVMSTOR_TEST_EMPTY_PW", "wrong")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["error"]["http_status"], 401, "{v}");
 }

@@ -11,11 +11,12 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
-use kvmstor_cli::endpoint::{Endpoint, EndpointError, PasswordSource};
+use kvmstor_cli::endpoint::{resolve_secret, Endpoint, EndpointError, PasswordSource};
 use kvmstor_cli::report::{self, chain, error_json};
-use kvmstor_cli::simhost::simulated_host;
-use kvmstor_cli::world::{parse_size, NfsSpec, WorldError};
+use kvmstor_cli::simhost::{simulated_block_host, SimKernelRunner};
+use kvmstor_cli::world::{parse_size, BlockSpec, NfsSpec, SmbSpec, WorldError};
 use kvmstor_facade::ops::{self, DatastoreVolume, Freeze};
+use kvmstor_facade::saga::{recover, LockRegistry, RecoverMode, Saga, Step};
 use kvmstor_facade::{Env, Host};
 use ontap_client::{Query, SecretString};
 use pyo3::create_exception;
@@ -246,6 +247,234 @@ impl NfsDatastore {
     }
 }
 
+/// An SMB datastore request (see `SmbDatastore` in kvmstor.pyi).
+#[pyclass(frozen, module = "kvmstor")]
+struct SmbDatastore {
+    spec: SmbSpec,
+}
+
+#[pymethods]
+impl SmbDatastore {
+    #[new]
+    #[pyo3(signature = (svm, name, aggregate, size, hosts, *, username, domain=None, password=None, password_file=None, mount_point=None, persist="fstab", mixed_security=false, encryption=false, max_channels=None, delete_ontap_objects=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        svm: String,
+        name: String,
+        aggregate: String,
+        size: Size,
+        hosts: Vec<String>,
+        username: String,
+        domain: Option<String>,
+        password: Option<String>,
+        password_file: Option<PathBuf>,
+        mount_point: Option<PathBuf>,
+        persist: &str,
+        mixed_security: bool,
+        encryption: bool,
+        max_channels: Option<u8>,
+        delete_ontap_objects: bool,
+    ) -> PyResult<Self> {
+        let password = match (password, password_file) {
+            (Some(_), Some(_)) => {
+                return Err(KvmstorError::new_err(
+                    "give password or password_file, not both",
+                ))
+            }
+            (Some(p), None) => Some(SecretString::from(p)),
+            (None, Some(f)) => {
+                resolve_secret(&PasswordSource::File(f), "").map_err(|e| endpoint_err(&e))?
+            }
+            (None, None) => None,
+        };
+        let spec = SmbSpec {
+            svm,
+            name,
+            aggregate,
+            size: size.bytes()?,
+            hosts,
+            mount_point,
+            persist: persist.to_owned(),
+            username,
+            domain,
+            password,
+            mixed_security,
+            encryption,
+            max_channels,
+            delete_ontap_objects,
+        };
+        spec.datastore(None).map_err(|e| world_err(&e))?;
+        Ok(SmbDatastore { spec })
+    }
+
+    /// The pool name (also the share's).
+    #[getter]
+    fn name(&self) -> String {
+        self.spec.name.clone()
+    }
+
+    /// The share's name.
+    #[getter]
+    fn share(&self) -> String {
+        self.spec.name.clone()
+    }
+
+    /// The ONTAP volume's name.
+    #[getter]
+    fn volume(&self) -> String {
+        self.spec.name.replace(['-', '.'], "_")
+    }
+
+    /// The size in bytes.
+    #[getter]
+    fn size(&self) -> u64 {
+        self.spec.size
+    }
+
+    fn __repr__(&self) -> String {
+        // No password, ever.
+        format!(
+            "SmbDatastore(svm={:?}, name={:?}, size={}, hosts={:?}, username={:?})",
+            self.spec.svm, self.spec.name, self.spec.size, self.spec.hosts, self.spec.username
+        )
+    }
+}
+
+/// A block datastore request (see `BlockDatastore` in kvmstor.pyi).
+#[pyclass(frozen, module = "kvmstor")]
+struct BlockDatastore {
+    spec: BlockSpec,
+}
+
+#[pymethods]
+impl BlockDatastore {
+    #[new]
+    #[pyo3(signature = (svm, name, aggregate, size, hosts, *, protocol="iscsi", fs="ocfs2", mount_point=None, cluster=None, thick=false, device_wait=None, delete_ontap_objects=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        svm: String,
+        name: String,
+        aggregate: String,
+        size: Size,
+        hosts: Vec<String>,
+        protocol: &str,
+        fs: &str,
+        mount_point: Option<PathBuf>,
+        cluster: Option<String>,
+        thick: bool,
+        device_wait: Option<f64>,
+        delete_ontap_objects: bool,
+    ) -> PyResult<Self> {
+        let device_wait = match device_wait {
+            Some(s) if s.is_finite() && s >= 0.0 => Some(std::time::Duration::from_secs_f64(s)),
+            Some(_) => return Err(KvmstorError::new_err("device_wait must be seconds >= 0")),
+            None => None,
+        };
+        let spec = BlockSpec {
+            protocol: protocol.to_owned(),
+            fs: fs.to_owned(),
+            svm,
+            name,
+            aggregate,
+            size: size.bytes()?,
+            hosts,
+            mount_point,
+            cluster,
+            thick,
+            device_wait,
+            delete_ontap_objects,
+        };
+        spec.datastore(None).map_err(|e| world_err(&e))?;
+        Ok(BlockDatastore { spec })
+    }
+
+    /// The pool name.
+    #[getter]
+    fn name(&self) -> String {
+        self.spec.name.clone()
+    }
+
+    /// The ONTAP volume's name.
+    #[getter]
+    fn volume(&self) -> String {
+        self.spec.name.replace(['-', '.'], "_")
+    }
+
+    /// The disk's size in bytes (the volume is 10% larger).
+    #[getter]
+    fn size(&self) -> u64 {
+        self.spec.size
+    }
+
+    /// `iscsi`, `fcp` or `nvme-tcp`.
+    #[getter]
+    fn protocol(&self) -> PyResult<&'static str> {
+        Ok(self.spec.protocol().map_err(|e| world_err(&e))?.as_str())
+    }
+
+    /// The disk's path name: `/vol/<volume>/lun0` or `/vol/<volume>/ns0`.
+    #[getter]
+    fn disk_path(&self) -> PyResult<String> {
+        Ok(self
+            .spec
+            .datastore(None)
+            .map_err(|e| world_err(&e))?
+            .disk_path())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "BlockDatastore(svm={:?}, name={:?}, size={}, hosts={:?}, protocol={:?}, fs={:?})",
+            self.spec.svm,
+            self.spec.name,
+            self.spec.size,
+            self.spec.hosts,
+            self.spec.protocol,
+            self.spec.fs
+        )
+    }
+}
+
+/// Any datastore request.
+#[derive(FromPyObject)]
+enum AnyDatastore<'py> {
+    Nfs(PyRef<'py, NfsDatastore>),
+    Smb(PyRef<'py, SmbDatastore>),
+    Block(PyRef<'py, BlockDatastore>),
+}
+
+/// What to do with a datastore's workflow.
+#[derive(Clone)]
+enum Act {
+    Plan,
+    Run(Option<PathBuf>),
+    Recover(PathBuf, RecoverMode),
+}
+
+/// Plans, runs or recovers `saga` (see [`Act`]): the plan or the run report as JSON.
+async fn finish<S: Step<Env = Env>>(
+    saga: Saga<S>,
+    env: &Env,
+    act: Act,
+) -> Result<Value, kvmstor_facade::Error> {
+    match act {
+        Act::Plan => Ok(serde_json::to_value(saga.plan()).unwrap_or(Value::Null)),
+        Act::Run(journal) => {
+            let saga = match journal {
+                Some(j) => saga.journal_file(j),
+                None => saga,
+            };
+            saga.run(env).await.map(|r| report::report_json(&r))
+        }
+        Act::Recover(journal, mode) => {
+            drop(saga);
+            recover::<S>(&journal, env, mode, LockRegistry::global())
+                .await
+                .map(|r| report::report_json(&r))
+        }
+    }
+}
+
 /// A connection to one ONTAP cluster and the hosts workflows may touch.
 #[pyclass(frozen, module = "kvmstor")]
 struct Ontap {
@@ -255,6 +484,18 @@ struct Ontap {
     /// libvirt's test driver keeps its state only while a connection is open: simulated
     /// hosts hold one for the life of this object.
     sim_libvirt: Mutex<Option<libvirt_pools::Libvirt>>,
+    /// The simulated hosts' fake kernels reacting to sysfs writes (aborted on drop).
+    reactions: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Ontap {
+    fn drop(&mut self) {
+        if let Ok(r) = self.reactions.lock() {
+            for h in r.iter() {
+                h.abort();
+            }
+        }
+    }
 }
 
 impl Ontap {
@@ -265,11 +506,8 @@ impl Ontap {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
-    fn datastore(&self, ds: &NfsDatastore) -> PyResult<kvmstor_facade::nfs::NfsDatastore> {
-        let root = self.sim_root.lock().ok().and_then(|r| r.clone());
-        ds.spec
-            .datastore(root.as_deref())
-            .map_err(|e| world_err(&e))
+    fn root(&self) -> Option<PathBuf> {
+        self.sim_root.lock().ok().and_then(|r| r.clone())
     }
 
     fn add(&self, host: Host) {
@@ -278,41 +516,55 @@ impl Ontap {
         }
     }
 
-    fn plan(&self, py: Python<'_>, ds: &NfsDatastore, attach: bool) -> PyResult<Py<PyAny>> {
-        let env = self.env();
-        let d = self.datastore(ds)?;
-        let res = block_on(py, async move {
-            let saga = if attach {
-                d.attach(&env).await
-            } else {
-                d.detach(&env).await
-            }?;
-            Ok::<_, kvmstor_facade::Error>(saga.plan())
-        });
-        let plan = res.map_err(|e| workflow_err(py, &e))?;
-        to_py(py, &serde_json::to_value(&plan).unwrap_or(Value::Null))
-    }
-
-    fn run(
+    /// Builds the workflow of `ds` (attach or detach) and does `act` with it, the GIL
+    /// released.
+    fn work(
         &self,
         py: Python<'_>,
-        ds: &NfsDatastore,
+        ds: &AnyDatastore<'_>,
         attach: bool,
-        journal: Option<PathBuf>,
+        act: Act,
     ) -> PyResult<Py<PyAny>> {
         let env = self.env();
-        let d = self.datastore(ds)?;
-        let res = block_on(py, async move {
-            let mut saga = if attach {
-                d.attach(&env).await
-            } else {
-                d.detach(&env).await
-            }?;
-            if let Some(j) = journal {
-                saga = saga.journal_file(j);
+        let root = self.root();
+        let root = root.as_deref();
+        let res = match ds {
+            AnyDatastore::Nfs(d) => {
+                let d = d.spec.datastore(root).map_err(|e| world_err(&e))?;
+                block_on(py, async move {
+                    let saga = if attach {
+                        d.attach(&env).await
+                    } else {
+                        d.detach(&env).await
+                    }?;
+                    finish(saga, &env, act).await
+                })
             }
-            saga.run(&env).await.map(|r| report::report_json(&r))
-        });
+            AnyDatastore::Smb(d) => {
+                let spec = d.spec.clone();
+                let d = spec.datastore(root).map_err(|e| world_err(&e))?;
+                let env = spec.env(&d, &env);
+                block_on(py, async move {
+                    let saga = if attach {
+                        d.attach(&env).await
+                    } else {
+                        d.detach(&env).await
+                    }?;
+                    finish(saga, &env, act).await
+                })
+            }
+            AnyDatastore::Block(d) => {
+                let d = d.spec.datastore(root).map_err(|e| world_err(&e))?;
+                block_on(py, async move {
+                    let saga = if attach {
+                        d.attach(&env).await
+                    } else {
+                        d.detach(&env).await
+                    }?;
+                    finish(saga, &env, act).await
+                })
+            }
+        };
         let v = res.map_err(|e| workflow_err(py, &e))?;
         to_py(py, &v)
     }
@@ -332,14 +584,19 @@ impl Ontap {
         self.add(Host::local(name).address(address).libvirt_uri(libvirt_uri));
     }
 
-    /// Adds host `name` whose side is simulated: files under `root/name`, mount/umount
-    /// only edit its scratch mount table, libvirt `test:///default`. ONTAP stays real.
+    /// Adds host `name` whose side is simulated: files under `root/name`, a fake kernel
+    /// (mounts edit its scratch mount table; iSCSI sessions, SCSI disks, multipath maps and
+    /// NVMe namespaces appear in a synthetic sysfs as ONTAP maps them to the host's IQN,
+    /// WWPN or NQN), libvirt `test:///default`. With `fc_svm`, the host has an FC HBA
+    /// logged in to that SVM's FC LIFs. ONTAP stays real.
+    #[pyo3(signature = (name, address, root, *, fc_svm=None))]
     fn add_simulated_host(
         &self,
         py: Python<'_>,
         name: &str,
         address: &str,
         root: PathBuf,
+        fc_svm: Option<String>,
     ) -> PyResult<()> {
         let held = self
             .sim_libvirt
@@ -357,8 +614,22 @@ impl Ontap {
         }
         let root = std::path::absolute(&root).unwrap_or(root);
         let dir = root.join(name);
-        let (host, _) = simulated_host(name, address, &dir)
+        let client = self.env().ontap().clone();
+        let fc_targets: Vec<String> = match fc_svm {
+            Some(svm) => {
+                let c = client.clone();
+                let lifs = block_on(py, async move { c.fc_interfaces().of_svm(&svm).await })
+                    .map_err(|e| ontap_err(py, &e))?;
+                lifs.into_iter().filter_map(|l| l.wwpn).collect()
+            }
+            None => Vec::new(),
+        };
+        let (host, runner) = simulated_block_host(name, address, &dir, client, &fc_targets)
             .map_err(|source| world_err(&WorldError::SimRoot { path: dir, source }))?;
+        let task = runtime().spawn(SimKernelRunner::react_forever(runner));
+        if let Ok(mut r) = self.reactions.lock() {
+            r.push(task);
+        }
         if let Ok(mut r) = self.sim_root.lock() {
             r.get_or_insert(root);
         }
@@ -376,13 +647,13 @@ impl Ontap {
     }
 
     /// The attach plan: `{"workflow", "steps", "actions"}`; changes nothing.
-    fn plan_attach(&self, py: Python<'_>, datastore: &NfsDatastore) -> PyResult<Py<PyAny>> {
-        self.plan(py, datastore, true)
+    fn plan_attach(&self, py: Python<'_>, datastore: AnyDatastore<'_>) -> PyResult<Py<PyAny>> {
+        self.work(py, &datastore, true, Act::Plan)
     }
 
     /// The detach plan.
-    fn plan_detach(&self, py: Python<'_>, datastore: &NfsDatastore) -> PyResult<Py<PyAny>> {
-        self.plan(py, datastore, false)
+    fn plan_detach(&self, py: Python<'_>, datastore: AnyDatastore<'_>) -> PyResult<Py<PyAny>> {
+        self.work(py, &datastore, false, Act::Plan)
     }
 
     /// Attaches the datastore; returns the run report (`outcome`, `changed`, `steps`, ...).
@@ -390,10 +661,10 @@ impl Ontap {
     fn attach(
         &self,
         py: Python<'_>,
-        datastore: &NfsDatastore,
+        datastore: AnyDatastore<'_>,
         journal: Option<PathBuf>,
     ) -> PyResult<Py<PyAny>> {
-        self.run(py, datastore, true, journal)
+        self.work(py, &datastore, true, Act::Run(journal))
     }
 
     /// Detaches the datastore.
@@ -401,10 +672,34 @@ impl Ontap {
     fn detach(
         &self,
         py: Python<'_>,
-        datastore: &NfsDatastore,
+        datastore: AnyDatastore<'_>,
         journal: Option<PathBuf>,
     ) -> PyResult<Py<PyAny>> {
-        self.run(py, datastore, false, journal)
+        self.work(py, &datastore, false, Act::Run(journal))
+    }
+
+    /// Finishes (`mode="resume"`) or unwinds (`"unwind"`) the run recorded in `journal`
+    /// (interrupted, or needing attention), once its cause is fixed.
+    #[pyo3(signature = (datastore, journal, *, mode="unwind"))]
+    fn recover(
+        &self,
+        py: Python<'_>,
+        datastore: AnyDatastore<'_>,
+        journal: PathBuf,
+        mode: &str,
+    ) -> PyResult<Py<PyAny>> {
+        let mode = match mode {
+            "unwind" => RecoverMode::Unwind,
+            "resume" => RecoverMode::Resume,
+            other => {
+                return Err(world_err(&WorldError::Choice {
+                    field: "mode",
+                    value: other.to_owned(),
+                    allowed: "unwind, resume",
+                }))
+            }
+        };
+        self.work(py, &datastore, true, Act::Recover(journal, mode))
     }
 
     /// Takes snapshot `name` of `svm`/`volume` (returned as it is if it exists).
@@ -442,6 +737,27 @@ impl Ontap {
         let (t, d) = (template.to_owned(), disk.to_owned());
         block_on(py, async move { ops::clone_file(&env, &vol, &t, &d).await })
             .map_err(|e| workflow_err(py, &e))
+    }
+
+    /// FlexClones `svm`/`volume` as `clone` (from `snapshot`, or a new one ONTAP takes);
+    /// returns the clone's UUID. A block datastore's clone is attached as a new
+    /// `BlockDatastore` named after it.
+    #[pyo3(signature = (svm, volume, clone, *, snapshot=None))]
+    fn flexclone(
+        &self,
+        py: Python<'_>,
+        svm: &str,
+        volume: &str,
+        clone: &str,
+        snapshot: Option<String>,
+    ) -> PyResult<String> {
+        let env = self.env();
+        let vol = DatastoreVolume::new(svm, volume);
+        let clone = clone.to_owned();
+        block_on(py, async move {
+            ops::flexclone(&env, &vol, &clone, snapshot.as_deref()).await
+        })
+        .map_err(|e| workflow_err(py, &e))
     }
 
     /// The volumes (`name`, `uuid`, `svm`, `size`), of one SVM if given.
@@ -506,6 +822,7 @@ fn connect(
         env: Mutex::new(Env::new(client)),
         sim_root: Mutex::new(None),
         sim_libvirt: Mutex::new(None),
+        reactions: Mutex::new(Vec::new()),
     })
 }
 
@@ -539,6 +856,8 @@ fn kvmstor_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(list_pools, m)?)?;
     m.add_class::<Ontap>()?;
     m.add_class::<NfsDatastore>()?;
+    m.add_class::<SmbDatastore>()?;
+    m.add_class::<BlockDatastore>()?;
     m.add("KvmstorError", py.get_type::<KvmstorError>())?;
     m.add("OntapError", py.get_type::<OntapError>())?;
     m.add("StepFailed", py.get_type::<StepFailed>())?;

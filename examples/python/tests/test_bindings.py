@@ -171,4 +171,7 @@ def test_type_stubs_are_shipped():
     assert (pkg / "py.typed").is_file()
     stubs = (pkg / "__init__.pyi").read_text()
     assert "class NeedsAttention(KvmstorError):" in stubs
+    for cls in ("NfsDatastore", "SmbDatastore", "BlockDatastore"):
+        assert f"class {cls}:" in stubs
+        assert hasattr(kvmstor, cls)
     assert "def connect(" in stubs

@@ -1,10 +1,17 @@
-//! The ONTAP-level demo (`cargo xtask demo`): provisions, exports, snapshots, clones and
-//! maps storage, printing each step with its duration, then cleans up everything it made.
+//! The kvmstor demo (`cargo xtask demo`).
+//!
+//! By default, the whole story on this host with the kvmstor facade
+//! ([`kvmstor_examples::story`]): attach an NFS datastore, create a VM disk, snapshot,
+//! clone the disk from the snapshot, attach an iSCSI datastore with OCFS2, detach both.
+//! It needs root and a kernel with knfsd, LIO, iSCSI, dm-multipath and OCFS2, plus the
+//! daemons: `cargo xtask demo` provides all of that in the lab guest. With `--ontap-only`
+//! it runs the ONTAP-level demo instead (no host changes, works anywhere).
 //!
 //! ```text
-//! demo                                   against an embedded simulator (HTTPS, in-process)
+//! demo                       story against an embedded simulator (kernel backend, lab seed)
+//! demo --ontap-only          ONTAP-level demo against an embedded simulator (memory)
 //! ONTAP_URL=https://cluster1 ONTAP_USER=admin ONTAP_PASSWORD_FILE=/run/secrets/ontap \
-//!     demo --ca /etc/kvmstor/cluster1-ca.pem --svm svm1
+//!     demo --ontap-only --ca /etc/kvmstor/cluster1-ca.pem --svm svm1
 //! ```
 //!
 //! The password of a real cluster comes only from `ONTAP_PASSWORD` or from the file named
@@ -17,14 +24,19 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use kvmstor_examples::story::{run_story, StoryOptions, StoryTarget};
 use kvmstor_examples::{run_demo, DemoOptions, Target};
 use ontap_client::{Client, SecretString};
 
-/// ONTAP-level kvmstor demo: volume, export, snapshot, FlexClone, file clone, LUN,
-/// igroup and map, then cleanup.
+/// kvmstor demo: NFS datastore, VM disk, snapshot, clone, iSCSI + OCFS2 datastore, detach
+/// (root, lab kernel); or with --ontap-only the ONTAP-level demo: volume, export,
+/// snapshot, FlexClone, file clone, LUN, igroup and map, then cleanup.
 #[derive(Debug, Parser)]
 #[command(name = "demo")]
 struct Args {
+    /// Only the ONTAP-level demo (no host changes; runs anywhere).
+    #[arg(long)]
+    ontap_only: bool,
     /// Cluster management URL (`https://host[:port]`); default `ONTAP_URL`, else an
     /// embedded simulator. Credentials: `ONTAP_USER` (default admin) and `ONTAP_PASSWORD`
     /// or `ONTAP_PASSWORD_FILE`.
@@ -72,23 +84,33 @@ fn password_from_env() -> Result<SecretString> {
     bail!("set ONTAP_PASSWORD or ONTAP_PASSWORD_FILE for a real cluster (no password flag, on purpose)")
 }
 
+/// The client for `--url` / `ONTAP_URL`, or `None` for an embedded simulator.
+fn client(args: &Args) -> Result<Option<Client>> {
+    let Some(url) = args.url.clone().or_else(|| std::env::var("ONTAP_URL").ok()) else {
+        return Ok(None);
+    };
+    let user = std::env::var("ONTAP_USER").unwrap_or_else(|_| "admin".into());
+    let mut builder = Client::builder(url)
+        .basic_auth(user, password_from_env()?)
+        .application("kvmstor-demo", env!("CARGO_PKG_VERSION"));
+    let ca = args
+        .ca
+        .clone()
+        .or_else(|| std::env::var_os("ONTAP_CA").map(PathBuf::from));
+    if let Some(ca) = &ca {
+        let pem =
+            std::fs::read(ca).with_context(|| format!("reading the CA file {}", ca.display()))?;
+        builder = builder.add_ca_pem(pem).trust_only_added_cas(true);
+    }
+    Ok(Some(builder.build().context("building the ONTAP client")?))
+}
+
 fn options(args: Args) -> Result<DemoOptions> {
-    let url = args.url.or_else(|| std::env::var("ONTAP_URL").ok());
-    let real = url.is_some();
-    let target = match url {
+    let client = client(&args)?;
+    let real = client.is_some();
+    let target = match client {
         None => Target::EmbeddedSimulator,
-        Some(url) => {
-            let user = std::env::var("ONTAP_USER").unwrap_or_else(|_| "admin".into());
-            let mut builder = Client::builder(url)
-                .basic_auth(user, password_from_env()?)
-                .application("kvmstor-demo", env!("CARGO_PKG_VERSION"));
-            if let Some(ca) = &args.ca {
-                let pem = std::fs::read(ca)
-                    .with_context(|| format!("reading the CA file {}", ca.display()))?;
-                builder = builder.add_ca_pem(pem);
-            }
-            Target::Client(builder.build().context("building the ONTAP client")?)
-        }
+        Some(c) => Target::Client(c),
     };
     let mut opts = DemoOptions::new(target);
     opts.svm = args.svm;
@@ -106,6 +128,29 @@ fn options(args: Args) -> Result<DemoOptions> {
     Ok(opts)
 }
 
+/// The whole story; `--svm`, `--aggregate` and `--host-address` apply, `--prefix` only
+/// when given (its default suits the ONTAP-level demo's object names).
+fn story_options(args: &Args) -> Result<StoryOptions> {
+    let target = match client(args)? {
+        None => StoryTarget::embedded_kernel_sim(),
+        Some(c) => StoryTarget::Client(c),
+    };
+    let mut opts = StoryOptions::new(target);
+    if let Some(svm) = &args.svm {
+        opts.svm = svm.clone();
+    }
+    if let Some(a) = &args.aggregate {
+        opts.aggregate = a.clone();
+    }
+    if let Some(a) = &args.host_address {
+        opts.address = a.clone();
+    }
+    if args.prefix != "kvmstor_demo" {
+        opts.prefix = args.prefix.clone();
+    }
+    Ok(opts)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     if std::env::var_os("RUST_LOG").is_some() {
@@ -115,6 +160,21 @@ async fn main() -> ExitCode {
             .init();
     }
     let args = Args::parse();
+    if !args.ontap_only {
+        return match story_options(&args) {
+            Ok(opts) => {
+                if run_story(opts).await.succeeded() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("demo: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let run = async { run_demo(options(args)?).await };
     match run.await {
         Ok(report) if report.succeeded() => ExitCode::SUCCESS,
