@@ -14,7 +14,8 @@
 //! # Removal order
 //!
 //! [`Multipath::remove_lun`]: verify every path's serial, refuse when something holds the
-//! map, flush the map's buffers, `multipath -f` (which fails rather than drop queued I/O),
+//! map, flush the map's buffers, `multipath -f` (which fails rather than drop queued I/O;
+//! "map in use" from a udev probe still holding it is retried after `udevadm settle`),
 //! wait for the map to vanish, then delete each SCSI path and wait for it to vanish. Only
 //! then may the caller log out ([`crate::iscsi::Iscsi::undo_login`] refuses while devices
 //! remain).
@@ -60,6 +61,19 @@ defaults {
 \tfind_multipaths no
 }
 ";
+
+/// How many times [`Multipath::remove_lun`] runs `multipath -f` while the map is in use.
+pub const FLUSH_ATTEMPTS: u32 = 10;
+
+/// The pause between two `multipath -f` attempts (after `udevadm settle`).
+pub const FLUSH_RETRY_DELAY: Duration = Duration::from_millis(200);
+
+/// Whether `multipath -f` failed because the map was open ("map in use"): transient
+/// while udev probes a new or just-written device.
+fn map_in_use(e: &Error) -> bool {
+    matches!(e, Error::Command { program, stderr_tail, .. }
+        if program == "multipath" && stderr_tail.contains("map in use"))
+}
 
 /// What [`MultipathConfig::ensure`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,13 +390,7 @@ impl<R: Runner> Multipath<R> {
                 });
             }
             self.flushbufs(&m.dm).await?;
-            self.runner
-                .run(
-                    &Command::new("multipath")
-                        .args(["-f", m.name.as_str()])
-                        .timeout(Duration::from_secs(300)),
-                )
-                .await?;
+            self.flush_map(&m.name).await?;
             self.waiter.wait_gone(&m.dm, self.timeout).await?;
             tracing::info!(map = %m.name, "flushed multipath map");
         } else {
@@ -404,6 +412,41 @@ impl<R: Runner> Multipath<R> {
         })
     }
 
+    /// `multipath -f NAME`, tried again while the map is only briefly open. Right after a
+    /// device was written (mkfs) or appeared, udev's rules (blkid, by-id links) still hold it
+    /// for a moment and multipath answers "map in use": wait for udev to settle and retry,
+    /// at most [`FLUSH_ATTEMPTS`] times, [`FLUSH_RETRY_DELAY`] apart. Any other failure, or
+    /// a map still in use after the last attempt, is returned as is.
+    async fn flush_map(&self, name: &str) -> Result<()> {
+        let cmd = Command::new("multipath")
+            .args(["-f", name])
+            .timeout(Duration::from_secs(300));
+        let mut attempt = 1;
+        loop {
+            match self.runner.run(&cmd).await {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < FLUSH_ATTEMPTS && map_in_use(&e) => {
+                    tracing::debug!(map = name, attempt, "multipath map in use; settling udev");
+                    self.settle_udev().await;
+                    tokio::time::sleep(FLUSH_RETRY_DELAY).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// `udevadm settle`: waits for queued udev events (and the probes they run) to end.
+    /// Only a courtesy before a retry, so its failure is logged, not returned.
+    async fn settle_udev(&self) {
+        let cmd = Command::new("udevadm")
+            .args(["settle", "--timeout=10"])
+            .timeout(Duration::from_secs(15));
+        if let Err(e) = self.runner.run(&cmd).await {
+            tracing::debug!(error = %e, "udevadm settle failed");
+        }
+    }
+
     async fn flushbufs(&self, dev: &str) -> Result<()> {
         let node = self.root.path(format!("/dev/{dev}"));
         self.runner
@@ -420,6 +463,74 @@ impl<R: Runner> Multipath<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::{Expect, FakeRunner};
+
+    const MAP: &str = "3600a0980774f6a34712b572d41767173";
+    const IN_USE: &str = "3600a0980774f6a34712b572d41767173: map in use\n";
+
+    fn in_use() -> Expect {
+        Expect::new("multipath", ["-f", MAP]).exit(1, "", IN_USE)
+    }
+
+    fn settle() -> Expect {
+        Expect::new("udevadm", ["settle", "--timeout=10"])
+    }
+
+    #[tokio::test]
+    async fn flush_map_settles_udev_and_retries_while_the_map_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeRunner::new();
+        for _ in 0..3 {
+            fake.expect(in_use()).expect(settle());
+        }
+        fake.expect(Expect::new("multipath", ["-f", MAP]));
+        let mp = Multipath::new(&fake, HostRoot::new(dir.path()));
+        let started = std::time::Instant::now();
+        mp.flush_map(MAP).await.unwrap();
+        fake.verify();
+        assert_eq!(fake.calls().len(), 7);
+        assert!(started.elapsed() >= FLUSH_RETRY_DELAY * 3);
+    }
+
+    #[tokio::test]
+    async fn flush_map_gives_up_after_the_last_attempt_and_a_failed_settle_is_no_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeRunner::new();
+        for _ in 1..FLUSH_ATTEMPTS {
+            fake.expect(in_use())
+                .expect(settle().exit(1, "", "udevadm: timeout\n"));
+        }
+        fake.expect(in_use());
+        let mp = Multipath::new(&fake, HostRoot::new(dir.path()));
+        match mp.flush_map(MAP).await.unwrap_err() {
+            Error::Command {
+                program,
+                args,
+                stderr_tail,
+                ..
+            } => {
+                assert_eq!(program, "multipath");
+                assert_eq!(args, format!("-f {MAP}"));
+                assert_eq!(stderr_tail, IN_USE.trim_end());
+            }
+            e => panic!("unexpected {e:?}"),
+        }
+        fake.verify();
+        assert_eq!(fake.calls().len(), 2 * FLUSH_ATTEMPTS as usize - 1);
+    }
+
+    #[tokio::test]
+    async fn flush_map_returns_other_failures_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeRunner::new();
+        fake.expect(Expect::new("multipath", ["-f", MAP]).exit(1, "", "DM message failed\n"));
+        let mp = Multipath::new(&fake, HostRoot::new(dir.path()));
+        let err = mp.flush_map(MAP).await.unwrap_err();
+        assert!(!map_in_use(&err));
+        assert!(err.to_string().ends_with("DM message failed"), "{err}");
+        fake.verify();
+        assert_eq!(fake.calls(), [format!("multipath -f {MAP}")]);
+    }
 
     #[test]
     fn defaults_value_reads_only_the_defaults_section() {

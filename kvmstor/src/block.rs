@@ -2544,18 +2544,30 @@ impl Step for BlockStep {
                 host,
                 target,
                 portals,
-            } => portals
-                .iter()
-                .flat_map(|p| {
-                    [
+            } => {
+                let mut cmds: Vec<ActionKind> = portals
+                    .iter()
+                    .map(|p| {
                         host_cmd(
                             host,
-                            format!("iscsiadm -m node -T {target} -p {p} -I default -o new"),
-                        ),
-                        host_cmd(host, format!("iscsiadm -m node -T {target} -p {p} --login")),
-                    ]
-                })
-                .collect(),
+                            format!("iscsiadm -m node -T {target} -p {p} -I default -o new (if no record; settings written into it)"),
+                        )
+                    })
+                    .collect();
+                if portals.len() < 2 {
+                    cmds.extend(portals.iter().map(|p| {
+                        host_cmd(host, format!("iscsiadm -m node -T {target} -p {p} --login"))
+                    }));
+                } else {
+                    // host-storage's Iscsi::connect: one target-wide login when the node
+                    // database holds exactly these portals' records.
+                    cmds.push(host_cmd(
+                        host,
+                        format!("iscsiadm -m node -T {target} --login (when the node database holds exactly these {} portals; else -p PORTAL --login for each)", portals.len()),
+                    ));
+                }
+                cmds
+            }
             BlockStep::ConnectNvme {
                 host,
                 subsystem,
@@ -2773,8 +2785,24 @@ impl Step for BlockStep {
                 host, subsystem, ..
             } => vec![host_cmd(
                 host,
-                format!("nvme disconnect -d /dev/nvme<each controller of {subsystem}> (if its namespaces are unused)"),
+                format!("nvme disconnect -n <NQN of {subsystem}> (if its namespaces are unused; when every controller of the subsystem is kvmstor's, else nvme disconnect -d /dev/nvme<each of kvmstor's controllers>)"),
             )],
+            BlockStep::DisconnectIscsi {
+                host,
+                target,
+                portals,
+            } if portals.len() >= 2 => vec![
+                // host-storage's Iscsi::disconnect: target-wide when every session and node
+                // record of the target is kvmstor's.
+                host_cmd(
+                    host,
+                    format!("iscsiadm -m node -T {target} --logout (if no device remains; when every session and record of the target is kvmstor's, else -p PORTAL --logout for each of the {} portals)", portals.len()),
+                ),
+                host_cmd(
+                    host,
+                    format!("iscsiadm -m node -T {target} -o delete (the same way; else -p PORTAL -o delete for each)"),
+                ),
+            ],
             BlockStep::DisconnectIscsi {
                 host,
                 target,
@@ -3709,7 +3737,45 @@ impl BlockDatastore {
             value: self.pool.clone(),
             reason: "must be 1 to 56 of a-z A-Z 0-9 _ . - starting with a letter or digit",
         })?;
+        // A clone is not formatted: its disk has the parent's size.
+        if self.clone_of.is_none() && self.disk_size < self.min_disk_size() {
+            return Err(Error::Invalid {
+                field: "size",
+                value: self.disk_size.to_string(),
+                reason: match self.fs {
+                    ClusterFsKind::Ocfs2 => {
+                        "mkfs.ocfs2 -T vmstore needs a disk of at least 2 GiB (2147483648 bytes)"
+                    }
+                    ClusterFsKind::Gfs2 => {
+                        "mkfs.gfs2 needs at least 16 MiB of disk per journal (one per host, at least 2)"
+                    }
+                },
+            });
+        }
         Ok(())
+    }
+
+    /// The smallest disk the file system's mkfs accepts for this datastore.
+    ///
+    /// OCFS2: `mkfs.ocfs2 -T vmstore` refuses a device under 2 GiB ("Selected file system
+    /// type requires a device of at least 2 gigabytes"; 2047 MiB refused, 2048 MiB made
+    /// with 4 slots, ocfs2-tools 1.8). More slots need somewhat more (16 slots fail at
+    /// 2112 MiB): that is left to mkfs. GFS2: gfs2-utils 3.5.0 sizes journals after the
+    /// device (8 MiB each below 512 MiB) and refuses ("gfs2 will not fit on this device")
+    /// below 16 MiB per journal: measured 16, 32, 64, 128 and 256 MiB as the smallest
+    /// devices for 1, 2, 4, 8 and 16 journals (32 journals fit in 456 MiB, so this is exact
+    /// up to 16 hosts and slightly strict beyond).
+    fn min_disk_size(&self) -> u64 {
+        const MIB: u64 = 1 << 20;
+        match self.fs {
+            ClusterFsKind::Ocfs2 => 2048 * MIB,
+            ClusterFsKind::Gfs2 => 16 * MIB * u64::from(self.gfs2_journals()),
+        }
+    }
+
+    /// GFS2 journals: one per host, at least 2 (a second host can join without a grow).
+    fn gfs2_journals(&self) -> u16 {
+        u16::try_from(self.hosts.len().max(2)).unwrap_or(255)
     }
 
     /// The addresses of the SVM's LIFs offering `service` that are up and enabled, sorted
@@ -4030,7 +4096,7 @@ impl BlockDatastore {
                 host: self.hosts[0].clone(),
                 disk: self.disk(),
                 lock_table: format!("{}:{}", self.o2cb_cluster, self.fs_name()),
-                journals: u16::try_from(self.hosts.len().max(2)).unwrap_or(255),
+                journals: self.gfs2_journals(),
             },
             Some(parent) => BlockStep::ReuuidOcfs2 {
                 host: self.hosts[0].clone(),

@@ -17,9 +17,12 @@
 //! 1. `CreateVolume`: a FlexVol junctioned at `/<volume>`, security style NTFS (VM images
 //!    are reached only over SMB; choose mixed when NFS clients share the volume), the
 //!    ownership token as comment.
-//! 2. `CreateShare` `<pool>` on the junction, its ACL the service account (or group) with
-//!    full control, and the token as comment.
-//! 3. Per host: `WriteCredentials`; with [`Persist::Fstab`], `MountSmb` now and
+//! 2. `CreateShare` `<pool>` (or [`SmbDatastore::share_name`]) on the junction, its ACL
+//!    the service account (or group) with full control, and the token as comment.
+//! 3. `AddShareAcl` for each further ACL entry ([`SmbDatastore::share_acl`]), through the
+//!    share's `acls` endpoint; its undo deletes the entry (or restores the permission an
+//!    existing entry had).
+//! 4. Per host: `WriteCredentials`; with [`Persist::Fstab`], `MountSmb` now and
 //!    `PersistFstab`; with [`Persist::Autofs`], `PersistAutofs`; then `DefinePool` (a `dir`
 //!    pool on the mount point).
 //!
@@ -36,7 +39,8 @@ use host_storage::cifs::{
 use host_storage::files::EntryId;
 use host_storage::HostName;
 use ontap_client::models::{
-    CifsAclType, CifsPermission, CifsShareCreate, InterfaceState, IpService, SecurityStyle,
+    CifsAclType, CifsPermission, CifsShareAcl, CifsShareCreate, InterfaceState, IpService,
+    SecurityStyle,
 };
 use ontap_client::{Query, SecretString};
 use serde::{Deserialize, Serialize};
@@ -97,6 +101,45 @@ pub struct ShareAccess {
     pub kind: String,
 }
 
+/// A further entry of the share's ACL, as journaled (ONTAP's `user_or_group`, `type` and
+/// `permission` strings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareAcl {
+    /// User or group, e.g. `CORP\vm-admins` or `Everyone`.
+    pub user_or_group: String,
+    /// `windows`, `unix_user` or `unix_group`.
+    pub kind: String,
+    /// `no_access`, `read`, `change` or `full_control`.
+    pub permission: String,
+}
+
+/// Characters ONTAP (like Windows) refuses in a share name.
+const SHARE_NAME_FORBIDDEN: &[char] = &[
+    '"', '/', '\\', '[', ']', ':', '|', '<', '>', '+', '=', ';', ',', '*', '?',
+];
+
+/// Checks a CIFS share name: 1 to 80 characters (the 9.7 swagger's `cifs_share.name`
+/// limits), none of `" / \ [ ] : | < > + = ; , * ?`, no control character, no `%` (ONTAP
+/// expands `%w`, `%u`, `%d` in home-directory share names), no leading or trailing space.
+pub fn check_share_name(name: &str) -> std::result::Result<(), &'static str> {
+    let n = name.chars().count();
+    if n == 0 || n > 80 {
+        return Err("a share name has 1 to 80 characters");
+    }
+    if name
+        .chars()
+        .any(|c| SHARE_NAME_FORBIDDEN.contains(&c) || c.is_control() || c == '%')
+    {
+        return Err(
+            "a share name cannot contain \" / \\ [ ] : | < > + = ; , * ? % or control characters",
+        );
+    }
+    if name.starts_with(' ') || name.ends_with(' ') {
+        return Err("a share name cannot start or end with a space");
+    }
+    Ok(())
+}
+
 /// One step of the SMB workflows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
@@ -133,6 +176,18 @@ pub enum SmbStep {
         encryption: bool,
         /// Ownership token, written as the share comment.
         token: String,
+    },
+    /// Adds one entry to the share's ACL (`POST .../acls`), or sets the permission of the
+    /// entry already there (`PATCH`).
+    AddShareAcl {
+        /// Cluster (lock key).
+        cluster: String,
+        /// SVM.
+        svm: String,
+        /// Share name.
+        share: String,
+        /// The entry.
+        acl: ShareAcl,
     },
     /// Writes the 0600 credentials file.
     WriteCredentials {
@@ -232,6 +287,9 @@ pub enum SmbStep {
         path: String,
         /// ACL entry (to create it again on undo).
         access: ShareAccess,
+        /// Further ACL entries (to create them again on undo).
+        #[serde(default)]
+        acls: Vec<ShareAcl>,
     },
     /// Deletes the volume and its data: cannot be undone.
     DeleteVolume {
@@ -260,6 +318,11 @@ pub enum SmbOutput {
     Mount {
         /// Whether the mount point was created.
         created_dir: bool,
+    },
+    /// An ACL entry set.
+    Acl {
+        /// The permission the entry had before (`None`: the step created it).
+        previous: Option<String>,
     },
 }
 
@@ -320,25 +383,41 @@ async fn find_share(
     Ok(found.map(|s| s.comment))
 }
 
+/// The share as `access` (full control) and `extra` ACL entries.
+struct ShareSpec<'a> {
+    svm: &'a str,
+    share: &'a str,
+    path: &'a str,
+    access: &'a ShareAccess,
+    extra: &'a [ShareAcl],
+    encryption: bool,
+}
+
 async fn create_share(
     env: &Env,
-    svm: &str,
-    share: &str,
-    path: &str,
-    access: &ShareAccess,
-    encryption: bool,
+    spec: &ShareSpec<'_>,
     token: Option<&str>,
 ) -> Result<bool, StepError> {
+    let ShareSpec {
+        svm, share, path, ..
+    } = *spec;
     if let Some(comment) = find_share(env, svm, share).await? {
         return Ok(token.is_some() && comment.as_deref() == token);
     }
     let mut body = CifsShareCreate::new(share, svm, path)
         .acl(
-            access.user_or_group.as_str(),
-            acl_kind(&access.kind),
+            spec.access.user_or_group.as_str(),
+            acl_kind(&spec.access.kind),
             CifsPermission::FullControl,
         )
-        .encryption(encryption);
+        .encryption(spec.encryption);
+    for a in spec.extra {
+        body = body.acl(
+            a.user_or_group.as_str(),
+            acl_kind(&a.kind),
+            CifsPermission::from(a.permission.as_str()),
+        );
+    }
     if let Some(t) = token {
         body = body.comment(t);
     }
@@ -348,6 +427,129 @@ async fn create_share(
         .await
         .map_err(ontap_err(format!("create share {svm}/{share}")))?;
     Ok(true)
+}
+
+/// The share's ACL entry for (`who`, `kind`) (`who` compared without case, as ONTAP does).
+async fn find_acl(
+    env: &Env,
+    svm_uuid: &str,
+    share: &str,
+    who: &str,
+    kind: &str,
+) -> Result<Option<CifsShareAcl>, StepError> {
+    let all = env
+        .ontap()
+        .cifs_shares()
+        .acls(svm_uuid, share)
+        .list_all(&Query::new().fields(["user_or_group", "type", "permission"]))
+        .await
+        .map_err(ontap_err(format!("list ACL of share {share}")))?;
+    Ok(all.into_iter().find(|a| {
+        a.user_or_group
+            .as_deref()
+            .is_some_and(|u| u.eq_ignore_ascii_case(who))
+            && a.kind.as_ref().map_or("windows", |k| k.as_str()) == kind
+    }))
+}
+
+/// The body of an ACL entry's PATCH: only `permission` may change.
+fn permission_body(p: &CifsPermission) -> CifsShareAcl {
+    let mut body = CifsShareAcl::default();
+    body.permission = Some(p.clone());
+    body
+}
+
+/// Sets `acl` on the share: creates the entry, or changes the permission of the entry
+/// already there. Returns whether it changed anything and the permission before.
+async fn add_acl(
+    env: &Env,
+    svm: &str,
+    share: &str,
+    acl: &ShareAcl,
+) -> Result<Applied<SmbOutput>, StepError> {
+    let op = || {
+        format!(
+            "set ACL {} ({}) {} on share {svm}/{share}",
+            acl.user_or_group, acl.kind, acl.permission
+        )
+    };
+    let uuid = svm_uuid(env, svm).await?;
+    let api = env.ontap().cifs_shares().acls(&uuid, share);
+    let perm = CifsPermission::from(acl.permission.as_str());
+    match find_acl(env, &uuid, share, &acl.user_or_group, &acl.kind).await? {
+        Some(found) if found.permission.as_ref() == Some(&perm) => Ok(Applied {
+            changed: false,
+            output: SmbOutput::Nothing,
+        }),
+        Some(found) => {
+            let who = found.user_or_group.unwrap_or_default();
+            api.patch(&format!("{who}/{}", acl.kind), &permission_body(&perm))
+                .await
+                .map_err(ontap_err(op()))?;
+            Ok(Applied::changed(SmbOutput::Acl {
+                previous: found.permission.map(|p| p.as_str().to_owned()),
+            }))
+        }
+        None => {
+            api.create(&CifsShareAcl::new(
+                acl.user_or_group.as_str(),
+                acl_kind(&acl.kind),
+                perm,
+            ))
+            .await
+            .map_err(ontap_err(op()))?;
+            Ok(Applied::changed(SmbOutput::Acl { previous: None }))
+        }
+    }
+}
+
+/// Undoes [`add_acl`]: restores the previous permission, or deletes the entry it created
+/// (with no output, e.g. after a crash, only an entry still holding `acl`'s permission).
+/// A share already gone is success.
+async fn remove_acl(
+    env: &Env,
+    svm: &str,
+    share: &str,
+    acl: &ShareAcl,
+    output: Option<&SmbOutput>,
+) -> Result<bool, StepError> {
+    let op = || {
+        format!(
+            "remove ACL {} ({}) from share {svm}/{share}",
+            acl.user_or_group, acl.kind
+        )
+    };
+    if find_share(env, svm, share).await?.is_none() {
+        return Ok(false);
+    }
+    let uuid = svm_uuid(env, svm).await?;
+    let Some(found) = find_acl(env, &uuid, share, &acl.user_or_group, &acl.kind).await? else {
+        return Ok(false);
+    };
+    let key = format!("{}/{}", found.user_or_group.unwrap_or_default(), acl.kind);
+    let api = env.ontap().cifs_shares().acls(&uuid, share);
+    let ours = CifsPermission::from(acl.permission.as_str());
+    match output {
+        Some(SmbOutput::Acl {
+            previous: Some(prev),
+        }) => {
+            let prev = CifsPermission::from(prev.as_str());
+            if found.permission.as_ref() == Some(&prev) {
+                return Ok(false);
+            }
+            api.patch(&key, &permission_body(&prev))
+                .await
+                .map_err(ontap_err(op()))?;
+            Ok(true)
+        }
+        Some(SmbOutput::Acl { previous: None }) => {
+            gone_ok(api.delete(&key).await).map_err(ontap_err(op()))
+        }
+        _ if found.permission.as_ref() == Some(&ours) => {
+            gone_ok(api.delete(&key).await).map_err(ontap_err(op()))
+        }
+        _ => Ok(false),
+    }
 }
 
 async fn delete_share(
@@ -507,6 +709,11 @@ impl Step for SmbStep {
                 format!("CreateVolume {svm}/{}", volume.name)
             }
             SmbStep::CreateShare { svm, share, .. } => format!("CreateShare {svm}/{share}"),
+            SmbStep::AddShareAcl {
+                svm, share, acl, ..
+            } => {
+                format!("AddShareAcl {svm}/{share}:{}", acl.user_or_group)
+            }
             SmbStep::WriteCredentials { host, id, .. } => format!("WriteCredentials {host}:{id}"),
             SmbStep::MountSmb { host, mount } => {
                 format!("MountSmb {host}:{}", mount.target.display())
@@ -576,6 +783,14 @@ impl Step for SmbStep {
                     access.user_or_group,
                     access.kind,
                     if *encryption { ", encryption required" } else { "" }
+                ),
+            )],
+            SmbStep::AddShareAcl { svm, share, acl, .. } => vec![ontap(
+                "POST",
+                "/api/protocols/cifs/shares/{svm uuid}/{share}/acls",
+                format!(
+                    "add ACL {} ({}) {} to share {svm}/{share} (PATCH the permission if the entry exists)",
+                    acl.user_or_group, acl.kind, acl.permission
                 ),
             )],
             SmbStep::WriteCredentials {
@@ -668,6 +883,12 @@ impl Step for SmbStep {
                 share,
                 ..
             }
+            | SmbStep::AddShareAcl {
+                cluster,
+                svm,
+                share,
+                ..
+            }
             | SmbStep::DeleteShare {
                 cluster,
                 svm,
@@ -740,9 +961,20 @@ impl Step for SmbStep {
                 encryption,
                 token,
                 ..
-            } => Ok(done(
-                create_share(env, svm, share, path, access, *encryption, Some(token)).await?,
-            )),
+            } => {
+                let spec = ShareSpec {
+                    svm,
+                    share,
+                    path,
+                    access,
+                    extra: &[],
+                    encryption: *encryption,
+                };
+                Ok(done(create_share(env, &spec, Some(token)).await?))
+            }
+            SmbStep::AddShareAcl {
+                svm, share, acl, ..
+            } => add_acl(env, svm, share, acl).await,
             SmbStep::WriteCredentials {
                 host,
                 id,
@@ -805,6 +1037,9 @@ impl Step for SmbStep {
             SmbStep::CreateShare {
                 svm, share, token, ..
             } => delete_share(env, svm, share, Some(token)).await,
+            SmbStep::AddShareAcl {
+                svm, share, acl, ..
+            } => remove_acl(env, svm, share, acl, output).await,
             SmbStep::WriteCredentials { host, id, .. } => remove_creds(env.find_host(host)?, id),
             SmbStep::MountSmb { host, mount } => {
                 let remove_dir = match output {
@@ -849,8 +1084,19 @@ impl Step for SmbStep {
                 share,
                 path,
                 access,
+                acls,
                 ..
-            } => create_share(env, svm, share, path, access, false, None).await,
+            } => {
+                let spec = ShareSpec {
+                    svm,
+                    share,
+                    path,
+                    access,
+                    extra: acls,
+                    encryption: false,
+                };
+                create_share(env, &spec, None).await
+            }
             SmbStep::DeleteVolume { .. } => Err(StepError::Irreversible { step: self.label() }),
         }
     }
@@ -882,6 +1128,8 @@ pub struct SmbDatastore {
     seal: bool,
     max_channels: u8,
     delete_ontap_objects: bool,
+    share: Option<String>,
+    acls: Vec<ShareAcl>,
 }
 
 impl SmbDatastore {
@@ -914,6 +1162,8 @@ impl SmbDatastore {
             seal: false,
             max_channels: DEFAULT_MAX_CHANNELS,
             delete_ontap_objects: false,
+            share: None,
+            acls: Vec::new(),
         }
     }
 
@@ -989,9 +1239,36 @@ impl SmbDatastore {
         }
     }
 
-    /// The share's name (the pool's).
+    /// The share's name: [`SmbDatastore::share_name`], else the pool's.
     pub fn share(&self) -> &str {
-        &self.pool
+        self.share.as_deref().unwrap_or(&self.pool)
+    }
+
+    /// Shares the volume as `name` instead of the pool's name (checked by
+    /// [`check_share_name`] when a workflow is planned).
+    #[must_use]
+    pub fn share_name(mut self, name: &str) -> Self {
+        self.share = Some(name.to_owned());
+        self
+    }
+
+    /// Adds an entry to the share's ACL beside the mount account's full control, e.g.
+    /// `CORP\vm-admins` with [`CifsPermission::Change`] or `Everyone` with
+    /// [`CifsPermission::NoAccess`]. Applied by an `AddShareAcl` step after the share is
+    /// created; detach keeps it with the share (or deletes both when asked).
+    #[must_use]
+    pub fn share_acl(
+        mut self,
+        user_or_group: &str,
+        kind: CifsAclType,
+        permission: CifsPermission,
+    ) -> Self {
+        self.acls.push(ShareAcl {
+            user_or_group: user_or_group.to_owned(),
+            kind: kind.as_str().to_owned(),
+            permission: permission.as_str().to_owned(),
+        });
+        self
     }
 
     fn entry_id(&self) -> String {
@@ -1035,6 +1312,51 @@ impl SmbDatastore {
             value: self.pool.clone(),
             reason: "must be 1 to 56 of a-z A-Z 0-9 _ . - starting with a letter or digit",
         })?;
+        check_share_name(self.share()).map_err(|reason| Error::Invalid {
+            field: "share",
+            value: self.share().to_owned(),
+            reason,
+        })?;
+        self.validate_acls()
+    }
+
+    fn validate_acls(&self) -> Result<()> {
+        let account = self.access();
+        let invalid = |value: String, reason| {
+            Err(Error::Invalid {
+                field: "share_acl",
+                value,
+                reason,
+            })
+        };
+        for (i, a) in self.acls.iter().enumerate() {
+            let value = format!("{} ({}) {}", a.user_or_group, a.kind, a.permission);
+            if a.user_or_group.trim().is_empty() {
+                return invalid(value, "an ACL entry names a user or group");
+            }
+            if matches!(acl_kind(&a.kind), CifsAclType::Windows) && a.kind != "windows" {
+                return invalid(value, "the ACL type is windows, unix_user or unix_group");
+            }
+            if matches!(
+                CifsPermission::from(a.permission.as_str()),
+                CifsPermission::Unknown(_)
+            ) {
+                return invalid(
+                    value,
+                    "the permission is no_access, read, change or full_control",
+                );
+            }
+            let same = |u: &str, k: &str| u.eq_ignore_ascii_case(&a.user_or_group) && k == a.kind;
+            if same(&account.user_or_group, &account.kind) {
+                return invalid(value, "the mount account has full control already");
+            }
+            if self.acls[..i]
+                .iter()
+                .any(|b| same(&b.user_or_group, &b.kind))
+            {
+                return invalid(value, "the ACL names this user or group twice");
+            }
+        }
         Ok(())
     }
 
@@ -1071,7 +1393,7 @@ impl SmbDatastore {
     fn mount_spec(&self, server: String) -> Result<SmbMountSpec> {
         let spec = SmbMountSpec {
             server,
-            share: self.pool.clone(),
+            share: self.share().to_owned(),
             target: self.mount_point.clone(),
             max_channels: self.max_channels,
             seal: self.seal,
@@ -1123,15 +1445,21 @@ impl SmbDatastore {
                 token: token.clone(),
             },
             SmbStep::CreateShare {
-                cluster,
+                cluster: cluster.clone(),
                 svm: self.svm.clone(),
-                share: self.pool.clone(),
+                share: self.share().to_owned(),
                 path: junction,
                 access: self.access(),
                 encryption: self.seal,
                 token,
             },
         ];
+        steps.extend(self.acls.iter().map(|acl| SmbStep::AddShareAcl {
+            cluster: cluster.clone(),
+            svm: self.svm.clone(),
+            share: self.share().to_owned(),
+            acl: acl.clone(),
+        }));
         for h in &self.hosts {
             steps.push(SmbStep::WriteCredentials {
                 host: h.clone(),
@@ -1207,9 +1535,10 @@ impl SmbDatastore {
             steps.push(SmbStep::DeleteShare {
                 cluster: cluster.clone(),
                 svm: self.svm.clone(),
-                share: self.pool.clone(),
+                share: self.share().to_owned(),
                 path: format!("/{}", self.volume.name),
                 access: self.access(),
+                acls: self.acls.clone(),
             });
             steps.push(SmbStep::DeleteVolume {
                 cluster,

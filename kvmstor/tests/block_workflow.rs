@@ -60,6 +60,8 @@ struct KState {
     no_map: bool,
     /// Show no namespace on NVMe connects (the wait for it times out).
     no_ns: bool,
+    /// Answer this many `multipath -f` calls with "map in use" (udev probes still hold it).
+    busy_flushes: usize,
     next_ctrl: u32,
 }
 
@@ -105,6 +107,14 @@ impl FakeKernel {
         let mut st = self.st.lock().unwrap();
         st.fail = Some((program.into(), needle.into(), nth));
         st.seen = 0;
+    }
+
+    /// Whether this `multipath -f` answers "map in use" (counting it down).
+    fn take_busy_flush(&self) -> bool {
+        let mut st = self.st.lock().unwrap();
+        let busy = st.busy_flushes > 0;
+        st.busy_flushes = st.busy_flushes.saturating_sub(1);
+        busy
     }
 
     fn calls(&self) -> Vec<String> {
@@ -541,6 +551,10 @@ impl Runner for FakeKernel {
                 Output::success("Logout successful.\n")
             }
             ("blockdev", ["--flushbufs", _]) => Output::success(""),
+            ("multipath", ["-f", name]) if self.take_busy_flush() => {
+                Output::exit(1, "", format!("{name}: map in use\n"))
+            }
+            ("udevadm", ["settle", "--timeout=10"]) => Output::success(""),
             ("multipath", ["-f", name]) => {
                 for n in list(&self.sys("block")) {
                     let dm_name = std::fs::read_to_string(self.sys(&format!("block/{n}/dm/name")))
@@ -1166,12 +1180,23 @@ async fn attach_plan_run_reapply_and_detach_with_fake_kernel() {
         ]
     );
     let plan = saga.plan().to_string();
-    assert!(plan.contains(&format!(
-        "kvm1$ iscsiadm -m node -T {target} -p 192.0.2.21:3260 --login"
-    )));
-    assert!(plan.contains(&format!(
-        "kvm1$ iscsiadm -m node -T {target} -p 192.0.2.22:3260 --login"
-    )));
+    for p in ["192.0.2.21:3260", "192.0.2.22:3260"] {
+        assert!(
+            plan.contains(&format!(
+                "kvm1$ iscsiadm -m node -T {target} -p {p} -I default -o new (if no record; settings written into it)\n"
+            )),
+            "{plan}"
+        );
+    }
+    // One target-wide login (what host-storage runs when the node database holds exactly
+    // kvmstor's records), with the per-portal fallback named.
+    assert!(
+        plan.contains(&format!(
+            "kvm1$ iscsiadm -m node -T {target} --login (when the node database holds exactly these 2 portals; else -p PORTAL --login for each)\n"
+        )),
+        "{plan}"
+    );
+    assert!(!plan.contains("-p 192.0.2.21:3260 --login"), "{plan}");
     assert!(
         plan.contains("initiators iqn.1994-05.com.redhat:kvm1"),
         "{plan}"
@@ -1239,6 +1264,19 @@ async fn attach_plan_run_reapply_and_detach_with_fake_kernel() {
 
     // Detach keeps the volume, LUN and igroup by default (the map goes)...
     let detach = w.datastore().detach(&w.env).await.unwrap();
+    let plan = detach.plan().to_string();
+    assert!(
+        plan.contains(&format!(
+            "kvm1$ iscsiadm -m node -T {target} --logout (if no device remains; when every session and record of the target is kvmstor's, else -p PORTAL --logout for each of the 2 portals)\n"
+        )),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(&format!(
+            "kvm1$ iscsiadm -m node -T {target} -o delete (the same way; else -p PORTAL -o delete for each)\n"
+        )),
+        "{plan}"
+    );
     assert_eq!(
         labels(&detach),
         [
@@ -1573,6 +1611,94 @@ async fn fc_crash_at_every_step_then_recover_unwinds_or_finishes_with_fake_kerne
 }
 
 #[tokio::test]
+async fn unwind_after_a_failed_mkfs_retries_the_flush_of_a_map_still_in_use_with_fake_kernel() {
+    let w = world("blk-busy-map", 1).await;
+    let saga = w.datastore().attach(&w.env).await.unwrap();
+    let h = &w.hosts[0];
+    h.kernel.fail("mkfs.ocfs2", "", 1);
+    // udev's blkid probe after the failed mkfs still holds the map for three attempts.
+    h.kernel.st.lock().unwrap().busy_flushes = 3;
+    let err = saga
+        .lock_registry(w.locks.clone())
+        .run(&w.env)
+        .await
+        .unwrap_err();
+    match &err {
+        Error::StepFailed { step, .. } => {
+            assert_eq!(step.split_whitespace().next(), Some("FormatOcfs2"), "{err}")
+        }
+        other => panic!("expected the FormatOcfs2 failure, unwound clean: {other}"),
+    }
+    let calls = h.kernel.calls();
+    let count = |p: &str| calls.iter().filter(|c| c.starts_with(p)).count();
+    assert_eq!(count("multipath -f "), 4, "{calls:#?}");
+    assert_eq!(count("udevadm settle --timeout=10"), 3, "{calls:#?}");
+    assert_eq!(h.kernel.st.lock().unwrap().busy_flushes, 0);
+    w.assert_clean(&[FSTAB.to_owned()], "busy map flushed on the 4th attempt")
+        .await;
+}
+
+/// `Error::Invalid` for `size` as (value, reason), or a panic.
+fn invalid_size(r: kvmstor::Result<kvmstor::saga::Saga<BlockStep>>) -> (String, &'static str) {
+    match r {
+        Err(Error::Invalid {
+            field: "size",
+            value,
+            reason,
+        }) => (value, reason),
+        Err(other) => panic!("expected an invalid size: {other}"),
+        Ok(_) => panic!("expected an invalid size, got a plan"),
+    }
+}
+
+#[tokio::test]
+async fn attach_refuses_a_disk_smaller_than_mkfs_accepts_before_anything_runs() {
+    let w = world("blk-small", 3).await;
+    let names: Vec<String> = w.hosts.iter().map(|h| h.host.name().to_owned()).collect();
+    let ds = |size: u64| {
+        BlockDatastore::iscsi_ocfs2("svm1", "blk-small", "aggr1", size).hosts(names.clone())
+    };
+    // OCFS2 -T vmstore: 2 GiB at least.
+    assert_eq!(
+        invalid_size(ds((2 << 30) - 1).attach(&w.env).await),
+        (
+            "2147483647".to_owned(),
+            "mkfs.ocfs2 -T vmstore needs a disk of at least 2 GiB (2147483648 bytes)"
+        )
+    );
+    assert_eq!(
+        invalid_size(ds(1 << 30).attach(&w.env).await).0,
+        "1073741824"
+    );
+    assert!(ds(2 << 30).attach(&w.env).await.is_ok());
+    // GFS2: 16 MiB per journal, one journal per host (3 here).
+    assert_eq!(
+        invalid_size(ds((48 << 20) - 1).gfs2().attach(&w.env).await),
+        (
+            "50331647".to_owned(),
+            "mkfs.gfs2 needs at least 16 MiB of disk per journal (one per host, at least 2)"
+        )
+    );
+    assert!(ds(48 << 20).gfs2().attach(&w.env).await.is_ok());
+    // One host still gets two journals: 32 MiB.
+    let one = |size: u64| {
+        BlockDatastore::iscsi_ocfs2("svm1", "blk-small", "aggr1", size)
+            .hosts([names[0].clone()])
+            .gfs2()
+    };
+    assert_eq!(
+        invalid_size(one((32 << 20) - 1).attach(&w.env).await).0,
+        "33554431"
+    );
+    assert!(one(32 << 20).attach(&w.env).await.is_ok());
+    // Nothing was created and no host command ran.
+    w.assert_clean(&[FSTAB.to_owned()], "refused sizes").await;
+    for h in &w.hosts {
+        assert_eq!(h.kernel.calls(), Vec::<String>::new());
+    }
+}
+
+#[tokio::test]
 async fn nvme_attach_plan_run_and_detach_with_fake_kernel() {
     let w = world_with("blk-nvme", 2, BlockProtocol::NvmeTcp).await;
     let saga = w.datastore().attach(&w.env).await.unwrap();
@@ -1654,6 +1780,13 @@ async fn nvme_attach_plan_run_and_detach_with_fake_kernel() {
         .detach(&w.env)
         .await
         .unwrap();
+    assert!(
+        detach.plan().to_string().contains(
+            "kvm1$ nvme disconnect -n <NQN of kvmstor_blk_nvme> (if its namespaces are unused; when every controller of the subsystem is kvmstor's, else nvme disconnect -d /dev/nvme<each of kvmstor's controllers>)\n"
+        ),
+        "{}",
+        detach.plan()
+    );
     assert_eq!(
         labels(&detach)[..6],
         [

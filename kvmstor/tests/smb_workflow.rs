@@ -18,6 +18,7 @@ use kvmstor::saga::{recover, CrashPoint, LockRegistry, RecoverMode, RunOutcome, 
 use kvmstor::smb::{SmbDatastore, SmbStep};
 use kvmstor::{Env, Error, Host, StepError};
 use libvirt_pools::{Libvirt, PoolDef, PoolName, PoolSpec, RemoveMode};
+use ontap_client::models::{CifsAclType, CifsPermission, CifsShareCreate};
 use ontap_client::{Client, Query, SecretString};
 use ontap_sim::{ApiError, Fault, SimServer};
 
@@ -896,4 +897,323 @@ async fn smb_detach_keeping_the_share_crash_at_every_step_then_recover_with_fake
             }
         }
     }
+}
+
+/// The ACL of share `name` as (user_or_group, type, permission), sorted.
+async fn share_acl(w: &World, name: &str) -> Vec<(String, String, String)> {
+    let share = w
+        .client
+        .cifs_shares()
+        .find(
+            &Query::new()
+                .filter("name", name)
+                .fields(["acls", "svm.uuid"]),
+        )
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no share {name}"));
+    let svm = share.svm.unwrap().uuid.unwrap();
+    let mut v: Vec<(String, String, String)> = w
+        .client
+        .cifs_shares()
+        .acls(&svm, name)
+        .list_all(&Query::new().fields(["user_or_group", "type", "permission"]))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| {
+            (
+                a.user_or_group.unwrap(),
+                a.kind.unwrap().to_string(),
+                a.permission.unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+async fn share_count(w: &World, name: &str) -> u64 {
+    let v: serde_json::Value = w
+        .client
+        .raw()
+        .get(
+            "/api/protocols/cifs/shares",
+            &Query::new().filter("name", name),
+        )
+        .await
+        .unwrap();
+    v["num_records"].as_u64().unwrap()
+}
+
+fn acl_row(who: &str, kind: &str, perm: &str) -> (String, String, String) {
+    (who.to_owned(), kind.to_owned(), perm.to_owned())
+}
+
+/// `Error::Invalid` as (field, value, reason), or a panic.
+fn invalid<T>(r: kvmstor::Result<T>) -> (&'static str, String, &'static str) {
+    match r {
+        Err(Error::Invalid {
+            field,
+            value,
+            reason,
+        }) => (field, value, reason),
+        Err(other) => panic!("expected Invalid, got {other}"),
+        Ok(_) => panic!("expected Invalid, got a plan"),
+    }
+}
+
+#[tokio::test]
+async fn smb_share_name_and_acl_entries_are_validated_before_anything_runs() {
+    let w = world("smb-acl-check").await;
+    let name_reason =
+        "a share name cannot contain \" / \\ [ ] : | < > + = ; , * ? % or control characters";
+    for bad in [
+        "a/b", "a\\b", "a:b", "a*b", "a?b", "a\"b", "a<b", "a>b", "a|b", "a[b", "a;b", "a,b",
+        "a=b", "a+b", "%w", "a\tb",
+    ] {
+        assert_eq!(
+            invalid(w.datastore().share_name(bad).attach(&w.env()).await),
+            ("share", bad.to_owned(), name_reason),
+            "{bad:?}"
+        );
+    }
+    let long = "s".repeat(81);
+    assert_eq!(
+        invalid(w.datastore().share_name(&long).attach(&w.env()).await),
+        ("share", long.clone(), "a share name has 1 to 80 characters")
+    );
+    assert_eq!(
+        invalid(w.datastore().share_name("").attach(&w.env()).await),
+        (
+            "share",
+            String::new(),
+            "a share name has 1 to 80 characters"
+        )
+    );
+    assert_eq!(
+        invalid(w.datastore().share_name(" vm").attach(&w.env()).await),
+        (
+            "share",
+            " vm".to_owned(),
+            "a share name cannot start or end with a space"
+        )
+    );
+    assert!(w
+        .datastore()
+        .share_name(&"s".repeat(80))
+        .attach(&w.env())
+        .await
+        .is_ok());
+    assert!(w
+        .datastore()
+        .share_name("vm$")
+        .attach(&w.env())
+        .await
+        .is_ok());
+
+    assert_eq!(
+        invalid(
+            w.datastore()
+                .share_acl("corp\\SVC_KVM", CifsAclType::Windows, CifsPermission::Read)
+                .attach(&w.env())
+                .await
+        ),
+        (
+            "share_acl",
+            "corp\\SVC_KVM (windows) read".to_owned(),
+            "the mount account has full control already"
+        )
+    );
+    assert_eq!(
+        invalid(
+            w.datastore()
+                .share_acl("CORP\\ops", CifsAclType::Windows, CifsPermission::Read)
+                .share_acl("corp\\OPS", CifsAclType::Windows, CifsPermission::Change)
+                .attach(&w.env())
+                .await
+        ),
+        (
+            "share_acl",
+            "corp\\OPS (windows) change".to_owned(),
+            "the ACL names this user or group twice"
+        )
+    );
+    assert_eq!(
+        invalid(
+            w.datastore()
+                .share_acl(" ", CifsAclType::UnixGroup, CifsPermission::Read)
+                .attach(&w.env())
+                .await
+        ),
+        (
+            "share_acl",
+            "  (unix_group) read".to_owned(),
+            "an ACL entry names a user or group"
+        )
+    );
+    assert_eq!(
+        invalid(
+            w.datastore()
+                .share_acl("ops", CifsAclType::from("nis_group"), CifsPermission::Read)
+                .attach(&w.env())
+                .await
+        )
+        .2,
+        "the ACL type is windows, unix_user or unix_group"
+    );
+    assert_eq!(
+        invalid(
+            w.datastore()
+                .share_acl("ops", CifsAclType::UnixUser, CifsPermission::from("write"))
+                .attach(&w.env())
+                .await
+        )
+        .2,
+        "the permission is no_access, read, change or full_control"
+    );
+    // The same name as another type is another principal.
+    assert!(w
+        .datastore()
+        .share_acl("svc_kvm", CifsAclType::UnixUser, CifsPermission::Read)
+        .attach(&w.env())
+        .await
+        .is_ok());
+    assert_eq!(w.counts().await, (0, 0));
+    assert!(w.kernel.st.lock().unwrap().0.is_empty());
+}
+
+fn acl_datastore(w: &World) -> SmbDatastore {
+    w.datastore()
+        .share_name("kvm_images")
+        .share_acl(
+            "CORP\\vm-admins",
+            CifsAclType::Windows,
+            CifsPermission::Change,
+        )
+        .share_acl("kvm", CifsAclType::UnixGroup, CifsPermission::Read)
+}
+
+#[tokio::test]
+async fn smb_share_name_and_acl_entries_reach_ontap_and_go_with_the_share_with_fake_kernel() {
+    let w = world("smb-acl").await;
+    let ds = acl_datastore(&w);
+    assert_eq!(ds.share(), "kvm_images");
+    let saga = ds.attach(&w.env()).await.unwrap();
+    let mp = w.root.join("mnt/smb-acl");
+    assert_eq!(
+        labels(&saga),
+        [
+            "CreateVolume svm1/smb_acl".to_owned(),
+            "CreateShare svm1/kvm_images".into(),
+            "AddShareAcl svm1/kvm_images:CORP\\vm-admins".into(),
+            "AddShareAcl svm1/kvm_images:kvm".into(),
+            "WriteCredentials kvm1:kvmstor-smb-acl".into(),
+            format!("MountSmb kvm1:{}", mp.display()),
+            "PersistFstab kvm1:kvmstor-smb-acl".into(),
+            "DefinePool kvm1:smb-acl".into(),
+        ]
+    );
+    let plan = saga.plan().to_string();
+    assert!(
+        plan.contains("POST /api/protocols/cifs/shares/{svm uuid}/{share}/acls: add ACL CORP\\vm-admins (windows) change to share svm1/kvm_images (PATCH the permission if the entry exists)"),
+        "{plan}"
+    );
+    let report = saga.run(&w.env()).await.unwrap();
+    assert_eq!(report.outcome, RunOutcome::Applied { changed: 8 });
+    assert_eq!(
+        share_acl(&w, "kvm_images").await,
+        [
+            acl_row("CORP\\svc_kvm", "windows", "full_control"),
+            acl_row("CORP\\vm-admins", "windows", "change"),
+            acl_row("kvm", "unix_group", "read"),
+        ]
+    );
+    // The hosts mount the named share.
+    assert!(w
+        .read("etc/fstab")
+        .unwrap()
+        .contains(&format!("//192.0.2.11/kvm_images {} cifs ", mp.display())));
+    assert_eq!(share_count(&w, "smb-acl").await, 0);
+
+    let again = acl_datastore(&w).attach(&w.env()).await.unwrap();
+    assert_eq!(
+        again.run(&w.env()).await.unwrap().outcome,
+        RunOutcome::AlreadyApplied
+    );
+
+    // Detach with the ONTAP objects: the share goes with its ACL.
+    acl_datastore(&w)
+        .delete_ontap_objects(true)
+        .detach(&w.env())
+        .await
+        .unwrap()
+        .run(&w.env())
+        .await
+        .unwrap();
+    assert_eq!(share_count(&w, "kvm_images").await, 0);
+    w.assert_clean(FSTAB, "detached").await;
+}
+
+#[tokio::test]
+async fn smb_acl_unwind_restores_an_existing_entry_and_keeps_a_share_not_ours_with_fake_kernel() {
+    let w = world("smb-acl-undo").await;
+    // Someone else's share of that name, giving CORP\vm-admins read.
+    w.client
+        .cifs_shares()
+        .create(
+            &CifsShareCreate::new("kvm_images", "svm1", "/")
+                .acl(
+                    "Everyone",
+                    CifsAclType::Windows,
+                    CifsPermission::FullControl,
+                )
+                .acl(
+                    "CORP\\vm-admins",
+                    CifsAclType::Windows,
+                    CifsPermission::Read,
+                ),
+        )
+        .await
+        .unwrap();
+    let before = share_acl(&w, "kvm_images").await;
+    assert_eq!(
+        before,
+        [
+            acl_row("CORP\\vm-admins", "windows", "read"),
+            acl_row("Everyone", "windows", "full_control"),
+        ]
+    );
+    // The POST of the second entry (the first is a PATCH) fails.
+    w.sim.faults().add(Fault::error(
+        Some("POST"),
+        "/api/protocols/cifs/shares/*/kvm_images/acls",
+        ApiError::new(500, "65552", "RPC failure"),
+    ));
+    let err = acl_datastore(&w)
+        .attach(&w.env())
+        .await
+        .unwrap()
+        .run(&w.env())
+        .await
+        .unwrap_err();
+    match &err {
+        Error::StepFailed {
+            index,
+            step,
+            undone,
+            ..
+        } => {
+            assert_eq!(
+                (*index, step.as_str(), *undone),
+                (3, "AddShareAcl svm1/kvm_images:kvm", 2),
+                "{err}"
+            );
+        }
+        other => panic!("expected StepFailed, got {other}"),
+    }
+    // vm-admins is back to read, the share (not ours) stays, the volume is gone.
+    assert_eq!(share_acl(&w, "kvm_images").await, before);
+    assert_eq!(w.counts().await, (0, 0));
+    assert!(w.pool_def().await.is_none());
 }

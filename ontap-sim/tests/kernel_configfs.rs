@@ -289,6 +289,75 @@ fn nvmet_reconcile_on_synthetic_configfs() {
     );
 }
 
+/// A FlexClone adds a subsystem beside the parent's. The kernel answers readlink on configfs
+/// with a path relative to the link, so the parent's links are made relative here as the
+/// kernel shows them: reconcile must leave them (a port link unlinked and made again drops
+/// the port's live controllers).
+#[test]
+fn nvmet_flexclone_leaves_the_parents_links_alone_on_synthetic_configfs() {
+    const CLONE: &str =
+        "nqn.1992-08.com.netapp:sn.0123456789abcdef0123456789abcdef:subsystem.kvm1_clone";
+    const CLONE_NS: &str = "0c2d3e4f-5a6b-4c7d-8e9f-a0b1c2d3e4f5";
+    let dir = tempfile::tempdir().unwrap();
+    let cfs = Configfs::synthetic(dir.path());
+    let parent = nvmet_model(&[HOST], true, &["127.0.1.5", "127.0.1.6"]);
+    nvmet::reconcile(&cfs, &parent).unwrap();
+    let kernel_links = [
+        (
+            format!("nvmet/ports/1000/subsystems/{SUB}"),
+            format!("../../../subsystems/{SUB}"),
+        ),
+        (
+            format!("nvmet/ports/1001/subsystems/{SUB}"),
+            format!("../../../subsystems/{SUB}"),
+        ),
+        (
+            format!("nvmet/subsystems/{SUB}/allowed_hosts/{HOST}"),
+            format!("../../../hosts/{HOST}"),
+        ),
+    ];
+    for (link, target) in &kernel_links {
+        let l = dir.path().join(link);
+        std::fs::remove_file(&l).unwrap();
+        std::os::unix::fs::symlink(target, &l).unwrap();
+    }
+    let before = tree(dir.path());
+
+    // Nothing changed: nothing touched.
+    nvmet::reconcile(&cfs, &parent).unwrap();
+    assert_eq!(tree(dir.path()), before);
+
+    let mut with_clone = parent.clone();
+    let mut sub = parent.subsystems[SUB].clone();
+    sub.namespaces.insert(
+        1,
+        nvmet::Namespace {
+            file: "/lab/mnt/vols/c/ns1".into(),
+            uuid: CLONE_NS.into(),
+        },
+    );
+    with_clone.subsystems.insert(CLONE.into(), sub);
+    nvmet::reconcile(&cfs, &with_clone).unwrap();
+    let now = tree(dir.path());
+    for (link, target) in &kernel_links {
+        assert!(now.contains(&format!("l {link} -> {target}")), "{now:#?}");
+    }
+    let c = format!("nvmet/subsystems/{CLONE}");
+    for line in [
+        format!("l nvmet/ports/1000/subsystems/{CLONE} -> {c}"),
+        format!("l nvmet/ports/1001/subsystems/{CLONE} -> {c}"),
+        format!("l {c}/allowed_hosts/{HOST} -> nvmet/hosts/{HOST}"),
+        format!("f {c}/namespaces/1/device_path = /lab/mnt/vols/c/ns1"),
+        format!("f {c}/namespaces/1/device_uuid = {CLONE_NS}"),
+        format!("f {c}/namespaces/1/enable = 1"),
+    ] {
+        assert!(now.contains(&line), "missing {line}: {now:#?}");
+    }
+    for line in &before {
+        assert!(now.contains(line), "parent's {line} changed: {now:#?}");
+    }
+}
+
 /// Imitates btrfs, mount and the daemons' tools with plain directories; records calls.
 #[derive(Default)]
 struct DirRunner {

@@ -120,7 +120,15 @@ impl Configfs {
     pub fn symlink(&self, target: &str, link: &str) -> Result<(), KernelError> {
         let (t, l) = (self.path(target), self.path(link));
         if let Ok(cur) = std::fs::read_link(&l) {
-            if cur == t {
+            // The kernel answers readlink with a relative path (`../../../subsystems/x`):
+            // compare the items, or every pass would unlink a live link and make it again
+            // (for nvmet that drops the port's controllers).
+            let abs = if cur.is_absolute() {
+                cur
+            } else {
+                l.parent().map(|d| d.join(&cur)).unwrap_or(cur)
+            };
+            if normalize(&abs) == normalize(&t) {
                 return Ok(());
             }
             std::fs::remove_file(&l).map_err(|e| io("unlink", &l, e))?;

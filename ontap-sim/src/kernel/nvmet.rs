@@ -201,9 +201,10 @@ pub fn reconcile(cfs: &Configfs, model: &NvmetModel) -> Result<(), KernelError> 
             cfs.write(&format!("{ns_dir}/device_path"), &ns.file.to_string_lossy())?;
             cfs.write(&format!("{ns_dir}/device_uuid"), &ns.uuid)?;
             cfs.write(&format!("{ns_dir}/device_nguid"), &nguid(&ns.uuid))?;
-            // A regular file is served by the file backend; buffered I/O keeps it coherent
-            // with the page cache of the volume's subvolume.
-            cfs.write_if_present(&format!("{ns_dir}/buffered_io"), "1")?;
+            // Direct I/O, not buffered: with buffered_io the 6.1 file backend first reads
+            // with IOCB_NOWAIT and answers a partial read (some pages cached, some not, as
+            // on a fresh FlexClone's file) with Internal Error (sc 0x6) instead of retrying.
+            cfs.write_if_present(&format!("{ns_dir}/buffered_io"), "0")?;
             cfs.write(&format!("{ns_dir}/enable"), "1")?;
         }
         for a in &sub.ports {
