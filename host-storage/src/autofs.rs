@@ -230,6 +230,11 @@ impl<R: Runner> Autofs<R> {
 
     /// Reverts one `add*` exactly (restoring a replaced entry, or removing an added one, and
     /// the master line and map file if they were added and are now unused).
+    ///
+    /// automount 5.1.8 exits when a reload leaves the master map without any entry: if the
+    /// master line this undo removes was the only one, the reload stops the daemon (seen in
+    /// the lab and reproduced on a plain host). The next `add*` then finds no daemon to tell;
+    /// start the autofs service before relying on it again.
     pub async fn undo(&self, undo: &AutofsUndo) -> Result<Change> {
         if !undo.change.is_changed() {
             return Ok(Change::Unchanged);

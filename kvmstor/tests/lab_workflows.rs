@@ -286,6 +286,7 @@ async fn lab_workflow_nfs() -> Result<()> {
 #[ignore = "lab tier: needs the lab guest kernel (run by cargo xtask lab)"]
 async fn lab_workflow_smb() -> Result<()> {
     step("start");
+    ensure_automount()?;
     let (env, host) = lab_env()?;
     let dir = journals()?;
     let pool = "wf-smb";
@@ -393,6 +394,26 @@ struct BlockSlate {
 }
 
 /// The parent's mount source, checked to be `device` (through udev's stable link).
+/// automount 5.1.8 exits when a reload leaves its master map without entries (reproduced
+/// outside the lab: empty `/etc/auto.master` + SIGHUP → the daemon is gone), which is what an
+/// earlier lab test's autofs undo does when its line was the only one. A host's autofs
+/// service is the administrator's; here the lab stands in for it and starts the daemon the
+/// way guest-init does when an earlier test left it stopped, and says so.
+fn ensure_automount() -> Result<()> {
+    let running = std::fs::read_to_string("/run/autofs.pid")
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+    if !running {
+        println!("automount was not running (an earlier autofs undo emptied the master map); starting it");
+        let status = std::process::Command::new("automount")
+            .args(["-p", "/run/autofs.pid"])
+            .status()?;
+        ensure!(status.success(), "automount failed to start: {status}");
+    }
+    Ok(())
+}
+
 fn assert_mounted_ocfs2(mount: &Path, device: &Path) -> Result<()> {
     let (fs, source, opts) = mounted(mount)?.context("nothing mounted")?;
     assert_eq!(fs, "ocfs2", "{source} {opts}");
