@@ -158,6 +158,18 @@ def test_block_fc_with_simulated_hba(ontap, hosts_root):
     assert name not in vol_names(ontap)
 
 
+def test_block_disk_too_small_for_ocfs2_is_refused_before_anything_runs(ontap, hosts_root):
+    host = unique("kvm")
+    ontap.add_simulated_host(host, "192.0.2.130", hosts_root)
+    name = unique("bt")
+    ds = kvmstor.BlockDatastore("svm1", name, "aggr1", "1G", [host])
+    with pytest.raises(kvmstor.KvmstorError) as info:
+        ontap.attach(ds)
+    assert str(info.value) == ('invalid size "1073741824": mkfs.ocfs2 -T vmstore needs a disk '
+                               'of at least 2 GiB (2147483648 bytes)')
+    assert name not in vol_names(ontap)
+
+
 def test_block_lun_failure_rolls_back_with_simulated_host(ontap, sim, hosts_root):
     host = unique("kvm")
     ontap.add_simulated_host(host, "192.0.2.140", hosts_root)
@@ -165,7 +177,7 @@ def test_block_lun_failure_rolls_back_with_simulated_host(ontap, sim, hosts_root
     sim.fault(method="POST", path="/api/storage/luns",
               action={"kind": "error", "status": 400, "code": "5374860",
                       "message": "LUN size too large"})
-    ds = kvmstor.BlockDatastore("svm1", name, "aggr1", "1G", [host])
+    ds = kvmstor.BlockDatastore("svm1", name, "aggr1", "2G", [host])
     with pytest.raises(kvmstor.StepFailed) as info:
         ontap.attach(ds)
     e = info.value
@@ -183,7 +195,7 @@ def test_block_failed_undo_needs_attention_then_recover_with_simulated_host(onta
               action={"kind": "error", "status": 400, "code": "5374860", "message": "too large"})
     sim.fault(method="DELETE", path="/api/storage/volumes/*", times=0,
               action={"kind": "error", "status": 409, "code": "917536", "message": "volume busy"})
-    ds = kvmstor.BlockDatastore("svm1", name, "aggr1", "1G", [host])
+    ds = kvmstor.BlockDatastore("svm1", name, "aggr1", "2G", [host])
     journal = tmp_path / "blk.json"
     with pytest.raises(kvmstor.NeedsAttention) as info:
         ontap.attach(ds, journal=str(journal))
