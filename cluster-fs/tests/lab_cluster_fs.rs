@@ -123,7 +123,22 @@ async fn lab_cluster_fs_ocfs2_o2cb_on_multipath_lun() -> Result<()> {
         format!("/dev/mapper/{}", clone_map.name),
         Identity::wwid(&clone_map.name)?,
     )?;
-    let clone_before = node.ocfs2_stats(&clone_dev).await?;
+    // The map was just made: udev and multipathd may still be setting it up, and an early
+    // read of a fresh map has come back without the superblock on a loaded host. Settle and
+    // read again, bounded; the data itself is never retried into shape.
+    let mut tries = 0;
+    let clone_before = loop {
+        tries += 1;
+        match node.ocfs2_stats(&clone_dev).await {
+            Ok(s) => break s,
+            Err(e) if tries < 20 => {
+                println!("clone stats, try {tries}: {e}; settling udev");
+                let _ = sh("udevadm", &["settle", "--timeout=10"]);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     assert_eq!(clone_before.uuid, stats.uuid);
     step("FlexClone LUN attached, same OCFS2 UUID as its parent");
 
