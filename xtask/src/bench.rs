@@ -183,6 +183,29 @@ fn measure(sim: &SimDaemon, side: Side, args: &[&str]) -> Result<Measure> {
     })
 }
 
+/// The median of `v`; `None` when empty. Shared by the lab benches' tables.
+pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// The value after `"key":` in a flat JSON object (string or number, quotes dropped);
+/// enough for the JSON lines the lab benches write.
+pub(crate) fn json_field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = line[start..].trim_start();
+    let end = rest.find([',', '}'])?;
+    Some(rest[..end].trim().trim_matches('"').to_owned())
+}
+
 /// The number after `"key":` in a flat JSON object; enough for the benches' own output.
 pub(crate) fn json_number(line: &str, key: &str) -> Option<f64> {
     let needle = format!("\"{key}\"");

@@ -140,12 +140,7 @@ struct Sample {
 }
 
 fn read_samples(text: &str) -> Vec<Sample> {
-    let field = |line: &str, key: &str| -> Option<String> {
-        let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
-        let rest = line[start..].trim_start();
-        let end = rest.find([',', '}'])?;
-        Some(rest[..end].trim().trim_matches('"').to_owned())
-    };
+    let field = crate::bench::json_field;
     text.lines()
         .filter_map(|l| {
             let protocol = field(l, "protocol")?;
@@ -161,12 +156,7 @@ fn read_samples(text: &str) -> Vec<Sample> {
 
 /// One line of `bench-attach-steps.jsonl`: (protocol, op, step kind, seconds).
 fn read_steps(text: &str) -> Vec<(String, String, String, f64)> {
-    let field = |line: &str, key: &str| -> Option<String> {
-        let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
-        let rest = line[start..].trim_start();
-        let end = rest.find([',', '}'])?;
-        Some(rest[..end].trim().trim_matches('"').to_owned())
-    };
+    let field = crate::bench::json_field;
     text.lines()
         .filter_map(|l| {
             Some((
@@ -205,7 +195,7 @@ fn breakdown(steps: &[(String, String, String, f64)]) -> String {
                         .filter(|(p, o, kk, _)| p == proto && o == op && kk == k)
                         .map(|s| s.3)
                         .collect();
-                    (*k, median(v).unwrap_or(0.0))
+                    (*k, crate::bench::median(v).unwrap_or(0.0))
                 })
                 .collect();
             per.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -220,19 +210,6 @@ fn breakdown(steps: &[(String, String, String, f64)]) -> String {
         }
     }
     t
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
 }
 
 fn table(samples: &[Sample]) -> String {
@@ -262,8 +239,8 @@ fn table(samples: &[Sample]) -> String {
             t,
             "| {label}{} | {} | {} | {range} | {} |",
             if failed { " (a run failed)" } else { "" },
-            cell(median(attach.clone())),
-            cell(median(times.iter().map(|t| t.1).collect())),
+            cell(crate::bench::median(attach.clone())),
+            cell(crate::bench::median(times.iter().map(|t| t.1).collect())),
             times.len(),
         );
     }

@@ -191,12 +191,7 @@ struct Sample {
 
 /// Reads the JSON lines the bench test wrote (flat objects of strings and numbers).
 fn read_samples(text: &str) -> Vec<Sample> {
-    let field = |line: &str, key: &str| -> Option<String> {
-        let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
-        let rest = line[start..].trim_start();
-        let end = rest.find([',', '}'])?;
-        Some(rest[..end].trim().trim_matches('"').to_owned())
-    };
+    let field = crate::bench::json_field;
     text.lines()
         .filter_map(|l| {
             Some(Sample {
@@ -207,19 +202,6 @@ fn read_samples(text: &str) -> Vec<Sample> {
             })
         })
         .collect()
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
 }
 
 /// The Markdown table: median attach and detach per method, and the ratios to bare.
@@ -236,7 +218,7 @@ fn table(samples: &[Sample]) -> String {
             let med: Vec<Option<f64>> = METHODS
                 .iter()
                 .map(|m| {
-                    median(
+                    crate::bench::median(
                         samples
                             .iter()
                             .filter(|s| s.protocol == proto && s.method == *m)
@@ -302,9 +284,9 @@ mod tests {
                 detach: 0.5
             }
         );
-        assert_eq!(median(vec![2.5, 1.0, 1.5]), Some(1.5));
-        assert_eq!(median(vec![2.0, 1.0]), Some(1.5));
-        assert_eq!(median(vec![]), None);
+        assert_eq!(crate::bench::median(vec![2.5, 1.0, 1.5]), Some(1.5));
+        assert_eq!(crate::bench::median(vec![2.0, 1.0]), Some(1.5));
+        assert_eq!(crate::bench::median(vec![]), None);
         let t = table(&s);
         assert!(
             t.contains("| iSCSI, 2 portals → dm-multipath map: attach | 3.00 s | 1.50 s | – | 2.00 | – | – | 3 |"),
