@@ -1239,6 +1239,11 @@ impl SmbDatastore {
         }
     }
 
+    /// The ONTAP volume's name (the pool's, with `-` and `.` as `_`).
+    pub fn volume(&self) -> &str {
+        &self.volume.name
+    }
+
     /// The share's name: [`SmbDatastore::share_name`], else the pool's.
     pub fn share(&self) -> &str {
         self.share.as_deref().unwrap_or(&self.pool)

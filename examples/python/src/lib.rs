@@ -315,14 +315,16 @@ impl SmbDatastore {
 
     /// The share's name.
     #[getter]
-    fn share(&self) -> String {
-        self.spec.name.clone()
+    fn share(&self) -> PyResult<String> {
+        let ds = self.spec.datastore(None).map_err(|e| world_err(&e))?;
+        Ok(ds.share().to_owned())
     }
 
     /// The ONTAP volume's name.
     #[getter]
-    fn volume(&self) -> String {
-        self.spec.name.replace(['-', '.'], "_")
+    fn volume(&self) -> PyResult<String> {
+        let ds = self.spec.datastore(None).map_err(|e| world_err(&e))?;
+        Ok(ds.volume().to_owned())
     }
 
     /// The size in bytes.
@@ -396,8 +398,9 @@ impl BlockDatastore {
 
     /// The ONTAP volume's name.
     #[getter]
-    fn volume(&self) -> String {
-        self.spec.name.replace(['-', '.'], "_")
+    fn volume(&self) -> PyResult<String> {
+        let ds = self.spec.datastore(None).map_err(|e| world_err(&e))?;
+        Ok(ds.volume().to_owned())
     }
 
     /// The disk's size in bytes (the volume is 10% larger).
