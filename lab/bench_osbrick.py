@@ -12,11 +12,13 @@ instead of starting a privsep daemon through sudo/rootwrap.
 
 Prints one JSON line: {"attach_s": ..., "detach_s": ...}. Attach ends when the device is
 ready with both paths (the map's two disks carry the serial / the namespace head with the
-UUID has two paths); imports and setup are not timed.
+UUID has two paths); imports and setup are not timed, nor the `udevadm settle` between
+attach and detach (every method's detach starts from a settled host).
 """
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -87,6 +89,10 @@ def live_paths(head):
     return n
 
 
+def settle():
+    subprocess.run(["udevadm", "settle", "--timeout=60"], check=True)
+
+
 def poll(what, f, timeout=90):
     deadline = time.monotonic() + timeout
     while True:
@@ -119,6 +125,7 @@ def main():
         info = conn.connect_volume(props)
         poll("map with two paths", lambda: (lun_map(serial) or (None, 0))[1] == 2)
         attach = time.monotonic() - t
+        settle()
         t = time.monotonic()
         conn.disconnect_volume(props, info, force=False, ignore_errors=False)
         poll("map gone", lambda: lun_map(serial) is None)
@@ -137,6 +144,7 @@ def main():
         info = conn.connect_volume(props)
         poll("namespace with two paths", lambda: (nvme_ns(uuid) or (None, 0))[1] == 2)
         attach = time.monotonic() - t
+        settle()
         t = time.monotonic()
         conn.disconnect_volume(props, info, force=False, ignore_errors=False)
         poll("namespace gone", lambda: nvme_ns(uuid) is None)

@@ -5,8 +5,11 @@
 //! Attach runs from the start of discovery/login (connect) to a multipath map with both
 //! paths whose disks carry the LUN's serial, or to the NVMe namespace with the right UUID
 //! and both controllers as paths. Detach runs until the map, disks, sessions and node
-//! records (or controllers and namespace) are gone. The three methods alternate within
-//! each repetition. One JSON line per measurement goes to `$LAB_OUT/bench.jsonl`.
+//! records (or controllers and namespace) are gone. Every detach starts from a settled
+//! host (`udevadm settle` after attach, untimed), as a real detach long after attach does.
+//! The three methods alternate within each repetition, host-storage and bare swapping
+//! places every other repetition so neither always runs right after os-brick's cleanup.
+//! One JSON line per measurement goes to `$LAB_OUT/bench.jsonl`.
 
 mod lab_common;
 
@@ -55,6 +58,12 @@ fn record(protocol: &str, method: &str, rep: usize, s: &Sample) -> Result<()> {
         "{protocol} {method} #{rep}: attach {:.3}s detach {:.3}s",
         s.attach, s.detach
     ));
+    Ok(())
+}
+
+/// Lets udev finish the attach's events before a detach is timed (not timed itself).
+fn settle() -> Result<()> {
+    sh("udevadm", &["settle", "--timeout=60"])?;
     Ok(())
 }
 
@@ -235,6 +244,7 @@ async fn hs_iscsi(iqn: &Iqn, serial: &LunSerial) -> Result<Sample> {
     laps.lap("map", &t);
     let attach = t.elapsed().as_secs_f64();
     ensure!(sysfs_lun_map(serial.as_str())?.map(|m| m.1) == Some(2));
+    settle()?;
 
     let t = Instant::now();
     let removed = mp.remove_lun(serial).await?;
@@ -248,7 +258,8 @@ async fn hs_iscsi(iqn: &Iqn, serial: &LunSerial) -> Result<Sample> {
     Ok(Sample { attach, detach })
 }
 
-async fn hs_nvme(nqn: &Nqn, uuid: uuid::Uuid) -> Result<Sample> {
+/// `diag`: also time the parts of a detach (scan, in-use check, one spawn) before it.
+async fn hs_nvme(nqn: &Nqn, uuid: uuid::Uuid, diag: bool) -> Result<Sample> {
     let root = HostRoot::system();
     let nvme = Nvme::new(SystemRunner::new(), root.clone());
     let waiter = DeviceWaiter::new(root);
@@ -292,13 +303,65 @@ async fn hs_nvme(nqn: &Nqn, uuid: uuid::Uuid) -> Result<Sample> {
         "{neutral:?} vs {}",
         dev.name
     );
+    settle()?;
+    if diag {
+        diag_nvme(&nvme, &undo.controllers).await?;
+    }
 
     let t = Instant::now();
+    let mut laps = Laps::default();
     ensure!(nvme.disconnect(&undo).await?.is_changed());
+    laps.lap("disconnect", &t);
     waiter.wait_gone(&dev.name, Duration::from_secs(60)).await?;
+    laps.lap("gone", &t);
     let detach = t.elapsed().as_secs_f64();
+    step(&format!(
+        "nvme host-storage detach laps: {}",
+        laps.0.join(", ")
+    ));
     nvme_clean(nqn.as_str(), &uuid.to_string())?;
     Ok(Sample { attach, detach })
+}
+
+/// Diagnostics, run in the last repetition only, before its (timed) detach: what the
+/// parts of a host-storage detach cost beside the `nvme disconnect` both methods run (the
+/// controller scan and the in-use check, and one spawn through `SystemRunner` and through
+/// `std::process`).
+async fn diag_nvme(nvme: &Nvme<SystemRunner>, ctrls: &[String]) -> Result<()> {
+    use host_storage::{Command as HsCommand, Runner as _};
+    let n = 5;
+    let t = Instant::now();
+    for _ in 0..n {
+        nvme.controllers()?;
+    }
+    let scan = t.elapsed().as_secs_f64() / n as f64;
+    let t = Instant::now();
+    for _ in 0..n {
+        for c in ctrls {
+            nvme.users_of(c)?;
+        }
+    }
+    let users = t.elapsed().as_secs_f64() / n as f64;
+    let runner = SystemRunner::new();
+    let t = Instant::now();
+    for _ in 0..n {
+        runner.run(&HsCommand::new("nvme").arg("version")).await?;
+    }
+    let tokio_spawn = t.elapsed().as_secs_f64() / n as f64;
+    let t = Instant::now();
+    for _ in 0..n {
+        sh("nvme", &["version"])?;
+    }
+    let std_spawn = t.elapsed().as_secs_f64() / n as f64;
+    step(&format!(
+        "nvme diag: controllers() {:.1}ms, users_of x{} {:.1}ms, SystemRunner nvme version {:.1}ms, std nvme version {:.1}ms",
+        scan * 1e3,
+        ctrls.len(),
+        users * 1e3,
+        tokio_spawn * 1e3,
+        std_spawn * 1e3
+    ));
+    Ok(())
 }
 
 // ---- bare kernel path ----
@@ -327,6 +390,7 @@ fn bare_iscsi(iqn: &str, serial: &str) -> Result<Sample> {
     })?;
     laps.lap("map", &t);
     let attach = t.elapsed().as_secs_f64();
+    settle()?;
 
     let t = Instant::now();
     let (dm, _) = sysfs_lun_map(serial)?.context("map vanished")?;
@@ -360,13 +424,18 @@ fn bare_nvme(nqn: &str, uuid: &str) -> Result<Sample> {
         Ok(sysfs_nvme_ns(uuid)?.filter(|n| n.1 == 2))
     })?;
     let attach = t.elapsed().as_secs_f64();
+    settle()?;
 
     let t = Instant::now();
+    let mut laps = Laps::default();
     sh("nvme", &["disconnect", "-n", nqn])?;
+    laps.lap("disconnect", &t);
     poll("namespace gone", || {
         Ok((!Path::new("/sys/block").join(&name).exists()).then_some(()))
     })?;
+    laps.lap("gone", &t);
     let detach = t.elapsed().as_secs_f64();
+    step(&format!("nvme bare detach laps: {}", laps.0.join(", ")));
     nvme_clean(nqn, uuid)?;
     Ok(Sample { attach, detach })
 }
@@ -400,6 +469,15 @@ fn osbrick(args: &Value) -> Result<Option<Sample>> {
         attach: v["attach_s"].as_f64().context("attach_s")?,
         detach: v["detach_s"].as_f64().context("detach_s")?,
     }))
+}
+
+/// host-storage and bare in the order of repetition `rep` (os-brick runs after both).
+fn order(rep: usize) -> [&'static str; 2] {
+    if rep % 2 == 0 {
+        ["host-storage", "bare"]
+    } else {
+        ["bare", "host-storage"]
+    }
 }
 
 /// Repetitions: `$LAB_OUT/bench-reps` (written by `cargo xtask lab-bench` from
@@ -451,18 +529,13 @@ async fn bench_lab_iscsi_attach_detach() -> Result<()> {
     let brick_args = json!({"protocol": "iscsi", "iqn": iqn.as_str(), "portals": ISCSI_PORTALS,
                             "lun": LUN_ID, "serial": serial.as_str()});
     for rep in 0..reps() {
-        record(
-            "iscsi",
-            "host-storage",
-            rep,
-            &hs_iscsi(&iqn, &serial).await?,
-        )?;
-        record(
-            "iscsi",
-            "bare",
-            rep,
-            &bare_iscsi(iqn.as_str(), serial.as_str())?,
-        )?;
+        for method in order(rep) {
+            let s = match method {
+                "host-storage" => hs_iscsi(&iqn, &serial).await?,
+                _ => bare_iscsi(iqn.as_str(), serial.as_str())?,
+            };
+            record("iscsi", method, rep, &s)?;
+        }
         if let Some(s) = osbrick(&brick_args)? {
             iscsi_clean(iqn.as_str(), serial.as_str())?;
             record("iscsi", "os-brick", rep, &s)?;
@@ -503,13 +576,13 @@ async fn bench_lab_nvme_attach_detach() -> Result<()> {
     let brick_args = json!({"protocol": "nvme", "nqn": nqn.as_str(), "ports": NVME_PORTS,
                             "uuid": uuid.to_string()});
     for rep in 0..reps() {
-        record("nvme", "host-storage", rep, &hs_nvme(&nqn, uuid).await?)?;
-        record(
-            "nvme",
-            "bare",
-            rep,
-            &bare_nvme(nqn.as_str(), &uuid.to_string())?,
-        )?;
+        for method in order(rep) {
+            let s = match method {
+                "host-storage" => hs_nvme(&nqn, uuid, rep + 1 == reps()).await?,
+                _ => bare_nvme(nqn.as_str(), &uuid.to_string())?,
+            };
+            record("nvme", method, rep, &s)?;
+        }
         if let Some(s) = osbrick(&brick_args)? {
             nvme_clean(nqn.as_str(), &uuid.to_string())?;
             record("nvme", "os-brick", rep, &s)?;

@@ -26,9 +26,7 @@ const PROTOCOLS: [(&str, &str); 2] = [
 
 /// Runs the benchmark; `Ok(false)` when a measurement is missing.
 pub(crate) fn run(args: &[String]) -> Result<bool> {
-    if !args.is_empty() {
-        bail!("usage: cargo xtask lab-bench   (LAB_BENCH_REPS=N sets the repetitions, 5)");
-    }
+    let protocols = protocols(args)?;
     let start = Instant::now();
     let _lab = lab::exclusive()?;
     lab::install_packages()?;
@@ -44,7 +42,12 @@ pub(crate) fn run(args: &[String]) -> Result<bool> {
         fs::remove_dir_all(&out).with_context(|| format!("removing {}", out.display()))?;
     }
     fs::create_dir_all(&out)?;
-    lab::write_plan(&out, &sim, std::slice::from_ref(&bench), Some("bench_lab"))?;
+    let filter = protocols
+        .iter()
+        .map(|p| format!("bench_lab_{p}_"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    lab::write_plan(&out, &sim, std::slice::from_ref(&bench), Some(&filter))?;
     let reps: usize = match std::env::var("LAB_BENCH_REPS") {
         Ok(r) => r.parse().context("LAB_BENCH_REPS must be a number")?,
         Err(_) => 5,
@@ -112,12 +115,31 @@ pub(crate) fn run(args: &[String]) -> Result<bool> {
         dir.join("lab.md").display(),
         out.display()
     );
-    let complete = PROTOCOLS.iter().all(|(p, _)| {
+    let complete = protocols.iter().all(|p| {
         ["host-storage", "bare"]
             .iter()
             .all(|m| samples.iter().any(|s| s.protocol == *p && s.method == *m))
     });
     Ok(complete && log.contains("test result: ok"))
+}
+
+const USAGE: &str = "usage: cargo xtask lab-bench [iscsi|nvme]...   \
+                     (LAB_BENCH_REPS=N sets the repetitions, 5)";
+
+/// The protocols to measure: those named, or all.
+fn protocols(args: &[String]) -> Result<Vec<&'static str>> {
+    if args.is_empty() {
+        return Ok(PROTOCOLS.iter().map(|(p, _)| *p).collect());
+    }
+    args.iter()
+        .map(|a| {
+            PROTOCOLS
+                .iter()
+                .map(|(p, _)| *p)
+                .find(|p| p == a)
+                .with_context(|| format!("unknown protocol {a:?}\n{USAGE}"))
+        })
+        .collect()
 }
 
 /// The host's load averages, `1/5/15` minutes (other work shares the cores).
@@ -211,6 +233,9 @@ fn table(samples: &[Sample]) -> String {
          |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (proto, label) in PROTOCOLS {
+        if !samples.iter().any(|s| s.protocol == proto) {
+            continue; // not measured in this run
+        }
         for (op, pick) in [
             ("attach", (|s: &Sample| s.attach) as fn(&Sample) -> f64),
             ("detach", |s: &Sample| s.detach),
@@ -254,6 +279,17 @@ fn table(samples: &[Sample]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protocols_default_to_all_and_unknown_ones_are_refused() {
+        assert_eq!(protocols(&[]).unwrap(), ["iscsi", "nvme"]);
+        assert_eq!(protocols(&["nvme".to_owned()]).unwrap(), ["nvme"]);
+        let err = protocols(&["fc".to_owned()]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("unknown protocol \"fc\"\nusage: cargo xtask lab-bench"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn samples_are_read_and_medians_taken() {

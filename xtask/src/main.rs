@@ -37,7 +37,7 @@ commands:
                    install, fmt, clippy, unit, host, python, bindings, lab
   lab [FILTER]     boot a Debian kernel under QEMU (virtme-ng) with the simulator's kernel
                    backend and run the lab_* tests inside (NFS, SMB, iSCSI, NVMe/TCP)
-  lab-bench        attach/detach times of host-storage, the bare kernel path and os-brick
+  lab-bench [iscsi|nvme]  attach/detach times of host-storage, the bare kernel path and os-brick
                    in one lab guest boot; writes target/bench/lab.md
   demo [--ontap-only]
                    set up the lab and run the whole story in its guest: NFS datastore, VM
