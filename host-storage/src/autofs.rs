@@ -18,6 +18,9 @@ use crate::ids::ConfigToken;
 use crate::nfs::NfsMount;
 use crate::runner::{Command, Runner};
 
+/// Where automount's pid file may be, in the order they are read.
+const PID_FILES: [&str; 2] = ["/run/autofs.pid", "/var/run/autofs.pid"];
+
 /// How automount is told to re-read its maps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reload {
@@ -277,12 +280,7 @@ impl<R: Runner> Autofs<R> {
 
     /// Tells automount to re-read its maps, per the [`Reload`] strategy.
     pub async fn do_reload(&self) -> Result<()> {
-        let strategy = match self.reload {
-            Reload::Auto if self.root.path("/run/systemd/system").is_dir() => Reload::Systemd,
-            Reload::Auto => Reload::Signal,
-            other => other,
-        };
-        match strategy {
+        match self.strategy() {
             Reload::Systemd => {
                 self.runner
                     .run(
@@ -297,13 +295,123 @@ impl<R: Runner> Autofs<R> {
         Ok(())
     }
 
+    /// Whether automount is running, as the [`Reload`] strategy reaches it: with systemd,
+    /// `systemctl is-active autofs.service`; otherwise a pid file (`/run/autofs.pid`, then
+    /// `/var/run/autofs.pid`) naming a process whose `/proc/<pid>/comm` (under the host
+    /// root) is `automount`, so a stale pid taken by another program does not count.
+    /// `Ok(None)` with [`Reload::Never`]: the caller looks after automount.
+    ///
+    /// ```
+    /// use host_storage::autofs::{Autofs, Reload};
+    /// use host_storage::files::{EntryId, HostRoot};
+    /// use host_storage::FakeRunner;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let root = HostRoot::new(dir.path());
+    /// let map = EntryId::parse("kvmstor").unwrap();
+    /// let autofs = Autofs::new(root.clone(), FakeRunner::new(), map).reload(Reload::Signal);
+    /// assert_eq!(autofs.daemon().await.unwrap(), Some(false)); // no pid file
+    ///
+    /// std::fs::create_dir_all(root.path("/run")).unwrap();
+    /// std::fs::create_dir_all(root.path("/proc/4242")).unwrap();
+    /// std::fs::write(root.path("/run/autofs.pid"), "4242\n").unwrap();
+    /// std::fs::write(root.path("/proc/4242/comm"), "automount\n").unwrap();
+    /// assert_eq!(autofs.daemon().await.unwrap(), Some(true));
+    /// assert!(autofs.require_daemon().await.is_ok());
+    ///
+    /// // The pid now belongs to another program: automount is gone.
+    /// std::fs::write(root.path("/proc/4242/comm"), "bash\n").unwrap();
+    /// let err = autofs.require_daemon().await.unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "automount is not running: /run/autofs.pid names pid 4242, which is bash"
+    /// );
+    /// # }
+    /// ```
+    pub async fn daemon(&self) -> Result<Option<bool>> {
+        Ok(self.daemon_evidence().await?.map(|e| e.is_none()))
+    }
+
+    /// [`Error::NotRunning`] unless automount is running ([`Autofs::daemon`]); `Ok` with
+    /// [`Reload::Never`]. An autofs entry is only served once automount reads it: without
+    /// the daemon its path stays a plain directory, and whatever is put there lands on the
+    /// host's own disk.
+    pub async fn require_daemon(&self) -> Result<()> {
+        match self.daemon_evidence().await? {
+            Some(Some(evidence)) => Err(Error::NotRunning {
+                daemon: "automount",
+                evidence,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// `None` with [`Reload::Never`]; `Some(None)` when automount runs; `Some(Some(why))`
+    /// when it does not, with what was checked.
+    async fn daemon_evidence(&self) -> Result<Option<Option<String>>> {
+        match self.strategy() {
+            Reload::Never | Reload::Auto => Ok(None),
+            Reload::Systemd => {
+                let out = self
+                    .runner
+                    .run(
+                        &Command::new("systemctl")
+                            .args(["is-active", "autofs.service"])
+                            // 3: inactive/failed/activating; 4: no such unit.
+                            .ok_codes([0, 3, 4]),
+                    )
+                    .await?;
+                let state = out.stdout.trim();
+                Ok(Some(match state {
+                    "active" | "reloading" => None,
+                    "" => Some("systemctl is-active autofs.service: no state".to_owned()),
+                    other => Some(format!("systemctl is-active autofs.service: {other}")),
+                }))
+            }
+            Reload::Signal => {
+                let mut seen = Vec::new();
+                for pidfile in PID_FILES {
+                    let Some(pid) = self.pid_in(pidfile)? else {
+                        continue;
+                    };
+                    let comm = read_optional(&self.root.path(format!("/proc/{pid}/comm")))?;
+                    match comm.as_deref().map(str::trim) {
+                        Some("automount") => return Ok(Some(None)),
+                        Some(other) => {
+                            seen.push(format!("{pidfile} names pid {pid}, which is {other}"))
+                        }
+                        None => seen.push(format!("{pidfile} names pid {pid}, which is gone")),
+                    }
+                }
+                Ok(Some(Some(if seen.is_empty() {
+                    format!("no pid file ({})", PID_FILES.join(", "))
+                } else {
+                    seen.join("; ")
+                })))
+            }
+        }
+    }
+
+    /// The strategy [`Reload::Auto`] stands for on this host.
+    fn strategy(&self) -> Reload {
+        match self.reload {
+            Reload::Auto if self.root.path("/run/systemd/system").is_dir() => Reload::Systemd,
+            Reload::Auto => Reload::Signal,
+            other => other,
+        }
+    }
+
+    /// The pid a pid file names (above 1), if the file exists and holds one.
+    fn pid_in(&self, pidfile: &str) -> Result<Option<i32>> {
+        Ok(read_optional(&self.root.path(pidfile))?
+            .and_then(|t| t.trim().parse::<i32>().ok())
+            .filter(|p| *p > 1))
+    }
+
     fn signal_automount(&self) -> Result<()> {
-        for pidfile in ["/run/autofs.pid", "/var/run/autofs.pid"] {
+        for pidfile in PID_FILES {
             let path = self.root.path(pidfile);
-            let Some(text) = read_optional(&path)? else {
-                continue;
-            };
-            let Some(pid) = text.trim().parse::<i32>().ok().filter(|p| *p > 1) else {
+            let Some(pid) = self.pid_in(pidfile)? else {
                 continue;
             };
             return match kill(Pid::from_raw(pid), Signal::SIGHUP) {

@@ -322,6 +322,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A daemon the operation relies on is not running (automount for an autofs entry: an
+    /// entry nobody serves leaves its path a plain directory on the host's own disk).
+    #[error("{daemon} is not running: {evidence}")]
+    NotRunning {
+        /// The daemon, e.g. `automount`.
+        daemon: &'static str,
+        /// What was checked, e.g. `no pid file (/run/autofs.pid, /var/run/autofs.pid)`.
+        evidence: String,
+    },
     /// A host resource is still in use, so it is left in place (a target with other LUNs, a
     /// map with holders, a subsystem with other namespaces).
     #[error("{resource} is still in use by {users:?}")]

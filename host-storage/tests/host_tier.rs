@@ -237,6 +237,8 @@ async fn host_automount_mounts_a_loop_device_through_the_sdk_map() {
     let root = dir.path().join("root");
     std::fs::create_dir_all(root.join("etc")).unwrap();
     std::fs::create_dir_all(root.join("run")).unwrap();
+    // The scratch root sees this machine's process table, as a real host root does.
+    std::os::unix::fs::symlink("/proc", root.join("proc")).unwrap();
     let img = ext4_image(dir.path(), "hello from ext4\n").unwrap();
     let lo = LoopDev::attach(&img).unwrap();
 
@@ -268,7 +270,14 @@ async fn host_automount_mounts_a_loop_device_through_the_sdk_map() {
     let map = root.join("etc/auto.kvmstor");
     let master = dir.path().join("auto.master");
     std::fs::write(&master, format!("/- {} --timeout=5\n", map.display())).unwrap();
+    assert_eq!(
+        autofs.daemon().await.unwrap(),
+        Some(false),
+        "not started yet"
+    );
     let daemon = Automount::start(&master, &root.join("run/autofs.pid")).unwrap();
+    // The real daemon is found through its pid file and /proc/<pid>/comm.
+    assert_eq!(autofs.daemon().await.unwrap(), Some(true));
 
     assert!(poll_until(Duration::from_secs(10), || mounts_under(&data)
         .iter()
@@ -320,6 +329,18 @@ async fn host_automount_mounts_a_loop_device_through_the_sdk_map() {
 
     drop(daemon);
     assert!(poll_until(Duration::from_secs(10), || mounts_under(&data).is_empty()));
+    // Stopped, its pid file may stay behind: the pid is no automount any more.
+    let err = autofs.require_daemon().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            host_storage::Error::NotRunning {
+                daemon: "automount",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(autofs.undo(&first).await.unwrap(), Change::Changed);
     assert!(!map.exists());
     fake.verify();

@@ -596,6 +596,59 @@ async fn autofs_add_reloads_once_and_undo_removes_exactly_what_it_added() {
 }
 
 #[tokio::test]
+async fn automount_daemon_is_asked_of_systemd_or_found_by_pid_file() {
+    let (dir, root) = autofs_root();
+    let fake = FakeRunner::new();
+    let autofs = Autofs::new(root.clone(), &fake, id("kvmstor"));
+
+    // systemd is PID 1 on this root: systemctl answers.
+    fake.expect(Expect::new("systemctl", ["is-active", "autofs.service"]).stdout("active\n"));
+    assert_eq!(autofs.daemon().await.unwrap(), Some(true));
+    fake.expect(
+        Expect::new("systemctl", ["is-active", "autofs.service"]).exit(3, "inactive\n", ""),
+    );
+    let err = autofs.require_daemon().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::NotRunning { daemon: "automount", evidence }
+            if evidence == "systemctl is-active autofs.service: inactive"),
+        "{err:?}"
+    );
+    fake.expect(
+        Expect::new("systemctl", ["is-active", "autofs.service"]).exit(
+            4,
+            "inactive\n",
+            "Unit autofs.service could not be found.\n",
+        ),
+    );
+    assert_eq!(autofs.daemon().await.unwrap(), Some(false));
+    fake.verify();
+
+    // Without systemd: the pid files, first /run then /var/run; a dead pid is not running.
+    std::fs::remove_dir_all(dir.path().join("run/systemd")).unwrap();
+    let err = autofs.require_daemon().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "automount is not running: no pid file (/run/autofs.pid, /var/run/autofs.pid)"
+    );
+    std::fs::create_dir_all(dir.path().join("var/run")).unwrap();
+    std::fs::write(dir.path().join("var/run/autofs.pid"), "77\n").unwrap();
+    assert_eq!(
+        autofs.require_daemon().await.unwrap_err().to_string(),
+        "automount is not running: /var/run/autofs.pid names pid 77, which is gone"
+    );
+    std::fs::create_dir_all(dir.path().join("proc/77")).unwrap();
+    std::fs::write(dir.path().join("proc/77/comm"), "automount\n").unwrap();
+    assert_eq!(autofs.daemon().await.unwrap(), Some(true));
+
+    // Never: the caller looks after automount; nothing is checked or run.
+    let never = Autofs::new(root, &fake, id("kvmstor")).reload(Reload::Never);
+    std::fs::remove_dir_all(dir.path().join("proc/77")).unwrap();
+    assert_eq!(never.daemon().await.unwrap(), None);
+    never.require_daemon().await.unwrap();
+    assert_eq!(fake.calls().len(), 3);
+}
+
+#[tokio::test]
 async fn autofs_keeps_master_line_while_entries_remain() {
     let (dir, root) = autofs_root();
     let fake = FakeRunner::new();

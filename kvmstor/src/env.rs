@@ -99,7 +99,10 @@ impl Host {
         self
     }
 
-    /// How autofs is told about map changes (default [`Reload::Auto`]).
+    /// How autofs is told about map changes (default [`Reload::Auto`]). Any strategy but
+    /// `Never` also means an autofs attach requires a running automount on this host
+    /// ([`host_storage::autofs::Autofs::require_daemon`]); `Never` leaves automount to the
+    /// caller, who must reload it and see the trigger before the pool is used.
     #[must_use]
     pub fn autofs_reload(mut self, reload: Reload) -> Self {
         self.autofs_reload = reload;

@@ -130,20 +130,28 @@ pub(crate) fn remove_fstab(host: &Host, id: &str) -> Result<bool, StepError> {
     Ok(fstab(host).remove(&id).map_err(err())?.is_changed())
 }
 
+/// kvmstor's autofs direct map (`/etc/auto.kvmstor`).
+pub(crate) const AUTOFS_MAP: &str = "kvmstor";
+
 /// How long automount may take to set up or drop a direct-map trigger after a reload.
 pub(crate) const AUTOFS_SETTLE: Duration = Duration::from_secs(20);
 
-/// Whether automount on `host` is told about map changes: a reload is asked for and there
-/// is a daemon to tell (a pid file to signal, or systemd).
-fn automount_told(host: &Host) -> bool {
-    host.reload() != Reload::Never
-        && [
-            "/run/autofs.pid",
-            "/var/run/autofs.pid",
-            "/run/systemd/system",
-        ]
-        .iter()
-        .any(|p| host.host_root().path(p).exists())
+/// [`host_storage::Error::NotRunning`] when `host` asks automount to reload (any
+/// [`Reload`] but `Never`) and no automount runs there: its entry would never be served,
+/// and a pool built on the bare path would put VM images on the host's own disk. Checked
+/// when an autofs attach is planned and again before its entry is written.
+pub(crate) async fn require_automount(host: &Host, map: &str) -> Result<(), StepError> {
+    autofs(host, map)
+        .map_err(host_err(
+            host.name(),
+            format!("check automount for map {map}"),
+        ))?
+        .require_daemon()
+        .await
+        .map_err(host_err(
+            host.name(),
+            format!("check automount for map {map}"),
+        ))
 }
 
 /// Whether an autofs trigger is mounted at `target` (below whatever it mounted on top).
@@ -162,12 +170,20 @@ fn autofs_trigger(host: &Host, target: &Path) -> host_storage::Result<bool> {
 /// After a reload, waits until automount has set up (`present`) or dropped the trigger at
 /// `target`. A direct-map entry is live only once its trigger is: before that, a libvirt
 /// pool built on the path would put VM images on the host's own disk.
+///
+/// With [`Reload::Never`] nothing is awaited (the caller tells automount itself). Setting
+/// a trigger up is awaited from the daemon [`require_automount`] found before the entry was
+/// written; dropping one is done at once when no daemon runs (nothing serves the trigger).
 pub(crate) async fn settle_autofs(
     host: &Host,
+    map: &str,
     target: &Path,
     present: bool,
 ) -> host_storage::Result<()> {
-    if !automount_told(host) {
+    if host.reload() == Reload::Never {
+        return Ok(());
+    }
+    if !present && autofs(host, map)?.daemon().await? == Some(false) {
         return Ok(());
     }
     let deadline = tokio::time::Instant::now() + AUTOFS_SETTLE;
@@ -218,7 +234,9 @@ pub(crate) async fn remove_autofs(
         .await
         .map_err(err())?
         .is_changed();
-    settle_autofs(host, target, false).await.map_err(err())?;
+    settle_autofs(host, map, target, false)
+        .await
+        .map_err(err())?;
     Ok(unmounted || removed)
 }
 

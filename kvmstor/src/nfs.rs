@@ -16,9 +16,12 @@
 //! 4. Per host, with [`Persist::Fstab`]: `MountNfs` now, then `PersistFstab` (an owned
 //!    `/etc/fstab` line). With [`Persist::Autofs`]: `PersistAutofs` only (a direct-map
 //!    entry; autofs mounts on first access, and a mount made by hand on an autofs trigger
-//!    point would hide it). The step waits until automount has set up the trigger (its
-//!    reload is asynchronous, and a pool built on the bare path would put images on the
-//!    host's own disk); `RemoveAutofs` unmounts what automount mounted before it removes
+//!    point would hide it). automount must be running on every host unless the host's
+//!    [`crate::Host::autofs_reload`] is `Never`: planning refuses otherwise
+//!    ([`host_storage::Error::NotRunning`] inside [`Error::Plan`]), and the step checks
+//!    again right before it writes the entry. The step then waits until automount has set
+//!    up the trigger (its reload is asynchronous, and a pool built on the bare path would
+//!    put images on the host's own disk); `RemoveAutofs` unmounts what automount mounted before it removes
 //!    the entry (automount drops idle triggers only). With [`PoolKind::Netfs`] there is no
 //!    host mount step: libvirt mounts when it starts the pool.
 //! 5. Per host: `DefinePool`, a `dir` pool on the mount point or a `netfs` pool.
@@ -52,7 +55,7 @@ use crate::env::{Env, Host};
 use crate::error::{Error, Result, StepError};
 use crate::host_steps::{
     self, autofs, ensure_pool, fstab, host_err, line_applied, mounter, remove_fstab, remove_pool,
-    settle_autofs,
+    require_automount, settle_autofs, AUTOFS_MAP,
 };
 use crate::saga::{ActionKind, Applied, LockKey, Saga, Step};
 
@@ -63,7 +66,9 @@ use crate::saga::{ActionKind, Applied, LockKey, Saga, Step};
 pub enum Persist {
     /// Mount now and add an `/etc/fstab` line.
     Fstab,
-    /// An autofs direct-map entry (mounted on first access).
+    /// An autofs direct-map entry (mounted on first access). automount must be running on
+    /// each host (checked when the attach is planned, unless the host's
+    /// [`crate::Host::autofs_reload`] is `Never`).
     Autofs,
 }
 
@@ -641,12 +646,13 @@ async fn add_autofs(
     let err = || host_err(host.name(), format!("add autofs entry {id} to map {map}"));
     let m = mount.to_mount().map_err(err())?;
     let eid = EntryId::parse(id).map_err(err())?;
+    require_automount(host, map).await?;
     let u = autofs(host, map)
         .map_err(err())?
         .add_nfs(&eid, &m)
         .await
         .map_err(err())?;
-    settle_autofs(host, &mount.target, true)
+    settle_autofs(host, map, &mount.target, true)
         .await
         .map_err(err())?;
     Ok(line_applied(&u.entry))
@@ -1274,6 +1280,13 @@ impl NfsDatastore {
         format!("kvmstor-{}", self.pool.to_ascii_lowercase())
     }
 
+    fn plan_err(&self, source: StepError) -> Error {
+        Error::Plan {
+            workflow: self.workflow("attach"),
+            source: Box::new(source),
+        }
+    }
+
     fn validate(&self, env: &Env) -> Result<()> {
         if self.hosts.is_empty() {
             return Err(Error::Invalid {
@@ -1395,6 +1408,14 @@ impl NfsDatastore {
     /// The attach workflow (looks up the LIFs; nothing is changed).
     pub async fn attach(&self, env: &Env) -> Result<Saga<NfsStep>> {
         self.validate(env)?;
+        if self.persist == Persist::Autofs && self.pool_kind == PoolKind::Dir {
+            for h in &self.hosts {
+                let host = env.find_host(h).map_err(|e| self.plan_err(e))?;
+                require_automount(host, AUTOFS_MAP)
+                    .await
+                    .map_err(|e| self.plan_err(e))?;
+            }
+        }
         let lifs = self.lif_addresses(env).await?;
         let mount = self.mount_spec(&lifs)?;
         let cluster = env.cluster().to_owned();
@@ -1441,7 +1462,7 @@ impl NfsDatastore {
                     }
                     Persist::Autofs => steps.push(NfsStep::PersistAutofs {
                         host: h.clone(),
-                        map: "kvmstor".into(),
+                        map: AUTOFS_MAP.into(),
                         id: self.entry_id(),
                         mount: mount.clone(),
                     }),
@@ -1484,7 +1505,7 @@ impl NfsDatastore {
                     }
                     Persist::Autofs => steps.push(NfsStep::RemoveAutofs {
                         host: h.clone(),
-                        map: "kvmstor".into(),
+                        map: AUTOFS_MAP.into(),
                         id: self.entry_id(),
                         mount: mount.clone(),
                     }),

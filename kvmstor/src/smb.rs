@@ -23,8 +23,9 @@
 //!    share's `acls` endpoint; its undo deletes the entry (or restores the permission an
 //!    existing entry had).
 //! 4. Per host: `WriteCredentials`; with [`Persist::Fstab`], `MountSmb` now and
-//!    `PersistFstab`; with [`Persist::Autofs`], `PersistAutofs`; then `DefinePool` (a `dir`
-//!    pool on the mount point).
+//!    `PersistFstab`; with [`Persist::Autofs`], `PersistAutofs` (automount must be running,
+//!    as for NFS: checked when planning and before the entry is written); then
+//!    `DefinePool` (a `dir` pool on the mount point).
 //!
 //! ## Mount options
 //! `vers=3.1.1` (encryption and pre-authentication integrity), `multichannel` with
@@ -49,7 +50,7 @@ use crate::env::{Env, Host};
 use crate::error::{Error, Result, StepError};
 use crate::host_steps::{
     self, autofs, ensure_pool, fstab, host_err, line_applied, mounter, remove_fstab, remove_pool,
-    settle_autofs,
+    require_automount, settle_autofs, AUTOFS_MAP,
 };
 use crate::nfs::{find_volume, gone_ok, ontap_err, NfsOutput, Persist, PoolRequest, VolumeRequest};
 use crate::saga::{ActionKind, Applied, LockKey, Saga, Step};
@@ -665,12 +666,13 @@ async fn add_autofs(host: &Host, map: &str, mount: &SmbMountSpec) -> Result<bool
     };
     let m = mount.to_mount().map_err(err())?;
     let id = EntryId::parse(&mount.id).map_err(err())?;
+    require_automount(host, map).await?;
     let u = autofs(host, map)
         .map_err(err())?
         .add_cifs(&id, &m)
         .await
         .map_err(err())?;
-    settle_autofs(host, &mount.target, true)
+    settle_autofs(host, map, &mount.target, true)
         .await
         .map_err(err())?;
     Ok(line_applied(&u.entry).changed)
@@ -1436,6 +1438,14 @@ impl SmbDatastore {
     /// [`SmbDatastore::env_with_secret`].
     pub async fn attach(&self, env: &Env) -> Result<Saga<SmbStep>> {
         self.validate(env)?;
+        if self.persist == Persist::Autofs {
+            for h in &self.hosts {
+                let host = env.find_host(h).map_err(|e| self.plan_err(e))?;
+                require_automount(host, AUTOFS_MAP)
+                    .await
+                    .map_err(|e| self.plan_err(e))?;
+            }
+        }
         let mount = self.mount_spec(self.lif_address(env).await?)?;
         let cluster = env.cluster().to_owned();
         let token = format!("kvmstor:{}:{}", self.pool, uuid::Uuid::new_v4());
@@ -1476,7 +1486,7 @@ impl SmbDatastore {
             match self.persist {
                 Persist::Autofs => steps.push(SmbStep::PersistAutofs {
                     host: h.clone(),
-                    map: "kvmstor".into(),
+                    map: AUTOFS_MAP.into(),
                     mount: mount.clone(),
                 }),
                 _ => {
@@ -1513,7 +1523,7 @@ impl SmbDatastore {
             match self.persist {
                 Persist::Autofs => steps.push(SmbStep::RemoveAutofs {
                     host: h.clone(),
-                    map: "kvmstor".into(),
+                    map: AUTOFS_MAP.into(),
                     mount: mount.clone(),
                 }),
                 _ => {

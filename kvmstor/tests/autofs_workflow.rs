@@ -11,15 +11,16 @@
 //! them.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use host_storage::autofs::Reload;
 use host_storage::{Command, Output, Runner};
 use kvmstor::nfs::{NfsDatastore, Persist};
-use kvmstor::saga::RunOutcome;
+use kvmstor::saga::{RunOutcome, Step as _};
 use kvmstor::smb::SmbDatastore;
-use kvmstor::{Env, Host};
+use kvmstor::{Env, Error, Host, StepError};
 use ontap_client::{Client, SecretString};
 use ontap_sim::SimServer;
 
@@ -31,6 +32,8 @@ const SETUP_DELAY: Duration = Duration::from_millis(300);
 struct FakeAutomount {
     root: PathBuf,
     calls: Mutex<Vec<String>>,
+    /// Whether `systemctl is-active autofs.service` says active.
+    running: AtomicBool,
 }
 
 impl FakeAutomount {
@@ -132,6 +135,13 @@ impl Runner for FakeAutomount {
             .map(|a| a.expose().to_owned())
             .collect();
         match cmd.program() {
+            "systemctl" if args[0] == "is-active" => {
+                return Ok(if self.running.load(Ordering::SeqCst) {
+                    Output::success("active\n")
+                } else {
+                    Output::exit(3, "inactive\n", "")
+                });
+            }
             "systemctl" => self.reload(),
             "umount" => {
                 // The mount on top goes.
@@ -151,6 +161,7 @@ impl Runner for FakeAutomount {
 
 struct World {
     _sim: SimServer,
+    client: Client,
     _dir: tempfile::TempDir,
     root: PathBuf,
     runner: Arc<FakeAutomount>,
@@ -178,6 +189,7 @@ async fn world() -> World {
     let runner = Arc::new(FakeAutomount {
         root: root.clone(),
         calls: Mutex::new(Vec::new()),
+        running: AtomicBool::new(true),
     });
     let host = Host::new("kvm1", runner.clone())
         .address("192.0.2.101")
@@ -186,6 +198,7 @@ async fn world() -> World {
         .autofs_reload(Reload::Systemd);
     World {
         _sim: sim,
+        client: client.clone(),
         _dir: dir,
         root,
         runner,
@@ -230,9 +243,14 @@ async fn nfs_autofs_attach_waits_for_the_trigger_and_detach_unmounts_with_fake_a
     assert_eq!(
         calls,
         [
+            // Planned: automount runs; the step checks again right before it writes.
+            "systemctl is-active autofs.service".to_owned(),
+            "systemctl is-active autofs.service".to_owned(),
             "systemctl try-reload-or-restart autofs.service".to_owned(),
             format!("umount {}", mount.display()),
             "systemctl try-reload-or-restart autofs.service".to_owned(),
+            // The trigger is awaited only from a running automount.
+            "systemctl is-active autofs.service".to_owned(),
         ]
     );
 }
@@ -269,4 +287,119 @@ async fn smb_autofs_attach_waits_for_the_trigger_and_detach_unmounts_with_fake_a
         .filter(|c| c.starts_with("umount "))
         .count();
     assert_eq!(umounts, 1);
+}
+
+/// The host error at the bottom of a plan or step failure.
+fn host_source(err: &Error) -> &host_storage::Error {
+    let step = match err {
+        Error::Plan { source, .. } | Error::StepFailed { source, .. } => source.as_ref(),
+        other => panic!("not a plan or step failure: {other:?}"),
+    };
+    match step {
+        StepError::Host { source, .. } => source,
+        other => panic!("not a host failure: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn autofs_attach_is_refused_before_anything_when_automount_is_not_running_with_fake_automount(
+) {
+    let w = world().await;
+    w.runner.running.store(false, Ordering::SeqCst);
+    let master_before = std::fs::read_to_string(w.root.join("etc/auto.master")).unwrap();
+    let nfs = NfsDatastore::new("svm1", "auto-nfs", "aggr1", 1 << 30)
+        .hosts(["kvm1"])
+        .mount_point(w.root.join("mnt/auto-nfs"))
+        .persist(Persist::Autofs);
+    let err = nfs.attach(&w.env).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "planning nfs-attach svm1/auto_nfs as pool auto-nfs failed"
+    );
+    assert!(
+        matches!(host_source(&err), host_storage::Error::NotRunning { daemon: "automount", evidence }
+            if evidence == "systemctl is-active autofs.service: inactive"),
+        "{err:?}"
+    );
+    let smb = SmbDatastore::new("svm1", "auto-smb", "aggr1", 1 << 30)
+        .hosts(["kvm1"])
+        .mount_point(w.root.join("mnt/auto-smb"))
+        .account("svc_kvm", None, SecretString::from("s3cret-pass"))
+        .persist(Persist::Autofs);
+    let err = smb.attach(&smb.env_with_secret(&w.env)).await.unwrap_err();
+    assert!(
+        matches!(host_source(&err), host_storage::Error::NotRunning { .. }),
+        "{err:?}"
+    );
+    // Nothing was touched: only the two questions were asked.
+    assert_eq!(
+        *w.runner.calls.lock().unwrap(),
+        ["systemctl is-active autofs.service"; 2]
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.root.join("etc/auto.master")).unwrap(),
+        master_before
+    );
+    assert!(!w.root.join("etc/auto.kvmstor").exists());
+    assert!(w
+        .client
+        .volumes()
+        .by_name("svm1", "auto_nfs")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(w
+        .client
+        .volumes()
+        .by_name("svm1", "auto_smb")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn autofs_step_fails_and_unwinds_when_automount_stopped_after_planning_with_fake_automount() {
+    let w = world().await;
+    let master_before = std::fs::read_to_string(w.root.join("etc/auto.master")).unwrap();
+    let ds = NfsDatastore::new("svm1", "auto-nfs", "aggr1", 1 << 30)
+        .hosts(["kvm1"])
+        .mount_point(w.root.join("mnt/auto-nfs"))
+        .persist(Persist::Autofs);
+    let saga = ds.attach(&w.env).await.unwrap();
+    let index = saga
+        .steps()
+        .iter()
+        .position(|s| s.label().starts_with("PersistAutofs "))
+        .unwrap();
+    // automount stops (or is stopped) between planning and running.
+    w.runner.running.store(false, Ordering::SeqCst);
+    let err = saga.run(&w.env).await.unwrap_err();
+    assert!(
+        matches!(err, Error::StepFailed { index: i, .. } if i == index),
+        "{err:?}"
+    );
+    assert!(
+        matches!(host_source(&err), host_storage::Error::NotRunning { .. }),
+        "{err:?}"
+    );
+    // The entry was never written and the ONTAP objects made before it are undone.
+    assert_eq!(
+        std::fs::read_to_string(w.root.join("etc/auto.master")).unwrap(),
+        master_before
+    );
+    assert!(!w.root.join("etc/auto.kvmstor").exists());
+    assert!(w
+        .client
+        .volumes()
+        .by_name("svm1", "auto_nfs")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!w
+        .runner
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|c| c.contains("try-reload")));
 }

@@ -123,10 +123,13 @@ impl TestHost {
         std::fs::write(root.join("etc/auto.master"), AUTO_MASTER).unwrap();
         std::fs::write(root.join("proc/self/mountinfo"), ROOT_MOUNT).unwrap();
         let runner = Arc::new(FakeKernelRunner::new(root.join("proc/self/mountinfo")));
+        // No automount runs on a fake host: autofs maps are checked as files here;
+        // autofs_workflow.rs plays automount.
         let host = Host::new(name, runner.clone())
             .address(address)
             .libvirt_uri("test:///default")
-            .root(&root);
+            .root(&root)
+            .autofs_reload(host_storage::autofs::Reload::Never);
         TestHost {
             _dir: dir,
             root,

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use host_storage::autofs::Reload;
 use host_storage::{Command, Output, Runner};
 use kvmstor::Host;
 use ontap_client::{Client, Query};
@@ -896,10 +897,13 @@ pub fn simulated_host(
 ) -> std::io::Result<(Host, Arc<SimKernelRunner>)> {
     seed_files(root, &base_files())?;
     let runner = Arc::new(SimKernelRunner::new(root));
+    // No automount runs on a simulated host: autofs entries are written to its map file
+    // and nobody is told (a real host's attach requires a running automount).
     let host = Host::new(name, runner.clone())
         .address(address)
         .libvirt_uri(SIM_LIBVIRT_URI)
-        .root(root);
+        .root(root)
+        .autofs_reload(Reload::Never);
     Ok((host, runner))
 }
 
@@ -949,10 +953,13 @@ pub fn simulated_block_host(
         }
     }
     let runner = Arc::new(SimKernelRunner::new(root).with_block(id, ontap));
+    // No automount runs on a simulated host: autofs entries are written to its map file
+    // and nobody is told (a real host's attach requires a running automount).
     let host = Host::new(name, runner.clone())
         .address(address)
         .libvirt_uri(SIM_LIBVIRT_URI)
-        .root(root);
+        .root(root)
+        .autofs_reload(Reload::Never);
     Ok((host, runner))
 }
 
