@@ -207,6 +207,19 @@ async fn world() -> World {
 }
 
 impl World {
+    /// The master map as it was, no kvmstor map, and none of `volumes` in ONTAP.
+    async fn assert_untouched(&self, master_before: &str, volumes: &[&str]) {
+        assert_eq!(
+            std::fs::read_to_string(self.root.join("etc/auto.master")).unwrap(),
+            master_before
+        );
+        assert!(!self.root.join("etc/auto.kvmstor").exists());
+        for v in volumes {
+            let found = self.client.volumes().by_name("svm1", v).await.unwrap();
+            assert!(found.is_none(), "volume {v} is left");
+        }
+    }
+
     fn at(&self, target: &Path) -> Vec<String> {
         let t = target.display().to_string();
         self.runner
@@ -336,25 +349,8 @@ async fn autofs_attach_is_refused_before_anything_when_automount_is_not_running_
         *w.runner.calls.lock().unwrap(),
         ["systemctl is-active autofs.service"; 2]
     );
-    assert_eq!(
-        std::fs::read_to_string(w.root.join("etc/auto.master")).unwrap(),
-        master_before
-    );
-    assert!(!w.root.join("etc/auto.kvmstor").exists());
-    assert!(w
-        .client
-        .volumes()
-        .by_name("svm1", "auto_nfs")
-        .await
-        .unwrap()
-        .is_none());
-    assert!(w
-        .client
-        .volumes()
-        .by_name("svm1", "auto_smb")
-        .await
-        .unwrap()
-        .is_none());
+    w.assert_untouched(&master_before, &["auto_nfs", "auto_smb"])
+        .await;
 }
 
 #[tokio::test]
@@ -383,18 +379,7 @@ async fn autofs_step_fails_and_unwinds_when_automount_stopped_after_planning_wit
         "{err:?}"
     );
     // The entry was never written and the ONTAP objects made before it are undone.
-    assert_eq!(
-        std::fs::read_to_string(w.root.join("etc/auto.master")).unwrap(),
-        master_before
-    );
-    assert!(!w.root.join("etc/auto.kvmstor").exists());
-    assert!(w
-        .client
-        .volumes()
-        .by_name("svm1", "auto_nfs")
-        .await
-        .unwrap()
-        .is_none());
+    w.assert_untouched(&master_before, &["auto_nfs"]).await;
     assert!(!w
         .runner
         .calls

@@ -97,7 +97,9 @@ pub(crate) fn run(args: &[String]) -> Result<bool> {
     let laps: String = fs::read_to_string(out.join("steps.log"))
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains(" laps: ") || l.contains(" attach: connect "))
+        .filter(|l| {
+            l.contains(" laps: ") || l.contains(" attach: connect ") || l.contains(" diag: ")
+        })
         .map(|l| format!("    {l}\n"))
         .collect();
     let md = format!(
