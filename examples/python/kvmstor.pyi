@@ -129,9 +129,18 @@ class SmbDatastore:
         encryption: bool = False,
         max_channels: int | None = None,
         delete_ontap_objects: bool = False,
+        share_name: str | None = None,
+        share_acl: list[tuple[str, str] | tuple[str, str, str]] | None = None,
     ) -> None:
         """`password` (or the first line of `password_file`) is needed to attach; a detach
-        works without it. It never appears in repr(), plans, journals or errors."""
+        works without it. It never appears in repr(), plans, journals or errors.
+
+        `share_name` names the share (default: `name`). `share_acl` adds entries beside the
+        account's full control: `(who, permission)` for a Windows user or group, or
+        `(who, kind, permission)` with kind `windows`, `unix_user` or `unix_group`;
+        permission `no_access`, `read`, `change` or `full_control`. A bad kind or
+        permission raises KvmstorError here; a duplicate entry, or one naming the mount
+        account, when the attach is planned."""
     @property
     def name(self) -> str: ...
     @property

@@ -3531,7 +3531,7 @@ impl BlockDatastore {
             svm: svm.to_owned(),
             pool: name.to_owned(),
             volume: VolumeRequest {
-                name: name.replace(['-', '.'], "_"),
+                name: crate::default_volume_name(name),
                 aggregate: aggregate.to_owned(),
                 size: size + size / 10,
                 thin: true,

@@ -96,5 +96,17 @@ pub use host_storage as host;
 pub use libvirt_pools as pools;
 pub use ontap_client as ontap;
 
+/// The ONTAP volume a datastore's pool is on unless it says otherwise: the pool's name with
+/// `-` and `.` as `_` (ONTAP volume names allow letters, digits and `_`).
+///
+/// ```
+/// assert_eq!(kvmstor::default_volume_name("vm-store.1"), "vm_store_1");
+/// let ds = kvmstor::nfs::NfsDatastore::new("svm1", "vm-store.1", "aggr1", 1 << 30);
+/// assert_eq!(ds.volume(), kvmstor::default_volume_name("vm-store.1"));
+/// ```
+pub fn default_volume_name(pool: &str) -> String {
+    pool.replace(['-', '.'], "_")
+}
+
 /// Name of this layer, as used in logs and plans.
 pub const LAYER: &str = "kvmstor";

@@ -1136,7 +1136,7 @@ impl NfsDatastore {
             svm: svm.to_owned(),
             pool: name.to_owned(),
             volume: VolumeRequest {
-                name: name.replace(['-', '.'], "_"),
+                name: crate::default_volume_name(name),
                 aggregate: aggregate.to_owned(),
                 size,
                 thin: true,

@@ -1144,7 +1144,7 @@ impl SmbDatastore {
             svm: svm.to_owned(),
             pool: name.to_owned(),
             volume: VolumeRequest {
-                name: name.replace(['-', '.'], "_"),
+                name: crate::default_volume_name(name),
                 aggregate: aggregate.to_owned(),
                 size,
                 thin: true,

@@ -22,7 +22,7 @@ use kvmstor_cli::endpoint::{
 };
 use kvmstor_cli::report::{chain, error_json, report_json, ExitKind};
 use kvmstor_cli::world::{
-    self, parse_size, BlockSpec, HostMode, HostSpec, NfsSpec, SmbSpec, WorldError,
+    self, parse_size, AclSpec, BlockSpec, HostMode, HostSpec, NfsSpec, SmbSpec, WorldError,
 };
 use ontap_client::Query;
 use serde_json::{json, Value};
@@ -111,7 +111,8 @@ enum Cmd {
         /// SVM.
         #[arg(long, default_value = "svm1")]
         svm: String,
-        /// Volume (default: the pool's name with - as _).
+        /// Volume (default: the one the last run's journal names, else the pool's name with
+        /// - and . as _).
         #[arg(long)]
         volume: Option<String>,
     },
@@ -228,6 +229,14 @@ struct DatastoreArgs {
     /// SMB: multichannel channels (0: off).
     #[arg(long)]
     max_channels: Option<u8>,
+    /// SMB: the share's name (default: the pool's).
+    #[arg(long, value_name = "NAME")]
+    share_name: Option<String>,
+    /// SMB: one more share ACL entry beside the account's full control, WHO=PERMISSION or
+    /// WHO:KIND=PERMISSION (KIND windows, unix_user or unix_group; PERMISSION no_access,
+    /// read, change or full_control); repeatable.
+    #[arg(long, value_name = "ACL")]
+    share_acl: Vec<String>,
     /// Block: iscsi, fc or nvme (NVMe/TCP).
     #[arg(long, default_value = "iscsi")]
     protocol: String,
@@ -398,7 +407,9 @@ fn check_kind(ds: &DatastoreArgs) -> Result<(), Failure> {
         || ds.smb_password_env.is_some()
         || ds.mixed_security
         || ds.encrypt
-        || ds.max_channels.is_some();
+        || ds.max_channels.is_some()
+        || ds.share_name.is_some()
+        || !ds.share_acl.is_empty();
     let block = ds.protocol != "iscsi"
         || ds.fs != "ocfs2"
         || ds.cluster.is_some()
@@ -467,6 +478,13 @@ fn smb_spec(ds: &DatastoreArgs, prompt: bool) -> Result<SmbSpec, Failure> {
         encryption: ds.encrypt,
         max_channels: ds.max_channels,
         delete_ontap_objects: ds.delete_ontap_objects,
+        share_name: ds.share_name.clone(),
+        share_acls: ds
+            .share_acl
+            .iter()
+            .map(|a| AclSpec::parse(a))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Failure::usage(e.to_string()))?,
     })
 }
 
@@ -593,17 +611,30 @@ async fn datastore_work(
     }
 }
 
-/// The journal of a past run, whatever the datastore's kind: its workflow, status and
-/// steps.
-fn read_journal(path: &std::path::Path) -> Result<(String, String, String, Value), Failure> {
-    fn typed<S: Step>(path: &std::path::Path) -> Result<(String, String, String, Value), Failure> {
+/// A past run, read from its journal.
+struct PastRun {
+    workflow: String,
+    run_id: String,
+    status: String,
+    steps: Value,
+    /// The ONTAP volume the run created or deleted, when it has such a step.
+    volume: Option<String>,
+}
+
+/// The journal of a past run, whatever the datastore's kind.
+fn read_journal(path: &std::path::Path) -> Result<PastRun, Failure> {
+    fn typed<S: Step>(
+        path: &std::path::Path,
+        volume_of: fn(&S) -> Option<String>,
+    ) -> Result<PastRun, Failure> {
         let doc: JournalDoc<S> = Journal::<S>::read(path).map_err(|e| Failure::workflow(&e))?;
-        Ok((
-            doc.workflow.clone(),
-            doc.run_id.to_string(),
-            doc.status.to_string(),
-            kvmstor_cli::report::steps_json(&doc),
-        ))
+        Ok(PastRun {
+            workflow: doc.workflow.clone(),
+            run_id: doc.run_id.to_string(),
+            status: doc.status.to_string(),
+            steps: kvmstor_cli::report::steps_json(&doc),
+            volume: doc.steps.iter().find_map(|e| volume_of(&e.step)),
+        })
     }
     let raw: Value = std::fs::read(path)
         .ok()
@@ -611,11 +642,23 @@ fn read_journal(path: &std::path::Path) -> Result<(String, String, String, Value
         .unwrap_or(Value::Null);
     let workflow = raw["workflow"].as_str().unwrap_or_default();
     if workflow.starts_with("nfs-") {
-        typed::<NfsStep>(path)
+        typed::<NfsStep>(path, |s| match s {
+            NfsStep::CreateVolume { volume, .. } => Some(volume.name.clone()),
+            NfsStep::DeleteVolume { name, .. } => Some(name.clone()),
+            _ => None,
+        })
     } else if workflow.starts_with("smb-") {
-        typed::<SmbStep>(path)
+        typed::<SmbStep>(path, |s| match s {
+            SmbStep::CreateVolume { volume, .. } => Some(volume.name.clone()),
+            SmbStep::DeleteVolume { name, .. } => Some(name.clone()),
+            _ => None,
+        })
     } else {
-        typed::<BlockStep>(path)
+        typed::<BlockStep>(path, |s| match s {
+            BlockStep::CreateVolume { volume, .. } => Some(volume.name.clone()),
+            BlockStep::DeleteVolume { name, .. } => Some(name.clone()),
+            _ => None,
+        })
     }
 }
 
@@ -693,7 +736,8 @@ async fn run(cli: &Cli) -> Result<(Value, String), Failure> {
             };
             let vol_name = volume
                 .clone()
-                .unwrap_or_else(|| name.replace(['-', '.'], "_"));
+                .or_else(|| run.as_ref().and_then(|r| r.volume.clone()))
+                .unwrap_or_else(|| kvmstor::default_volume_name(name));
             let vol = client
                 .volumes()
                 .find(
@@ -707,7 +751,13 @@ async fn run(cli: &Cli) -> Result<(Value, String), Failure> {
                 .map_err(Failure::from)?;
             let mut text = String::new();
             let run_json = match &run {
-                Some((workflow, run_id, status, steps)) => {
+                Some(PastRun {
+                    workflow,
+                    run_id,
+                    status,
+                    steps,
+                    ..
+                }) => {
                     text.push_str(&format!("last run: {workflow} ({status})\n"));
                     for s in steps.as_array().into_iter().flatten() {
                         text.push_str(&format!(

@@ -8,6 +8,7 @@ use kvmstor::block::{BlockDatastore, BlockProtocol};
 use kvmstor::nfs::{NfsDatastore, Persist, PoolKind};
 use kvmstor::smb::SmbDatastore;
 use kvmstor::{Env, Host};
+use ontap_client::models::{CifsAclType, CifsPermission};
 use ontap_client::{Client, SecretString};
 
 use crate::simhost::{simulated_block_host, simulated_host, SimKernelRunner};
@@ -37,6 +38,12 @@ pub enum WorldError {
         value: String,
         /// The allowed values.
         allowed: &'static str,
+    },
+    /// A share ACL entry is not `WHO=PERMISSION` or `WHO:KIND=PERMISSION`.
+    #[error("invalid share ACL entry {value:?} (expected WHO=PERMISSION or WHO:KIND=PERMISSION, e.g. CORP\\vm-admins=change or backup:unix_user=read)")]
+    Acl {
+        /// The refused text.
+        value: String,
     },
     /// The SVM's FC LIFs could not be read (simulated FC hosts log in to them).
     #[error("cannot read the FC LIFs of SVM {svm}")]
@@ -215,6 +222,83 @@ fn persist(value: &str) -> Result<Persist, WorldError> {
     }
 }
 
+/// One entry of an SMB share's ACL beside the mount account's full control.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclSpec {
+    /// User or group, e.g. `CORP\vm-admins` or `Everyone`.
+    pub who: String,
+    /// `windows` (default), `unix_user` or `unix_group`.
+    pub kind: CifsAclType,
+    /// `no_access`, `read`, `change` or `full_control`.
+    pub permission: CifsPermission,
+}
+
+impl AclSpec {
+    /// An entry from its parts; the kind and permission must be ONTAP's keywords.
+    ///
+    /// ```
+    /// use kvmstor_cli::world::AclSpec;
+    /// let acl = AclSpec::new("backup", "unix_user", "read").unwrap();
+    /// assert_eq!(acl.permission.as_str(), "read");
+    /// assert!(AclSpec::new("backup", "unix", "read").is_err());
+    /// ```
+    pub fn new(who: &str, kind: &str, permission: &str) -> Result<AclSpec, WorldError> {
+        let kind = match kind {
+            "windows" => CifsAclType::Windows,
+            "unix_user" => CifsAclType::UnixUser,
+            "unix_group" => CifsAclType::UnixGroup,
+            other => {
+                return Err(WorldError::Choice {
+                    field: "share ACL type",
+                    value: other.to_owned(),
+                    allowed: "windows, unix_user, unix_group",
+                })
+            }
+        };
+        let permission = match permission {
+            "no_access" => CifsPermission::NoAccess,
+            "read" => CifsPermission::Read,
+            "change" => CifsPermission::Change,
+            "full_control" => CifsPermission::FullControl,
+            other => {
+                return Err(WorldError::Choice {
+                    field: "share ACL permission",
+                    value: other.to_owned(),
+                    allowed: "no_access, read, change, full_control",
+                })
+            }
+        };
+        Ok(AclSpec {
+            who: who.to_owned(),
+            kind,
+            permission,
+        })
+    }
+
+    /// `WHO=PERMISSION` (a Windows user or group) or `WHO:KIND=PERMISSION`. Windows names
+    /// hold neither `:` nor `=`, so both split unambiguously.
+    ///
+    /// ```
+    /// use kvmstor_cli::world::AclSpec;
+    /// let acl = AclSpec::parse(r"CORP\vm-admins=change").unwrap();
+    /// assert_eq!((acl.who.as_str(), acl.kind.as_str()), (r"CORP\vm-admins", "windows"));
+    /// let acl = AclSpec::parse("backup:unix_user=read").unwrap();
+    /// assert_eq!((acl.who.as_str(), acl.kind.as_str()), ("backup", "unix_user"));
+    /// assert!(AclSpec::parse("Everyone").is_err());
+    /// ```
+    pub fn parse(text: &str) -> Result<AclSpec, WorldError> {
+        let bad = || WorldError::Acl {
+            value: text.to_owned(),
+        };
+        let (left, permission) = text.rsplit_once('=').ok_or_else(bad)?;
+        let (who, kind) = left.rsplit_once(':').unwrap_or((left, "windows"));
+        if who.trim().is_empty() {
+            return Err(bad());
+        }
+        AclSpec::new(who, kind, permission)
+    }
+}
+
 /// `iscsi`, `fc` (or `fcp`), `nvme` (or `nvme-tcp`).
 pub fn parse_protocol(value: &str) -> Result<BlockProtocol, WorldError> {
     match value {
@@ -261,6 +345,10 @@ pub struct SmbSpec {
     pub max_channels: Option<u8>,
     /// Detach deletes the share and the volume too.
     pub delete_ontap_objects: bool,
+    /// The share's name (default: the pool's).
+    pub share_name: Option<String>,
+    /// Further share ACL entries beside the account's full control.
+    pub share_acls: Vec<AclSpec>,
 }
 
 impl SmbSpec {
@@ -274,6 +362,12 @@ impl SmbSpec {
             .delete_ontap_objects(self.delete_ontap_objects);
         if let Some(n) = self.max_channels {
             ds = ds.max_channels(n);
+        }
+        if let Some(name) = &self.share_name {
+            ds = ds.share_name(name);
+        }
+        for a in &self.share_acls {
+            ds = ds.share_acl(&a.who, a.kind.clone(), a.permission.clone());
         }
         // The steps carry only the secret's name; without a password, none is put in the
         // environment (see `env`), and a step that needs it fails as missing.

@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 use kvmstor_cli::endpoint::{resolve_secret, Endpoint, EndpointError, PasswordSource};
 use kvmstor_cli::report::{self, chain, error_json};
 use kvmstor_cli::simhost::{simulated_block_host, SimKernelRunner};
-use kvmstor_cli::world::{parse_size, BlockSpec, NfsSpec, SmbSpec, WorldError};
+use kvmstor_cli::world::{parse_size, AclSpec, BlockSpec, NfsSpec, SmbSpec, WorldError};
 use kvmstor_facade::ops::{self, DatastoreVolume, Freeze};
 use kvmstor_facade::saga::{recover, LockRegistry, RecoverMode, Saga, Step};
 use kvmstor_facade::{Env, Host};
@@ -256,7 +256,7 @@ struct SmbDatastore {
 #[pymethods]
 impl SmbDatastore {
     #[new]
-    #[pyo3(signature = (svm, name, aggregate, size, hosts, *, username, domain=None, password=None, password_file=None, mount_point=None, persist="fstab", mixed_security=false, encryption=false, max_channels=None, delete_ontap_objects=false))]
+    #[pyo3(signature = (svm, name, aggregate, size, hosts, *, username, domain=None, password=None, password_file=None, mount_point=None, persist="fstab", mixed_security=false, encryption=false, max_channels=None, delete_ontap_objects=false, share_name=None, share_acl=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         svm: String,
@@ -274,7 +274,21 @@ impl SmbDatastore {
         encryption: bool,
         max_channels: Option<u8>,
         delete_ontap_objects: bool,
+        share_name: Option<String>,
+        share_acl: Option<Vec<Vec<String>>>,
     ) -> PyResult<Self> {
+        let share_acls = share_acl
+            .unwrap_or_default()
+            .iter()
+            .map(|e| match e.as_slice() {
+                [who, permission] => AclSpec::new(who, "windows", permission),
+                [who, kind, permission] => AclSpec::new(who, kind, permission),
+                _ => Err(WorldError::Acl {
+                    value: format!("{e:?}"),
+                }),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| world_err(&e))?;
         let password = match (password, password_file) {
             (Some(_), Some(_)) => {
                 return Err(KvmstorError::new_err(
@@ -302,12 +316,14 @@ impl SmbDatastore {
             encryption,
             max_channels,
             delete_ontap_objects,
+            share_name,
+            share_acls,
         };
         spec.datastore(None).map_err(|e| world_err(&e))?;
         Ok(SmbDatastore { spec })
     }
 
-    /// The pool name (also the share's).
+    /// The pool name (also the share's unless `share_name` is given).
     #[getter]
     fn name(&self) -> String {
         self.spec.name.clone()

@@ -68,6 +68,45 @@ def test_smb_attach_snapshot_clone_detach_with_simulated_host(ontap, hosts_root,
     assert name not in vol_names(ontap)
 
 
+def test_smb_share_name_and_acl_with_simulated_host(ontap, sim, hosts_root):
+    host = unique("kvm")
+    ontap.add_simulated_host(host, "192.0.2.101", hosts_root)
+    name = unique("smbacl")
+    share = unique("VMStore-")
+    ds = kvmstor.SmbDatastore("svm1", name, "aggr1", "1G", [host], username="svc_kvm",
+                              password=SMB_PASSWORD, share_name=share, delete_ontap_objects=True,
+                              share_acl=[("CORP\\vm-admins", "change"),
+                                         ("backup", "unix_user", "read")])
+    assert (ds.name, ds.share, ds.volume) == (name, share, name)
+    plan = ontap.plan_attach(ds)
+    assert plan["steps"][1:4] == [f"CreateShare svm1/{share}",
+                                  f"AddShareAcl svm1/{share}:CORP\\vm-admins",
+                                  f"AddShareAcl svm1/{share}:backup"]
+    assert ontap.attach(ds)["outcome"] == "applied"
+    shares = sim.admin("GET", f"/api/protocols/cifs/shares?svm.name=svm1&name={share}&fields=path,acls")
+    assert [(r["name"], r["path"]) for r in shares["records"]] == [(share, f"/{name}")]
+    acls = sorted((a["user_or_group"], a["type"], a["permission"])
+                  for a in shares["records"][0]["acls"])
+    assert acls == [("CORP\\vm-admins", "windows", "change"),
+                    ("backup", "unix_user", "read"),
+                    ("svc_kvm", "windows", "full_control")]
+    assert ontap.detach(ds)["outcome"] == "applied"
+    shares = sim.admin("GET", f"/api/protocols/cifs/shares?svm.name=svm1&name={share}")
+    assert shares["num_records"] == 0
+
+
+def test_bad_smb_share_acl_entries_are_refused():
+    def smb(acl):
+        return kvmstor.SmbDatastore("svm1", "x", "aggr1", "1G", ["h"], username="u",
+                                    share_acl=acl)
+    with pytest.raises(kvmstor.KvmstorError, match="share ACL permission"):
+        smb([("Everyone", "everything")])
+    with pytest.raises(kvmstor.KvmstorError, match="share ACL type"):
+        smb([("backup", "unix", "read")])
+    with pytest.raises(kvmstor.KvmstorError, match="invalid share ACL entry"):
+        smb([("Everyone",)])
+
+
 def test_smb_share_failure_rolls_back_with_simulated_host(ontap, sim, hosts_root):
     host = unique("kvm")
     ontap.add_simulated_host(host, "192.0.2.101", hosts_root)
