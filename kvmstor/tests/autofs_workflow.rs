@@ -10,6 +10,8 @@
 //! after a delay and drops the triggers of removed entries unless something is mounted on
 //! them.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,8 +25,8 @@ use kvmstor::smb::SmbDatastore;
 use kvmstor::{Env, Error, Host, StepError};
 use ontap_client::{Client, SecretString};
 use ontap_sim::SimServer;
+use support::ROOT_MOUNT;
 
-const ROOT_MOUNT: &str = "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n";
 /// How long the fake automount takes to set up a trigger after a reload.
 const SETUP_DELAY: Duration = Duration::from_millis(300);
 
@@ -169,23 +171,14 @@ struct World {
 }
 
 async fn world() -> World {
-    let sim = SimServer::builder()
-        .http()
-        .job_duration(Duration::ZERO, Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    let client = Client::builder(sim.url())
-        .basic_auth("admin", sim.password())
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_owned();
-    for d in ["etc", "proc/self", "run/systemd/system"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::write(root.join("etc/auto.master"), "+auto.master\n").unwrap();
-    std::fs::write(root.join("proc/self/mountinfo"), ROOT_MOUNT).unwrap();
+    let (sim, client) = support::sim().await;
+    let (dir, root) = support::scratch_root(
+        &["run/systemd/system"],
+        &[
+            ("etc/auto.master", "+auto.master\n"),
+            ("proc/self/mountinfo", ROOT_MOUNT),
+        ],
+    );
     let runner = Arc::new(FakeAutomount {
         root: root.clone(),
         calls: Mutex::new(Vec::new()),

@@ -14,6 +14,8 @@
 //! host's NQN, `nvme disconnect` removes them, `mount`/`umount` edit the scratch mountinfo. The lab runs the real path (tests named
 //! `..._with_fake_kernel`).
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -21,14 +23,15 @@ use std::time::Duration;
 
 use host_storage::{Command, Output, Runner};
 use kvmstor::block::{BlockDatastore, BlockProtocol, BlockStep};
-use kvmstor::saga::{recover, CrashPoint, LockRegistry, RecoverMode, RunOutcome, RunStatus};
+use kvmstor::saga::{recover, LockRegistry, RecoverMode, RunOutcome, RunReport, RunStatus, Saga};
 use kvmstor::{Env, Error, Host};
-use libvirt_pools::{Libvirt, PoolDef, PoolName, PoolSpec, RemoveMode};
+use libvirt_pools::{Libvirt, PoolDef};
 use ontap_client::{Client, Query};
 use ontap_sim::{ApiError, Fault, SimServer};
+use support::{
+    crash, crash_cases, labels, rpc_failure, CrashCase, Frozen, TreeOpts, FSTAB, ROOT_MOUNT,
+};
 
-const ROOT_MOUNT: &str = "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n";
-const FSTAB: &str = "UUID=1234 / ext4 defaults 0 1\n";
 const TARGET: &str = "iqn.1992-08.com.netapp:sn";
 const FOREIGN_COROSYNC: &str = "totem {\n\tversion: 2\n\tcluster_name: kvmstor\n\ttransport: knet\n\tcrypto_cipher: none\n\tcrypto_hash: none\n}\n\nnodelist {\n\tnode {\n\t\tname: other\n\t\tnodeid: 1\n\t\tring0_addr: 10.9.9.9\n\t}\n}\n\nquorum {\n\tprovider: corosync_votequorum\n}\n";
 
@@ -674,25 +677,11 @@ impl Runner for FakeKernel {
                 ))
             }
             ("mount", ["-t", fstype, "-o", opts, source, target]) => {
-                let text = std::fs::read_to_string(self.mountinfo()).unwrap();
-                std::fs::write(
-                    self.mountinfo(),
-                    format!(
-                        "{text}900 22 253:1 / {target} rw,relatime - {fstype} {source} rw,{opts}\n"
-                    ),
-                )
-                .unwrap();
+                support::add_mount(&self.mountinfo(), "253:1", fstype, source, target, opts);
                 Output::success("")
             }
             ("umount", [target]) => {
-                let text = std::fs::read_to_string(self.mountinfo()).unwrap();
-                let needle = format!(" {target} ");
-                let kept: String = text
-                    .lines()
-                    .filter(|l| !l.contains(&needle))
-                    .map(|l| format!("{l}\n"))
-                    .collect();
-                std::fs::write(self.mountinfo(), kept).unwrap();
+                support::remove_mount(&self.mountinfo(), target);
                 Output::success("")
             }
             (program, args) => panic!("unexpected command {program} {args:?}"),
@@ -725,24 +714,22 @@ impl TestHost {
         fc_targets: &[String],
         n: u8,
     ) -> TestHost {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_owned();
-        mkdir(&root.join("etc/iscsi"));
-        mkdir(&root.join("proc/self"));
-        mkdir(&root.join("sys/block"));
-        std::fs::write(root.join("etc/fstab"), FSTAB).unwrap();
-        std::fs::write(root.join("proc/self/mountinfo"), ROOT_MOUNT).unwrap();
         let iqn = format!("iqn.1994-05.com.redhat:{name}");
-        std::fs::write(
-            root.join("etc/iscsi/initiatorname.iscsi"),
-            format!("InitiatorName={iqn}\n"),
-        )
-        .unwrap();
         let hostid = format!("6b2f2a2c-4a3e-4c43-9c2b-1f0e8d7a00{n:02x}");
         let nqn = format!("nqn.2014-08.org.nvmexpress:uuid:{hostid}");
-        mkdir(&root.join("etc/nvme"));
-        std::fs::write(root.join("etc/nvme/hostnqn"), format!("{nqn}\n")).unwrap();
-        std::fs::write(root.join("etc/nvme/hostid"), format!("{hostid}\n")).unwrap();
+        let (dir, root) = support::scratch_root(
+            &["sys/block"],
+            &[
+                ("etc/fstab", FSTAB),
+                ("proc/self/mountinfo", ROOT_MOUNT),
+                (
+                    "etc/iscsi/initiatorname.iscsi",
+                    &format!("InitiatorName={iqn}\n"),
+                ),
+                ("etc/nvme/hostnqn", &format!("{nqn}\n")),
+                ("etc/nvme/hostid", &format!("{hostid}\n")),
+            ],
+        );
         let wwpn = format!("10:00:00:90:fa:00:00:{n:02x}");
         if !fc_targets.is_empty() {
             // One online HBA port, host5, logged in to each of the SVM's FC LIFs.
@@ -803,16 +790,7 @@ impl TestHost {
 
     /// Nothing of any datastore on this host; fstab as `fstab`.
     fn assert_clean(&self, pool: &str, fstab: &str, context: &str) {
-        assert_eq!(
-            self.read("etc/fstab").as_deref(),
-            Some(fstab),
-            "{context}: fstab"
-        );
-        assert_eq!(
-            self.read("proc/self/mountinfo").as_deref(),
-            Some(ROOT_MOUNT),
-            "{context}: mounts"
-        );
+        support::assert_host_files(&self.root, fstab, context);
         assert!(
             list(&self.root.join("sys/block")).is_empty(),
             "{context}: block devices {:?}",
@@ -892,16 +870,7 @@ async fn world(pool: &str, hosts: usize) -> World {
 }
 
 async fn world_with(pool: &str, hosts: usize, protocol: BlockProtocol) -> World {
-    let sim = SimServer::builder()
-        .http()
-        .job_duration(Duration::ZERO, Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    let client = Client::builder(sim.url())
-        .basic_auth("admin", sim.password())
-        .build()
-        .unwrap();
+    let (sim, client) = support::sim().await;
     let san = Arc::new(San::default());
     let fc_targets: Vec<String> = if protocol == BlockProtocol::Fcp {
         client
@@ -1039,22 +1008,11 @@ impl World {
     }
 
     async fn pool_def(&self) -> Option<PoolDef> {
-        let lv = Libvirt::connect("test:///default").await.unwrap();
-        lv.pools()
-            .get(&PoolName::new(self.pool.clone()).unwrap())
-            .await
-            .unwrap()
+        support::pool_def(&self.pool).await
     }
 
     async fn remove_pool(&self) {
-        let lv = Libvirt::connect("test:///default").await.unwrap();
-        lv.pools()
-            .remove(
-                &PoolName::new(self.pool.clone()).unwrap(),
-                RemoveMode::KeepData,
-            )
-            .await
-            .unwrap();
+        support::remove_pool(&self.pool).await;
     }
 
     async fn assert_clean(&self, fstabs: &[String], context: &str) {
@@ -1124,24 +1082,41 @@ impl World {
         assert_eq!(def.target.as_deref(), Some(mp.to_str().unwrap()));
     }
 
+    /// Runs `saga` through this world's lock registry.
+    async fn run(&self, saga: Saga<BlockStep>) -> kvmstor::Result<RunReport<BlockStep>> {
+        saga.lock_registry(self.locks.clone()).run(&self.env).await
+    }
+
+    /// Runs `saga` through this world's lock registry until it stops at `c.point`, then
+    /// recovers it with `c.mode`.
+    async fn crash_and_recover(
+        &self,
+        saga: Saga<BlockStep>,
+        c: &CrashCase,
+    ) -> RunReport<BlockStep> {
+        let saga = saga.lock_registry(self.locks.clone());
+        crash(saga, &self.env, c)
+            .await
+            .recover::<BlockStep>(&self.env, c.mode, self.locks.clone())
+            .await
+    }
+
+    /// Attaches, through this world's lock registry.
+    async fn attach_now(&self) {
+        let saga = self.datastore().attach(&self.env).await.unwrap();
+        self.run(saga).await.unwrap();
+    }
+
+    /// Detaches, deleting the ONTAP objects, through this world's lock registry.
     async fn detach_all(&self) {
-        self.datastore()
+        let saga = self
+            .datastore()
             .delete_ontap_objects(true)
             .detach(&self.env)
             .await
-            .unwrap()
-            .lock_registry(self.locks.clone())
-            .run(&self.env)
-            .await
             .unwrap();
+        self.run(saga).await.unwrap();
     }
-}
-
-fn labels(saga: &kvmstor::saga::Saga<BlockStep>) -> Vec<String> {
-    saga.steps()
-        .iter()
-        .map(kvmstor::saga::Step::label)
-        .collect()
 }
 
 #[tokio::test]
@@ -1205,11 +1180,7 @@ async fn attach_plan_run_reapply_and_detach_with_fake_kernel() {
     w.assert_clean(&[FSTAB.into()], "after plan").await;
     assert!(w.hosts[0].kernel.calls().is_empty());
 
-    let report = saga
-        .lock_registry(w.locks.clone())
-        .run(&w.env)
-        .await
-        .unwrap();
+    let report = w.run(saga).await.unwrap();
     assert_eq!(report.outcome, RunOutcome::Applied { changed: 13 });
     w.assert_attached("after attach").await;
     let lun = w
@@ -1253,12 +1224,7 @@ async fn attach_plan_run_reapply_and_detach_with_fake_kernel() {
     // Applying again changes nothing and says so.
     let again = w.datastore().attach(&w.env).await.unwrap();
     assert_eq!(
-        again
-            .lock_registry(w.locks.clone())
-            .run(&w.env)
-            .await
-            .unwrap()
-            .outcome,
+        w.run(again).await.unwrap().outcome,
         RunOutcome::AlreadyApplied
     );
 
@@ -1292,12 +1258,7 @@ async fn attach_plan_run_reapply_and_detach_with_fake_kernel() {
         ]
     );
     assert_eq!(
-        detach
-            .lock_registry(w.locks.clone())
-            .run(&w.env)
-            .await
-            .unwrap()
-            .outcome,
+        w.run(detach).await.unwrap().outcome,
         RunOutcome::Applied { changed: 9 }
     );
     assert_eq!(w.ontap_counts().await, [1, 1, 1, 0]);
@@ -1347,12 +1308,7 @@ async fn inject(w: &World, label: &str) -> String {
         ));
     };
     match kind {
-        "CreateVolume" => w.sim.faults().add(Fault::fail_job(
-            Some("POST"),
-            "/api/storage/volumes",
-            917_536,
-            "Insufficient space in aggregate",
-        )),
+        "CreateVolume" => w.sim.faults().add(support::no_space()),
         "CreateLun" => error("/api/storage/luns", 400, "5374860", "LUN size too large"),
         "CreateNamespace" => error(
             "/api/storage/namespaces",
@@ -1372,13 +1328,14 @@ async fn inject(w: &World, label: &str) -> String {
             "72089705",
             "invalid host NQN",
         ),
-        "MapLun" => error("/api/protocols/san/lun-maps", 500, "65552", "RPC failure"),
-        "MapNamespace" => error(
-            "/api/protocols/nvme/subsystem-maps",
-            500,
-            "65552",
-            "RPC failure",
-        ),
+        "MapLun" => w
+            .sim
+            .faults()
+            .add(rpc_failure("POST", "/api/protocols/san/lun-maps")),
+        "MapNamespace" => w
+            .sim
+            .faults()
+            .add(rpc_failure("POST", "/api/protocols/nvme/subsystem-maps")),
         "ConfigureMultipath" => h.kernel.fail("multipathd", "reconfigure", 1),
         // The second portal's login (or connect) fails after the first succeeded.
         "ConnectIscsi" => h.kernel.fail("iscsiadm", "--login", 2),
@@ -1415,14 +1372,7 @@ async fn inject(w: &World, label: &str) -> String {
             std::fs::write(h.root.join("etc/fstab"), &fstab).unwrap();
             return fstab;
         }
-        "DefinePool" => {
-            let lv = Libvirt::connect("test:///default").await.unwrap();
-            let spec = PoolSpec::new(PoolDef::dir(
-                PoolName::new(w.pool.clone()).unwrap(),
-                format!("/srv/someone-elses/{}", w.pool),
-            ));
-            lv.pools().ensure(&spec).await.unwrap();
-        }
+        "DefinePool" => support::define_foreign_pool(&w.pool).await,
         other => panic!("no injection for {other}"),
     }
     FSTAB.to_owned()
@@ -1448,11 +1398,7 @@ async fn failure_matrix_fs(protocol: BlockProtocol, gfs2: bool, steps: usize) {
         w.gfs2 = gfs2;
         let saga = w.datastore().attach(&w.env).await.unwrap();
         let fstab = inject(&w, label).await;
-        let err = saga
-            .lock_registry(w.locks.clone())
-            .run(&w.env)
-            .await
-            .unwrap_err();
+        let err = w.run(saga).await.unwrap_err();
         match &err {
             Error::StepFailed { index, step, .. } => {
                 assert_eq!(
@@ -1514,56 +1460,21 @@ async fn crash_matrix(protocol: BlockProtocol, steps: usize) {
 }
 
 async fn crash_matrix_fs(protocol: BlockProtocol, gfs2: bool, steps: usize) {
-    let mut cases = Vec::new();
-    for k in 0..steps {
-        for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
-            .into_iter()
-            .enumerate()
-        {
-            for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
-                cases.push(crash_case(protocol, gfs2, k, p, point, mode));
-            }
-        }
-    }
+    let cases = crash_cases(steps)
+        .into_iter()
+        .map(|c| crash_case(protocol, gfs2, c))
+        .collect();
     run_cases(cases).await;
 }
 
-/// One case of the attach crash matrix: crash at `point`, then recover with `mode`.
-async fn crash_case(
-    protocol: BlockProtocol,
-    gfs2: bool,
-    k: usize,
-    p: usize,
-    point: CrashPoint,
-    mode: RecoverMode,
-) {
-    let pool = format!(
-        "blk-crash-{}-{gfs2}-{k}-{p}-{}",
-        protocol.as_str(),
-        mode == RecoverMode::Unwind
-    );
+/// One case of the attach crash matrix: crash at `c.point`, then recover with `c.mode`.
+async fn crash_case(protocol: BlockProtocol, gfs2: bool, c: CrashCase) {
+    let (point, mode) = (c.point, c.mode);
+    let pool = format!("blk-crash-{}-{gfs2}-{}", protocol.as_str(), c.tag());
     let mut w = world_with(&pool, 1, protocol).await;
     w.gfs2 = gfs2;
-    let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("attach.json");
-    let err = w
-        .datastore()
-        .attach(&w.env)
-        .await
-        .unwrap()
-        .journal_file(&journal)
-        .crash_at(point)
-        .lock_registry(w.locks.clone())
-        .run(&w.env)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::Interrupted { index, .. } if index == k),
-        "{err}"
-    );
-    let report = recover::<BlockStep>(&journal, &w.env, mode, w.locks.clone())
-        .await
-        .unwrap();
+    let saga = w.datastore().attach(&w.env).await.unwrap();
+    let report = w.crash_and_recover(saga, &c).await;
     let context = format!("{}: crash {point:?}, recover {mode:?}", protocol.as_str());
     match mode {
         RecoverMode::Unwind => {
@@ -1618,11 +1529,7 @@ async fn unwind_after_a_failed_mkfs_retries_the_flush_of_a_map_still_in_use_with
     h.kernel.fail("mkfs.ocfs2", "", 1);
     // udev's blkid probe after the failed mkfs still holds the map for three attempts.
     h.kernel.st.lock().unwrap().busy_flushes = 3;
-    let err = saga
-        .lock_registry(w.locks.clone())
-        .run(&w.env)
-        .await
-        .unwrap_err();
+    let err = w.run(saga).await.unwrap_err();
     match &err {
         Error::StepFailed { step, .. } => {
             assert_eq!(step.split_whitespace().next(), Some("FormatOcfs2"), "{err}")
@@ -1733,10 +1640,7 @@ async fn nvme_attach_plan_run_and_detach_with_fake_kernel() {
         "mount -t ocfs2 -o _netdev,noatime /dev/disk/by-id/nvme-uuid.<UUID of /vol/blk_nvme/ns0> {}",
         mp.display()
     )), "{plan}");
-    saga.lock_registry(w.locks.clone())
-        .run(&w.env)
-        .await
-        .unwrap();
+    w.run(saga).await.unwrap();
     w.assert_attached("nvme attached").await;
     let sub = w
         .client
@@ -1766,12 +1670,7 @@ async fn nvme_attach_plan_run_and_detach_with_fake_kernel() {
     assert!(mkfs[0].ends_with("/dev/nvme0n1"), "{}", mkfs[0]);
     let again = w.datastore().attach(&w.env).await.unwrap();
     assert_eq!(
-        again
-            .lock_registry(w.locks.clone())
-            .run(&w.env)
-            .await
-            .unwrap()
-            .outcome,
+        w.run(again).await.unwrap().outcome,
         RunOutcome::AlreadyApplied
     );
     let detach = w
@@ -1807,11 +1706,7 @@ async fn nvme_attach_plan_run_and_detach_with_fake_kernel() {
             "DeleteVolume svm1/blk_nvme".into(),
         ]
     );
-    detach
-        .lock_registry(w.locks.clone())
-        .run(&w.env)
-        .await
-        .unwrap();
+    w.run(detach).await.unwrap();
     w.assert_clean(&[FSTAB.into(), FSTAB.into()], "nvme detached")
         .await;
 }
@@ -1840,10 +1735,7 @@ async fn fc_attach_scans_behind_the_svm_ports_and_detaches_with_fake_kernel() {
         plan.contains("behind 20:01:00:50:56:bb:00:01,20:02:00:50:56:bb:00:02"),
         "{plan}"
     );
-    saga.lock_registry(w.locks.clone())
-        .run(&w.env)
-        .await
-        .unwrap();
+    w.run(saga).await.unwrap();
     w.assert_attached("fc attached").await;
     // One path behind each SVM port, one map.
     assert_eq!(
@@ -1865,10 +1757,7 @@ async fn two_hosts_share_one_igroup_and_format_once_with_fake_kernel() {
     let saga = w.datastore().attach(&w.env).await.unwrap();
     // 4 ONTAP, 5 per host, 1 format, 3 per host.
     assert_eq!(saga.steps().len(), 4 + 5 * 2 + 1 + 3 * 2);
-    saga.lock_registry(w.locks.clone())
-        .run(&w.env)
-        .await
-        .unwrap();
+    w.run(saga).await.unwrap();
     w.assert_attached("two hosts").await;
     let ig = w
         .client
@@ -1939,63 +1828,14 @@ async fn two_host_attach_failure_on_the_second_host_unwinds_both_with_fake_kerne
 
 #[tokio::test]
 async fn detach_failure_unwinds_back_to_attached_with_fake_kernel() {
-    // 0 RemovePool, 1 RemoveFstab, 2 UnmountOcfs2, 3 DetachLun, 4 DisconnectIscsi,
-    // 5 UnregisterCluster, 6 RemoveO2cbConfig, 7 RemoveMultipathConfig, 8 UnmapLun.
-    for k in [2, 3, 4, 5, 8] {
-        let pool = format!("blk-detach-{k}");
-        let w = world(&pool, 1).await;
-        w.datastore()
-            .attach(&w.env)
-            .await
-            .unwrap()
-            .lock_registry(w.locks.clone())
-            .run(&w.env)
-            .await
-            .unwrap();
-        let h = &w.hosts[0];
-        match k {
-            2 => h.kernel.fail("umount", "", 1),
-            3 => h.kernel.fail("multipath", "-f", 1),
-            4 => h.kernel.fail("iscsiadm", "--logout", 2),
-            5 => h.kernel.fail("o2cb", "unregister-cluster", 1),
-            _ => w.sim.faults().add(Fault::error(
-                Some("DELETE"),
-                "/api/protocols/san/lun-maps/*",
-                ApiError::new(500, "65552", "RPC failure"),
-            )),
-        }
-        let err = w
-            .datastore()
-            .detach(&w.env)
-            .await
-            .unwrap()
-            .lock_registry(w.locks.clone())
-            .run(&w.env)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, Error::StepFailed { index, .. } if index == k),
-            "{k}: {err}"
-        );
-        w.assert_attached(&format!("detach failure at step {k}"))
-            .await;
-        w.detach_all().await;
-        w.assert_clean(&[FSTAB.into()], &format!("detach k={k}, finished"))
-            .await;
-    }
+    // 2 UnmountOcfs2, 3 DetachLun, 4 DisconnectIscsi, 5 UnregisterCluster, 8 UnmapLun.
+    detach_failure_at(BlockProtocol::Iscsi, "blk-detach", &[2, 3, 4, 5, 8]).await;
 }
 
 #[tokio::test]
 async fn grow_resizes_the_disk_rescans_every_path_and_grows_ocfs2_with_fake_kernel() {
     let w = world("blk-grow", 1).await;
-    w.datastore()
-        .attach(&w.env)
-        .await
-        .unwrap()
-        .lock_registry(w.locks.clone())
-        .run(&w.env)
-        .await
-        .unwrap();
+    w.attach_now().await;
     let h = &w.hosts[0];
     let before = h.kernel.calls().len();
     w.datastore().grow(&w.env, 20 << 30).await.unwrap();
@@ -2040,14 +1880,7 @@ async fn grow_resizes_the_disk_rescans_every_path_and_grows_ocfs2_with_fake_kern
 #[tokio::test]
 async fn nvme_grow_rescans_the_controllers_with_fake_kernel() {
     let w = world_with("blk-nvgrow", 1, BlockProtocol::NvmeTcp).await;
-    w.datastore()
-        .attach(&w.env)
-        .await
-        .unwrap()
-        .lock_registry(w.locks.clone())
-        .run(&w.env)
-        .await
-        .unwrap();
+    w.attach_now().await;
     let h = &w.hosts[0];
     let before = h.kernel.calls().len();
     w.datastore().grow(&w.env, 12 << 30).await.unwrap();
@@ -2070,14 +1903,7 @@ async fn nvme_grow_rescans_the_controllers_with_fake_kernel() {
 #[tokio::test]
 async fn a_flexclone_of_an_ocfs2_datastore_attaches_beside_its_parent_with_fake_kernel() {
     let w = world("blk-par", 1).await;
-    w.datastore()
-        .attach(&w.env)
-        .await
-        .unwrap()
-        .lock_registry(w.locks.clone())
-        .run(&w.env)
-        .await
-        .unwrap();
+    w.attach_now().await;
     let (parent_wwid, _) = w.disk_identity().await;
     let parent_uuid = w.san.formatted.lock().unwrap()[&parent_wwid].1.clone();
     let clone_vol = kvmstor::ops::flexclone(
@@ -2125,11 +1951,7 @@ async fn a_flexclone_of_an_ocfs2_datastore_attaches_beside_its_parent_with_fake_
     let all = labels(&saga);
     assert_eq!(all[9], "ReuuidOcfs2 kvm1:/vol/blk_par_dev/lun0");
     assert!(!all.iter().any(|l| l.starts_with("FormatOcfs2")));
-    let report = saga
-        .lock_registry(w.locks.clone())
-        .run(&w.env)
-        .await
-        .unwrap();
+    let report = w.run(saga).await.unwrap();
     // The clone's LUN is found in the clone, as on ONTAP, not created.
     let create_lun = &report.journal.steps[1];
     assert_eq!(
@@ -2205,70 +2027,7 @@ async fn a_flexclone_of_an_ocfs2_datastore_attaches_beside_its_parent_with_fake_
 #[tokio::test]
 async fn detach_crash_at_every_step_then_recover_with_fake_kernel() {
     // 0 RemovePool .. 7 RemoveMultipathConfig, 8 UnmapLun (ONTAP objects kept).
-    let mut cases = Vec::new();
-    for k in 0..9 {
-        for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
-            .into_iter()
-            .enumerate()
-        {
-            for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
-                cases.push(detach_crash_case(k, p, point, mode));
-            }
-        }
-    }
-    run_cases(cases).await;
-}
-
-/// One case of the detach crash matrix: attach, crash the detach at `point`, recover.
-async fn detach_crash_case(k: usize, p: usize, point: CrashPoint, mode: RecoverMode) {
-    let pool = format!("blk-dcrash-{k}-{p}-{}", mode == RecoverMode::Unwind);
-    let w = world(&pool, 1).await;
-    w.datastore()
-        .attach(&w.env)
-        .await
-        .unwrap()
-        .lock_registry(w.locks.clone())
-        .run(&w.env)
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("detach.json");
-    let saga = w
-        .datastore()
-        .detach(&w.env)
-        .await
-        .unwrap()
-        .journal_file(&journal)
-        .crash_at(point);
-    assert_eq!(saga.steps().len(), 9);
-    let err = saga
-        .lock_registry(w.locks.clone())
-        .run(&w.env)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::Interrupted { index, .. } if index == k),
-        "{err}"
-    );
-    let report = recover::<BlockStep>(&journal, &w.env, mode, w.locks.clone())
-        .await
-        .unwrap();
-    let context = format!("detach crash {point:?}, recover {mode:?}");
-    match mode {
-        RecoverMode::Unwind => {
-            // Back to attached, exactly.
-            assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
-            w.assert_attached(&context).await;
-        }
-        RecoverMode::Resume => {
-            assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
-            assert_eq!(w.ontap_counts().await, [1, 1, 1, 0], "{context}");
-            w.hosts[0].assert_clean(&pool, FSTAB, &context);
-        }
-    }
-    w.detach_all().await;
-    w.assert_clean(&[FSTAB.into()], &format!("{context}, detached"))
-        .await;
+    detach_crash_matrix(BlockProtocol::Iscsi, 9).await;
 }
 
 #[tokio::test]
@@ -2289,11 +2048,7 @@ async fn two_host_attach_failure_at_every_step_leaves_a_clean_slate_with_fake_ke
         let saga = w.datastore().attach(&w.env).await.unwrap();
         let label = &labels(&saga)[k];
         let fstab = inject(&w, label).await;
-        let err = saga
-            .lock_registry(w.locks.clone())
-            .run(&w.env)
-            .await
-            .unwrap_err();
+        let err = w.run(saga).await.unwrap_err();
         assert!(
             matches!(&err, Error::StepFailed { index, .. } if *index == k),
             "{k} ({label}): {err}"
@@ -2367,10 +2122,7 @@ async fn gfs2_attach_plan_run_grow_and_detach_with_fake_kernel() {
         "{plan}"
     );
     assert!(saga.workflow().starts_with("iscsi-gfs2-attach "));
-    saga.lock_registry(w.locks.clone())
-        .run(&w.env)
-        .await
-        .unwrap();
+    w.run(saga).await.unwrap();
     w.assert_attached("gfs2 attached").await;
     for h in &w.hosts {
         let conf = h.read("etc/corosync/corosync.conf").unwrap();
@@ -2418,60 +2170,6 @@ async fn gfs2_attach_plan_run_grow_and_detach_with_fake_kernel() {
 
 // ---- Detach matrices for every protocol: a failure at every step, a crash at every step ----
 
-/// A directory that refuses new and removed entries, also to root (mode 0555 and, where the
-/// caller may set it, the immutable attribute), as on a read-only `/etc`: a step that writes
-/// or removes a file there fails. Thawed to its old mode on drop, panics included.
-struct Frozen(PathBuf, u32);
-
-impl Frozen {
-    fn new(dir: &Path) -> Frozen {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o7777;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
-        // Root ignores the mode; the immutable attribute stops it (it needs
-        // CAP_LINUX_IMMUTABLE, which a non-root runner lacks and does not need).
-        let _ = std::process::Command::new("chattr")
-            .arg("+i")
-            .arg(dir)
-            .output();
-        let frozen = Frozen(dir.to_owned(), mode);
-        let probe = dir.join(".kvmstor-probe");
-        assert!(
-            std::fs::write(&probe, "").is_err(),
-            "cannot make {} read-only here (no chattr?)",
-            dir.display()
-        );
-        frozen
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::process::Command::new("chattr")
-            .arg("-i")
-            .arg(&self.0)
-            .output();
-        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(self.1));
-    }
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-    for name in list(dir) {
-        let p = dir.join(&name);
-        let rel = p.strip_prefix(root).unwrap().display().to_string();
-        if rel == "sys" {
-            continue;
-        }
-        if p.is_dir() {
-            out.insert(format!("{rel}/"), String::new());
-            walk(root, &p, out);
-        } else {
-            out.insert(rel, std::fs::read_to_string(&p).unwrap_or_default());
-        }
-    }
-}
-
 impl TestHost {
     /// Everything a detach changes on this host and its unwind must put back: every file
     /// outside `sys/` with its content (fstab, mountinfo, multipath, o2cb, the mount point),
@@ -2479,8 +2177,11 @@ impl TestHost {
     /// maps and NVMe controllers there are (their kernel names change with a new login or
     /// connect, as on a real host; the stable names are in fstab and mountinfo).
     fn shape(&self) -> String {
-        let mut files = BTreeMap::new();
-        walk(&self.root, &self.root, &mut files);
+        let opts = TreeOpts {
+            skip: &["sys"],
+            ..TreeOpts::default()
+        };
+        let files = support::tree(&self.root, &opts);
         let block = list(&self.root.join("sys/block"));
         let count = |prefix: &str| block.iter().filter(|b| b.starts_with(prefix)).count();
         let st = self.kernel.st.lock().unwrap();
@@ -2503,21 +2204,12 @@ impl TestHost {
 /// frozen directory, if any (thawed when the guard drops).
 fn inject_detach(w: &World, label: &str) -> (Env, Option<Frozen>) {
     let h = &w.hosts[0];
-    let delete = |path: &str| {
-        w.sim.faults().add(Fault::error(
-            Some("DELETE"),
-            path,
-            ApiError::new(500, "65552", "RPC failure"),
-        ));
-    };
+    let delete = |path: &str| w.sim.faults().add(rpc_failure("DELETE", path));
     let mut frozen = None;
     match label.split_whitespace().next().unwrap() {
         "RemovePool" => {
-            // libvirtd cannot be reached: the same host, with a connection that fails.
-            let host = Host::new(h.host.name(), h.kernel.clone())
-                .address("192.0.2.101")
-                .libvirt_uri("test:///nonexistent/kvmstor-no-libvirtd.xml")
-                .root(&h.root);
+            // libvirtd cannot be reached.
+            let host = support::without_libvirtd(&h.host);
             return (Env::new(w.client.clone()).host(host), None);
         }
         "RemoveFstab" => frozen = Some(Frozen::new(&h.root.join("etc"))),
@@ -2554,19 +2246,18 @@ async fn detach_labels(protocol: BlockProtocol) -> Vec<String> {
 /// (ONTAP objects, pool, fstab, mount, sessions or controllers, maps, o2cb), and a detach
 /// run afterwards finishes cleanly.
 async fn detach_failure_matrix(protocol: BlockProtocol, steps: usize) {
+    let ks: Vec<usize> = (0..steps).collect();
+    assert_eq!(detach_labels(protocol).await.len(), steps);
+    detach_failure_at(protocol, "blk-dfail", &ks).await;
+}
+
+/// As [`detach_failure_matrix`], for steps `ks` only, in worlds named `PREFIX-PROTOCOL-k`.
+async fn detach_failure_at(protocol: BlockProtocol, prefix: &str, ks: &[usize]) {
     let all = detach_labels(protocol).await;
-    assert_eq!(all.len(), steps, "{all:?}");
-    let cases = all.iter().enumerate().map(|(k, label)| async move {
-        let pool = format!("blk-dfail-{}-{k}", protocol.as_str());
+    let cases = ks.iter().map(|&k| (k, &all[k])).map(|(k, label)| async move {
+        let pool = format!("{prefix}-{}-{k}", protocol.as_str());
         let w = world_with(&pool, 1, protocol).await;
-        w.datastore()
-            .attach(&w.env)
-            .await
-            .unwrap()
-            .lock_registry(w.locks.clone())
-            .run(&w.env)
-            .await
-            .unwrap();
+        w.attach_now().await;
         let context = format!("{}: detach failure at step {k} ({label})", protocol.as_str());
         w.assert_attached(&context).await;
         let before = w.hosts[0].shape();
@@ -2624,74 +2315,36 @@ async fn detach_failure_matrix(protocol: BlockProtocol, steps: usize) {
 /// the map gone.
 async fn detach_crash_matrix(protocol: BlockProtocol, steps: usize) {
     assert_eq!(detach_labels(protocol).await.len(), steps);
-    let mut cases = Vec::new();
-    for k in 0..steps {
-        for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
-            .into_iter()
-            .enumerate()
-        {
-            for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
-                cases.push(async move {
-                    let pool = format!(
-                        "blk-dcrash-{}-{k}-{p}-{}",
-                        protocol.as_str(),
-                        mode == RecoverMode::Unwind
-                    );
-                    let w = world_with(&pool, 1, protocol).await;
-                    w.datastore()
-                        .attach(&w.env)
-                        .await
-                        .unwrap()
-                        .lock_registry(w.locks.clone())
-                        .run(&w.env)
-                        .await
-                        .unwrap();
-                    let before = w.hosts[0].shape();
-                    let dir = tempfile::tempdir().unwrap();
-                    let journal = dir.path().join("detach.json");
-                    let err = w
-                        .datastore()
-                        .detach(&w.env)
-                        .await
-                        .unwrap()
-                        .journal_file(&journal)
-                        .crash_at(point)
-                        .lock_registry(w.locks.clone())
-                        .run(&w.env)
-                        .await
-                        .unwrap_err();
-                    assert!(
-                        matches!(err, Error::Interrupted { index, .. } if index == k),
-                        "{err}"
-                    );
-                    let report = recover::<BlockStep>(&journal, &w.env, mode, w.locks.clone())
-                        .await
-                        .unwrap();
-                    let context = format!(
-                        "{}: detach crash {point:?}, recover {mode:?}",
-                        protocol.as_str()
-                    );
-                    match mode {
-                        RecoverMode::Unwind => {
-                            assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
-                            w.assert_attached(&context).await;
-                            assert_eq!(w.hosts[0].shape(), before, "{context}");
-                        }
-                        RecoverMode::Resume => {
-                            assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
-                            assert_eq!(w.ontap_counts().await, [1, 1, 1, 0], "{context}");
-                            assert!(w.pool_def().await.is_none(), "{context}: pool");
-                            w.hosts[0].assert_clean(&pool, FSTAB, &context);
-                        }
-                    }
-                    w.detach_all().await;
-                    w.assert_clean(&[FSTAB.into()], &format!("{context}, detached"))
-                        .await;
-                });
+    let cases = crash_cases(steps).into_iter().map(|c| async move {
+        let (point, mode) = (c.point, c.mode);
+        let pool = format!("blk-dcrash-{}-{}", protocol.as_str(), c.tag());
+        let w = world_with(&pool, 1, protocol).await;
+        w.attach_now().await;
+        let before = w.hosts[0].shape();
+        let saga = w.datastore().detach(&w.env).await.unwrap();
+        let report = w.crash_and_recover(saga, &c).await;
+        let context = format!(
+            "{}: detach crash {point:?}, recover {mode:?}",
+            protocol.as_str()
+        );
+        match mode {
+            RecoverMode::Unwind => {
+                assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
+                w.assert_attached(&context).await;
+                assert_eq!(w.hosts[0].shape(), before, "{context}");
+            }
+            RecoverMode::Resume => {
+                assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
+                assert_eq!(w.ontap_counts().await, [1, 1, 1, 0], "{context}");
+                assert!(w.pool_def().await.is_none(), "{context}: pool");
+                w.hosts[0].assert_clean(&pool, FSTAB, &context);
             }
         }
-    }
-    run_cases(cases).await;
+        w.detach_all().await;
+        w.assert_clean(&[FSTAB.into()], &format!("{context}, detached"))
+            .await;
+    });
+    run_cases(cases.collect()).await;
 }
 
 #[tokio::test]

@@ -2,149 +2,40 @@
 //! libvirt's `test:///default`: a failure injected at every step k, a crash at every step k
 //! followed by `recover`, idempotent re-apply, detach, plan, locks.
 //!
-//! This machine has no NFS client, so host mount steps run through `FakeKernelRunner`, a
-//! fake runner that plays the kernel: `mount` adds a line to the scratch root's mountinfo,
+//! This machine has no NFS client, so host mount steps run through `FakeMounts`, a fake
+//! runner that plays the kernel: `mount` adds a line to the scratch root's mountinfo,
 //! `umount` removes it. The lab runs the real path.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use host_storage::{Command, Output, Runner};
 use kvmstor::nfs::{NfsDatastore, NfsStep, Persist, PoolKind};
 use kvmstor::saga::{
-    recover, ActionKind, CrashPoint, LockKey, LockRegistry, RecoverMode, RunOutcome, RunStatus,
-    StepState,
+    ActionKind, LockKey, LockRegistry, RecoverMode, RunOutcome, RunStatus, StepState,
 };
-use kvmstor::{Env, Error, Host};
-use libvirt_pools::{Libvirt, PoolDef, PoolName, PoolSpec, RemoveMode};
+use kvmstor::{Env, Error};
+use libvirt_pools::{Libvirt, PoolDef};
 use ontap_client::Client;
 use ontap_sim::{ApiError, Fault, SimServer};
+use support::{crash, crash_cases, labels as steps_of, rpc_failure, Frozen, TreeOpts, FSTAB};
 
-const ROOT_MOUNT: &str = "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n";
-const FSTAB: &str = "UUID=1234 / ext4 defaults 0 1\n";
 const AUTO_MASTER: &str = "+dir:/etc/auto.master.d\n+auto.master\n";
 
-/// Plays the kernel for `mount -t nfs` / `umount` on a scratch mountinfo file, and fails
-/// the `fail_nth` call of `fail_program` (exit 32, as mount.nfs does).
-#[derive(Debug)]
-struct FakeKernelRunner {
-    mountinfo: PathBuf,
-    state: Mutex<RunnerState>,
-}
+/// A scratch host (see `support::MountHost`): its root, fake kernel and `Host`.
+type TestHost = support::MountHost;
 
-#[derive(Debug, Default)]
-struct RunnerState {
-    calls: Vec<String>,
-    fail: Option<(String, usize)>,
-    seen: usize,
-}
-
-impl FakeKernelRunner {
-    fn new(mountinfo: PathBuf) -> Self {
-        FakeKernelRunner {
-            mountinfo,
-            state: Mutex::new(RunnerState::default()),
-        }
-    }
-
-    fn fail(&self, program: &str, nth: usize) {
-        let mut st = self.state.lock().unwrap();
-        st.fail = Some((program.to_owned(), nth));
-        st.seen = 0;
-    }
-
-    fn calls(&self) -> Vec<String> {
-        self.state.lock().unwrap().calls.clone()
-    }
-}
-
-#[async_trait::async_trait]
-impl Runner for FakeKernelRunner {
-    async fn run(&self, cmd: &Command) -> host_storage::Result<Output> {
-        let args: Vec<String> = cmd
-            .get_args()
-            .iter()
-            .map(|a| a.expose().to_owned())
-            .collect();
-        {
-            let mut st = self.state.lock().unwrap();
-            st.calls.push(cmd.to_string());
-            if let Some((program, nth)) = st.fail.clone() {
-                if program == cmd.program() {
-                    st.seen += 1;
-                    if st.seen == nth {
-                        return cmd.check(Output::exit(32, "", "mount.nfs: Connection refused"));
-                    }
-                }
-            }
-        }
-        let text = std::fs::read_to_string(&self.mountinfo).unwrap();
-        match cmd.program() {
-            "mount" => {
-                // mount -t nfs -o OPTS SOURCE TARGET
-                let (source, target) = (&args[4], &args[5]);
-                let line = format!(
-                    "900 22 0:99 / {target} rw,relatime - nfs4 {source} rw,{}\n",
-                    args[3]
-                );
-                std::fs::write(&self.mountinfo, text + &line).unwrap();
-            }
-            "umount" => {
-                let target = format!(" {} ", args[0]);
-                let kept: String = text
-                    .lines()
-                    .filter(|l| !l.contains(&target))
-                    .map(|l| format!("{l}\n"))
-                    .collect();
-                std::fs::write(&self.mountinfo, kept).unwrap();
-            }
-            other => panic!("unexpected program {other}"),
-        }
-        Ok(Output::success(""))
-    }
-}
-
-/// A scratch host: its root, runner and `Host`.
-struct TestHost {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    runner: Arc<FakeKernelRunner>,
-    host: Host,
-}
-
-impl TestHost {
-    fn new(name: &str, address: &str, fstab: &str) -> TestHost {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_owned();
-        std::fs::create_dir_all(root.join("etc")).unwrap();
-        std::fs::create_dir_all(root.join("proc/self")).unwrap();
-        std::fs::write(root.join("etc/fstab"), fstab).unwrap();
-        std::fs::write(root.join("etc/auto.master"), AUTO_MASTER).unwrap();
-        std::fs::write(root.join("proc/self/mountinfo"), ROOT_MOUNT).unwrap();
-        let runner = Arc::new(FakeKernelRunner::new(root.join("proc/self/mountinfo")));
-        // No automount runs on a fake host: autofs maps are checked as files here;
-        // autofs_workflow.rs plays automount.
-        let host = Host::new(name, runner.clone())
-            .address(address)
-            .libvirt_uri("test:///default")
-            .root(&root)
-            .autofs_reload(host_storage::autofs::Reload::Never);
-        TestHost {
-            _dir: dir,
-            root,
-            runner,
-            host,
-        }
-    }
-
-    fn mount_point(&self, pool: &str) -> PathBuf {
-        self.root.join("mnt").join(pool)
-    }
-
-    fn read(&self, path: &str) -> Option<String> {
-        std::fs::read_to_string(self.root.join(path)).ok()
-    }
+/// Host `name` at `address` with `fstab`; a failed mount says what mount.nfs says.
+fn test_host(name: &str, address: &str, fstab: &str) -> TestHost {
+    support::MountHost::new(
+        name,
+        address,
+        &[("etc/fstab", fstab), ("etc/auto.master", AUTO_MASTER)],
+        "mount.nfs: Connection refused",
+    )
 }
 
 struct World {
@@ -158,17 +49,8 @@ struct World {
 }
 
 async fn world(pool: &str, fstab: &str) -> World {
-    let sim = SimServer::builder()
-        .http()
-        .job_duration(Duration::ZERO, Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    let client = Client::builder(sim.url())
-        .basic_auth("admin", sim.password())
-        .build()
-        .unwrap();
-    let hosts = vec![TestHost::new("kvm1", "192.0.2.101", fstab)];
+    let (sim, client) = support::sim().await;
+    let hosts = vec![test_host("kvm1", "192.0.2.101", fstab)];
     let env = Env::new(client.clone()).host(hosts[0].host.clone());
     World {
         _lv: Libvirt::connect("test:///default").await.unwrap(),
@@ -206,11 +88,7 @@ impl World {
     }
 
     async fn pool_def(&self) -> Option<PoolDef> {
-        let lv = Libvirt::connect("test:///default").await.unwrap();
-        lv.pools()
-            .get(&PoolName::new(self.pool.clone()).unwrap())
-            .await
-            .unwrap()
+        support::pool_def(&self.pool).await
     }
 
     /// Nothing of the datastore anywhere; host files exactly as `fstab` / before.
@@ -225,16 +103,7 @@ impl World {
         assert!(!self.policy_exists().await, "{context}: export policy left");
         assert!(self.pool_def().await.is_none(), "{context}: pool left");
         for (h, fstab) in self.hosts.iter().zip(fstabs) {
-            assert_eq!(
-                h.read("etc/fstab").as_deref(),
-                Some(*fstab),
-                "{context}: fstab"
-            );
-            assert_eq!(
-                h.read("proc/self/mountinfo").as_deref(),
-                Some(ROOT_MOUNT),
-                "{context}: mounts"
-            );
+            support::assert_host_files(&h.root, fstab, context);
             assert_eq!(
                 h.read("etc/auto.master").as_deref(),
                 Some(AUTO_MASTER),
@@ -271,13 +140,6 @@ impl World {
         let def = self.pool_def().await.expect("pool defined");
         assert_eq!(def.target.as_deref(), Some(mp.to_str().unwrap()));
     }
-}
-
-fn steps_of(saga: &kvmstor::saga::Saga<NfsStep>) -> Vec<String> {
-    saga.steps()
-        .iter()
-        .map(kvmstor::saga::Step::label)
-        .collect()
 }
 
 #[tokio::test]
@@ -338,7 +200,7 @@ async fn attach_plan_lists_every_action_and_run_applies_it() {
     assert!(text.starts_with("plan for nfs-attach svm1/ds_plan as pool ds-plan (6 steps)\n"));
     // Planning touched nothing.
     w.assert_clean(FSTAB, "after plan").await;
-    assert!(w.hosts[0].runner.calls().is_empty());
+    assert!(w.hosts[0].kernel.calls().is_empty());
 
     let report = saga.run(&w.env).await.unwrap();
     assert_eq!(report.outcome, RunOutcome::Applied { changed: 6 });
@@ -393,31 +255,24 @@ async fn attach_plan_lists_every_action_and_run_applies_it() {
     );
     assert!(w.volume_exists().await && w.policy_exists().await);
     assert!(w.pool_def().await.is_none());
-    // ...and deletes them when asked; then everything is as before.
-    let detach = w
-        .datastore()
-        .delete_ontap_objects(true)
-        .detach(&w.env)
-        .await
-        .unwrap();
+    // ...and deletes them when asked; then everything is as before. Detaching what is not
+    // attached changes nothing and says so.
+    for outcome in [
+        RunOutcome::Applied { changed: 2 },
+        RunOutcome::AlreadyApplied,
+    ] {
+        let detach = w
+            .datastore()
+            .delete_ontap_objects(true)
+            .detach(&w.env)
+            .await
+            .unwrap();
+        assert_eq!(detach.run(&w.env).await.unwrap().outcome, outcome);
+        w.assert_clean(FSTAB, &format!("after detach ({outcome})"))
+            .await;
+    }
     assert_eq!(
-        detach.run(&w.env).await.unwrap().outcome,
-        RunOutcome::Applied { changed: 2 }
-    );
-    w.assert_clean(FSTAB, "after detach").await;
-    // Detaching what is not attached changes nothing and says so.
-    let again = w
-        .datastore()
-        .delete_ontap_objects(true)
-        .detach(&w.env)
-        .await
-        .unwrap();
-    assert_eq!(
-        again.run(&w.env).await.unwrap().outcome,
-        RunOutcome::AlreadyApplied
-    );
-    assert_eq!(
-        w.hosts[0].runner.calls(),
+        w.hosts[0].kernel.calls(),
         [
             format!(
                 "mount -t nfs -o vers=4.1,nconnect=4,hard 192.0.2.10:/ds_plan {}",
@@ -431,43 +286,27 @@ async fn attach_plan_lists_every_action_and_run_applies_it() {
 /// How step k of the single-host fstab/dir attach is made to fail.
 async fn inject(w: &World, k: usize) {
     match k {
-        0 => w.sim.faults().add(Fault::error(
-            Some("POST"),
-            "/api/protocols/nfs/export-policies",
-            ApiError::new(500, "65552", "RPC failure"),
-        )),
+        0 => w
+            .sim
+            .faults()
+            .add(rpc_failure("POST", "/api/protocols/nfs/export-policies")),
         1 => w.sim.faults().add(Fault::error(
             Some("POST"),
             "/api/protocols/nfs/export-policies/*/rules",
             ApiError::new(400, "1704036", "Invalid clientmatch"),
         )),
-        2 => w.sim.faults().add(Fault::fail_job(
-            Some("POST"),
-            "/api/storage/volumes",
-            917_536,
-            "Insufficient space in aggregate",
-        )),
-        3 => w.hosts[0].runner.fail("mount", 1),
+        2 => w.sim.faults().add(support::no_space()),
+        3 => w.hosts[0].kernel.fail("mount", 1),
         4 => {} // a foreign fstab line for the mount point: see fstab_for
-        5 => {
-            // A pool of the same name, defined otherwise: someone else's.
-            let lv = Libvirt::connect("test:///default").await.unwrap();
-            let spec = PoolSpec::new(PoolDef::dir(
-                PoolName::new(w.pool.clone()).unwrap(),
-                format!("/srv/someone-elses/{}", w.pool),
-            ));
-            lv.pools().ensure(&spec).await.unwrap();
-        }
+        // A pool of the same name, defined otherwise: someone else's.
+        5 => support::define_foreign_pool(&w.pool).await,
         _ => unreachable!(),
     }
 }
 
 fn fstab_for(k: usize, pool: &str, root: &Path) -> String {
     if k == 4 {
-        format!(
-            "{FSTAB}filer:/other {} nfs defaults 0 0\n",
-            root.join("mnt").join(pool).display()
-        )
+        foreign_fstab(&root.join("mnt").join(pool))
     } else {
         FSTAB.to_owned()
     }
@@ -495,11 +334,7 @@ async fn attach_failure_at_every_step_leaves_a_clean_slate() {
                 def.target.as_deref(),
                 Some(format!("/srv/someone-elses/{pool}").as_str())
             );
-            let lv = Libvirt::connect("test:///default").await.unwrap();
-            lv.pools()
-                .remove(&def.name, RemoveMode::KeepData)
-                .await
-                .unwrap();
+            support::remove_pool(&pool).await;
         }
         assert!(w.pool_def().await.is_none(), "step {k}: pool left");
         w.assert_clean(&fstab, &format!("failure at step {k}"))
@@ -509,79 +344,52 @@ async fn attach_failure_at_every_step_leaves_a_clean_slate() {
 
 #[tokio::test]
 async fn crash_at_every_step_then_recover_unwinds_or_finishes() {
-    for k in 0..6 {
-        for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
-            .into_iter()
-            .enumerate()
-        {
-            for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
-                let pool = format!("ds-crash-{k}-{p}-{}", mode == RecoverMode::Unwind);
-                let w = world(&pool, FSTAB).await;
-                let journal_dir = tempfile::tempdir().unwrap();
-                let journal = journal_dir.path().join("attach.json");
-                let saga = w
-                    .datastore()
-                    .attach(&w.env)
-                    .await
-                    .unwrap()
-                    .journal_file(&journal)
-                    .crash_at(point);
-                let err = saga.run(&w.env).await.unwrap_err();
-                assert!(
-                    matches!(err, Error::Interrupted { index, .. } if index == k),
-                    "{err}"
-                );
-                // The journal on disk shows step k started and not finished.
-                let doc: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
-                assert_eq!(doc["status"], "running");
-                assert_eq!(doc["steps"][k]["state"]["state"], "started");
-                // A second run on the same journal is refused until recovered.
-                let again = w
-                    .datastore()
-                    .attach(&w.env)
-                    .await
-                    .unwrap()
-                    .journal_file(&journal);
-                assert!(matches!(
-                    again.run(&w.env).await.unwrap_err(),
-                    Error::JournalUnfinished { .. }
-                ));
+    for c in crash_cases(6) {
+        let (k, point, mode) = (c.k, c.point, c.mode);
+        let w = world(&format!("ds-crash-{}", c.tag()), FSTAB).await;
+        let saga = w.datastore().attach(&w.env).await.unwrap();
+        let crashed = crash(saga, &w.env, &c).await;
+        // The journal on disk shows step k started and not finished.
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&crashed.journal).unwrap()).unwrap();
+        assert_eq!(doc["status"], "running");
+        assert_eq!(doc["steps"][k]["state"]["state"], "started");
+        // A second run on the same journal is refused until recovered.
+        let again = w
+            .datastore()
+            .attach(&w.env)
+            .await
+            .unwrap()
+            .journal_file(&crashed.journal);
+        assert!(matches!(
+            again.run(&w.env).await.unwrap_err(),
+            Error::JournalUnfinished { .. }
+        ));
 
-                let report = recover::<NfsStep>(&journal, &w.env, mode, LockRegistry::global())
-                    .await
-                    .unwrap();
-                let context = format!("crash {point:?}, recover {mode:?}");
-                match mode {
-                    RecoverMode::Unwind => {
-                        assert!(
-                            matches!(report.outcome, RunOutcome::Unwound { .. }),
-                            "{context}"
-                        );
-                        assert_eq!(report.journal.status, RunStatus::Unwound);
-                        assert!(w.pool_def().await.is_none(), "{context}: pool left");
-                        w.assert_clean(FSTAB, &context).await;
-                    }
-                    RecoverMode::Resume => {
-                        assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
-                        w.assert_attached(&context).await;
-                        // The finished journal needs nothing more.
-                        let again =
-                            recover::<NfsStep>(&journal, &w.env, mode, LockRegistry::global())
-                                .await
-                                .unwrap();
-                        assert_eq!(again.outcome, RunOutcome::NothingToRecover);
-                        w.datastore()
-                            .delete_ontap_objects(true)
-                            .detach(&w.env)
-                            .await
-                            .unwrap()
-                            .run(&w.env)
-                            .await
-                            .unwrap();
-                        w.assert_clean(FSTAB, &format!("{context}, detached")).await;
-                    }
-                }
+        let report = crashed
+            .recover::<NfsStep>(&w.env, mode, LockRegistry::global())
+            .await;
+        let context = format!("crash {point:?}, recover {mode:?}");
+        match mode {
+            RecoverMode::Unwind => {
+                assert!(
+                    matches!(report.outcome, RunOutcome::Unwound { .. }),
+                    "{context}"
+                );
+                assert_eq!(report.journal.status, RunStatus::Unwound);
+                assert!(w.pool_def().await.is_none(), "{context}: pool left");
+                w.assert_clean(FSTAB, &context).await;
+            }
+            RecoverMode::Resume => {
+                assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
+                w.assert_attached(&context).await;
+                // The finished journal needs nothing more.
+                let again = crashed
+                    .recover::<NfsStep>(&w.env, mode, LockRegistry::global())
+                    .await;
+                assert_eq!(again.outcome, RunOutcome::NothingToRecover);
+                w.detach_all().await;
+                w.assert_clean(FSTAB, &format!("{context}, detached")).await;
             }
         }
     }
@@ -593,11 +401,9 @@ async fn failed_undo_needs_attention_and_recover_finishes_the_unwind() {
     // The pool step fails (foreign pool), and the volume's undo fails once (DELETE answers
     // 500): unwinding stops at the volume.
     inject(&w, 5).await;
-    w.sim.faults().add(Fault::error(
-        Some("DELETE"),
-        "/api/storage/volumes/*",
-        ApiError::new(500, "65552", "RPC failure"),
-    ));
+    w.sim
+        .faults()
+        .add(rpc_failure("DELETE", "/api/storage/volumes/*"));
     let journal_dir = tempfile::tempdir().unwrap();
     let journal = journal_dir.path().join("attach.json");
     let saga = w
@@ -644,20 +450,9 @@ async fn failed_undo_needs_attention_and_recover_finishes_the_unwind() {
     assert!(matches!(doc.steps[2].state, StepState::UndoFailed { .. }));
 
     // The fault fired once; recover completes the unwind.
-    let report = recover::<NfsStep>(
-        &journal,
-        &w.env,
-        RecoverMode::Resume,
-        LockRegistry::global(),
-    )
-    .await
-    .unwrap();
+    let report = support::recover_run::<NfsStep>(&journal, &w.env, RecoverMode::Resume).await;
     assert_eq!(report.journal.status, RunStatus::Unwound);
-    let lv = Libvirt::connect("test:///default").await.unwrap();
-    lv.pools()
-        .remove(&PoolName::new("ds-attn").unwrap(), RemoveMode::KeepData)
-        .await
-        .unwrap();
+    support::remove_pool("ds-attn").await;
     w.assert_clean(FSTAB, "after recover").await;
 }
 
@@ -695,11 +490,7 @@ async fn autofs_and_netfs_variants_unwind_at_every_step() {
             std::fs::write(w.hosts[0].root.join("etc/auto.master"), AUTO_MASTER).unwrap();
         }
         if k == 4 {
-            let lv = Libvirt::connect("test:///default").await.unwrap();
-            lv.pools()
-                .remove(&PoolName::new(pool.clone()).unwrap(), RemoveMode::KeepData)
-                .await
-                .unwrap();
+            support::remove_pool(&pool).await;
         }
         w.assert_clean(FSTAB, &format!("autofs step {k}")).await;
     }
@@ -749,27 +540,14 @@ async fn autofs_and_netfs_variants_unwind_at_every_step() {
     inject(&w, 5).await;
     let err = saga.run(&w.env).await.unwrap_err();
     assert!(matches!(err, Error::StepFailed { index: 3, .. }), "{err}");
-    let lv = Libvirt::connect("test:///default").await.unwrap();
-    lv.pools()
-        .remove(&PoolName::new("ds-netfs").unwrap(), RemoveMode::KeepData)
-        .await
-        .unwrap();
+    support::remove_pool("ds-netfs").await;
     w.assert_clean(FSTAB, "netfs").await;
 }
 
 #[tokio::test]
 async fn two_hosts_get_one_rule_each_and_trunking_with_two_lifs() {
     let _lv = Libvirt::connect("test:///default").await.unwrap();
-    let sim = SimServer::builder()
-        .http()
-        .job_duration(Duration::ZERO, Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    let client = Client::builder(sim.url())
-        .basic_auth("admin", sim.password())
-        .build()
-        .unwrap();
+    let (_sim, client) = support::sim().await;
     // A second data_nfs LIF.
     client
         .raw()
@@ -785,8 +563,8 @@ async fn two_hosts_get_one_rule_each_and_trunking_with_two_lifs() {
         )
         .await
         .unwrap();
-    let h1 = TestHost::new("kvm1", "192.0.2.101", FSTAB);
-    let h2 = TestHost::new("kvm2", "192.0.2.102", FSTAB);
+    let h1 = test_host("kvm1", "192.0.2.101", FSTAB);
+    let h2 = test_host("kvm2", "192.0.2.102", FSTAB);
     let env = Env::new(client.clone())
         .host(h1.host.clone())
         .host(h2.host.clone());
@@ -836,8 +614,8 @@ async fn two_hosts_get_one_rule_each_and_trunking_with_two_lifs() {
         })
         .collect();
     assert_eq!(clients, [["192.0.2.101"], ["192.0.2.102"]]);
-    assert_eq!(h1.runner.calls(), vec![mount.clone()]);
-    assert_eq!(h2.runner.calls(), vec![mount]);
+    assert_eq!(h1.kernel.calls(), vec![mount.clone()]);
+    assert_eq!(h2.kernel.calls(), vec![mount]);
     ds.clone()
         .delete_ontap_objects(true)
         .detach(&env)
@@ -875,14 +653,7 @@ async fn runs_on_the_same_targets_do_not_interleave() {
     drop(held);
     let report = run.await.unwrap().unwrap();
     assert_eq!(report.outcome, RunOutcome::Applied { changed: 6 });
-    w.datastore()
-        .delete_ontap_objects(true)
-        .detach(&w.env)
-        .await
-        .unwrap()
-        .run(&w.env)
-        .await
-        .unwrap();
+    w.detach_all().await;
     w.assert_clean(FSTAB, "lock").await;
 }
 
@@ -901,7 +672,7 @@ async fn a_journal_file_is_locked_against_a_second_process() {
 
 async fn world2(pool: &str) -> World {
     let mut w = world(pool, FSTAB).await;
-    let h2 = TestHost::new("kvm2", "192.0.2.102", FSTAB);
+    let h2 = test_host("kvm2", "192.0.2.102", FSTAB);
     w.env = w.env.clone().host(h2.host.clone());
     w.hosts.push(h2);
     w
@@ -936,14 +707,14 @@ async fn two_host_attach_failure_at_every_step_leaves_a_clean_slate() {
                 .nth(2),
             ),
             3 => inject(&w, 2).await,
-            4 => w.hosts[0].runner.fail("mount", 1),
+            4 => w.hosts[0].kernel.fail("mount", 1),
             5 | 8 => {
                 let i = usize::from(k == 8);
                 fstabs[i] = foreign_fstab(&mp);
                 std::fs::write(w.hosts[i].root.join("etc/fstab"), &fstabs[i]).unwrap();
             }
             6 => inject(&w, 5).await,
-            7 => w.hosts[1].runner.fail("mount", 1),
+            7 => w.hosts[1].kernel.fail("mount", 1),
             _ => unreachable!(),
         }
         let saga = w.datastore().attach(&w.env).await.unwrap();
@@ -954,11 +725,7 @@ async fn two_host_attach_failure_at_every_step_leaves_a_clean_slate() {
             "{k}: {err}"
         );
         if k == 6 {
-            let lv = Libvirt::connect("test:///default").await.unwrap();
-            lv.pools()
-                .remove(&PoolName::new(pool.clone()).unwrap(), RemoveMode::KeepData)
-                .await
-                .unwrap();
+            support::remove_pool(&pool).await;
         }
         let fstabs: Vec<&str> = fstabs.iter().map(String::as_str).collect();
         w.assert_clean_hosts(&fstabs, &format!("two hosts, failure at step {k}"))
@@ -968,75 +735,8 @@ async fn two_host_attach_failure_at_every_step_leaves_a_clean_slate() {
 
 #[tokio::test]
 async fn detach_failure_unwinds_to_attached_or_resumes_past_the_volume_delete() {
-    // 0 RemovePool, 1 RemoveFstab, 2 UnmountNfs, 3 DeleteVolume, 4 DeleteExportPolicy.
-    for k in [2, 3, 4] {
-        let pool = format!("ds-detach-{k}");
-        let w = world(&pool, FSTAB).await;
-        w.datastore()
-            .attach(&w.env)
-            .await
-            .unwrap()
-            .run(&w.env)
-            .await
-            .unwrap();
-        match k {
-            2 => w.hosts[0].runner.fail("umount", 1),
-            3 => w.sim.faults().add(Fault::fail_job(
-                Some("DELETE"),
-                "/api/storage/volumes/*",
-                917_718,
-                "Volume busy",
-            )),
-            _ => w.sim.faults().add(Fault::error(
-                Some("DELETE"),
-                "/api/protocols/nfs/export-policies/*",
-                ApiError::new(500, "65552", "RPC failure"),
-            )),
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let journal = dir.path().join("detach.json");
-        let detach = w
-            .datastore()
-            .delete_ontap_objects(true)
-            .detach(&w.env)
-            .await
-            .unwrap()
-            .journal_file(&journal);
-        assert_eq!(detach.steps().len(), 5);
-        let err = detach.run(&w.env).await.unwrap_err();
-        if k < 4 {
-            assert!(
-                matches!(err, Error::StepFailed { index, .. } if index == k),
-                "{k}: {err}"
-            );
-            // Back to attached: pool, fstab line and mount are there again.
-            w.assert_attached(&format!("detach failure at step {k}"))
-                .await;
-            w.datastore()
-                .delete_ontap_objects(true)
-                .detach(&w.env)
-                .await
-                .unwrap()
-                .run(&w.env)
-                .await
-                .unwrap();
-        } else {
-            // The volume is gone (no way back): stop, then finish forward.
-            assert!(err.needs_attention(), "{err}");
-            assert!(!w.volume_exists().await);
-            let report = recover::<NfsStep>(
-                &journal,
-                &w.env,
-                RecoverMode::Unwind,
-                LockRegistry::global(),
-            )
-            .await
-            .unwrap();
-            assert_eq!(report.journal.status, RunStatus::Completed);
-        }
-        w.assert_clean(FSTAB, &format!("detach k={k}, finished"))
-            .await;
-    }
+    // 2 UnmountNfs, 3 DeleteVolume, 4 DeleteExportPolicy.
+    detach_failure_matrix("ds-detach", &[2, 3, 4]).await;
 }
 
 #[tokio::test]
@@ -1057,14 +757,7 @@ async fn the_journal_holds_no_secret() {
     assert!(!text.contains(w.sim.password().expose_secret()));
     assert!(!text.contains("admin"));
     assert!(text.contains("\"status\": \"completed\""));
-    w.datastore()
-        .delete_ontap_objects(true)
-        .detach(&w.env)
-        .await
-        .unwrap()
-        .run(&w.env)
-        .await
-        .unwrap();
+    w.detach_all().await;
 }
 
 #[tokio::test]
@@ -1113,13 +806,7 @@ async fn a_flexclone_of_an_nfs_datastore_attaches_as_a_new_pool() {
         )),
         "{mounts}"
     );
-    let lv = Libvirt::connect("test:///default").await.unwrap();
-    let def = lv
-        .pools()
-        .get(&PoolName::new("ds-parent-dev").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let def = support::pool_def("ds-parent-dev").await.unwrap();
     assert_eq!(def.target.as_deref(), Some(mp.to_str().unwrap()));
     clone
         .delete_ontap_objects(true)
@@ -1137,79 +824,16 @@ async fn a_flexclone_of_an_nfs_datastore_attaches_as_a_new_pool() {
         .unwrap()
         .is_none());
     w.assert_attached("parent after the clone's detach").await;
-    w.datastore()
-        .delete_ontap_objects(true)
-        .detach(&w.env)
-        .await
-        .unwrap()
-        .run(&w.env)
-        .await
-        .unwrap();
+    w.detach_all().await;
     w.assert_clean(FSTAB, "parent detached").await;
 }
 
 // ---- Detach: a failure at every step, a crash at every step ----
 
-/// A directory that refuses new and removed entries, also to root (mode 0555 and, where the
-/// caller may set it, the immutable attribute), as on a read-only `/etc`: a step that writes
-/// or removes a file there fails. Thawed to its old mode on drop, panics included.
-struct Frozen(PathBuf, u32);
-
-impl Frozen {
-    fn new(dir: &Path) -> Frozen {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o7777;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
-        // Root ignores the mode; the immutable attribute stops it.
-        let _ = std::process::Command::new("chattr")
-            .arg("+i")
-            .arg(dir)
-            .output();
-        let frozen = Frozen(dir.to_owned(), mode);
-        assert!(
-            std::fs::write(dir.join(".kvmstor-probe"), "").is_err(),
-            "cannot make {} read-only here (no chattr?)",
-            dir.display()
-        );
-        frozen
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::process::Command::new("chattr")
-            .arg("-i")
-            .arg(&self.0)
-            .output();
-        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(self.1));
-    }
-}
-
-/// Every file and directory under `dir` (relative to `root`) with its content.
-fn tree(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
-    for p in names {
-        let rel = p.strip_prefix(root).unwrap().display().to_string();
-        if p.is_dir() {
-            out.insert(format!("{rel}/"), String::new());
-            tree(root, &p, out);
-        } else {
-            out.insert(rel, std::fs::read_to_string(&p).unwrap());
-        }
-    }
-}
-
 impl World {
     /// The host's whole scratch root (fstab, mountinfo, auto.master, the mount point).
-    fn shape(&self) -> std::collections::BTreeMap<String, String> {
-        let mut out = std::collections::BTreeMap::new();
-        tree(&self.hosts[0].root, &self.hosts[0].root, &mut out);
-        out
+    fn shape(&self) -> BTreeMap<String, String> {
+        support::tree(&self.hosts[0].root, &TreeOpts::default())
     }
 
     async fn attach_now(&self) {
@@ -1222,6 +846,18 @@ impl World {
             .unwrap();
         self.assert_attached("attached").await;
     }
+
+    /// Detaches, deleting the ONTAP objects.
+    async fn detach_all(&self) {
+        self.datastore()
+            .delete_ontap_objects(true)
+            .detach(&self.env)
+            .await
+            .unwrap()
+            .run(&self.env)
+            .await
+            .unwrap();
+    }
 }
 
 /// Makes step `k` of the detach that deletes the ONTAP objects fail (0 RemovePool,
@@ -1230,36 +866,30 @@ impl World {
 fn inject_detach(w: &World, k: usize) -> (Env, Option<Frozen>) {
     let h = &w.hosts[0];
     match k {
+        // libvirtd cannot be reached.
         0 => {
-            // libvirtd cannot be reached: the same host, with a connection that fails.
-            let host = Host::new(h.host.name(), h.runner.clone())
-                .address("192.0.2.101")
-                .libvirt_uri("test:///nonexistent/kvmstor-no-libvirtd.xml")
-                .root(&h.root);
+            let host = support::without_libvirtd(&h.host);
             return (Env::new(w.client.clone()).host(host), None);
         }
         1 => return (w.env.clone(), Some(Frozen::new(&h.root.join("etc")))),
-        2 => h.runner.fail("umount", 1),
-        3 => w.sim.faults().add(Fault::fail_job(
-            Some("DELETE"),
-            "/api/storage/volumes/*",
-            917_718,
-            "Volume busy",
-        )),
-        4 => w.sim.faults().add(Fault::error(
-            Some("DELETE"),
+        2 => h.kernel.fail("umount", 1),
+        3 => w.sim.faults().add(support::volume_busy()),
+        4 => w.sim.faults().add(rpc_failure(
+            "DELETE",
             "/api/protocols/nfs/export-policies/*",
-            ApiError::new(500, "65552", "RPC failure"),
         )),
         _ => unreachable!(),
     }
     (w.env.clone(), None)
 }
 
-#[tokio::test]
-async fn detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel() {
-    for k in 0..5 {
-        let w = world(&format!("ds-dfail-{k}"), FSTAB).await;
+/// The detach that deletes the ONTAP objects, made to fail at each step of `steps` (see
+/// `inject_detach`) in a world named `PREFIX-k`: it unwinds back to exactly attached and a
+/// second detach finishes, or, once the volume is gone, it stops and recovering finishes
+/// forward.
+async fn detach_failure_matrix(prefix: &str, steps: &[usize]) {
+    for &k in steps {
+        let w = world(&format!("{prefix}-{k}"), FSTAB).await;
         w.attach_now().await;
         let before = w.shape();
         let dir = tempfile::tempdir().unwrap();
@@ -1271,17 +901,15 @@ async fn detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel() {
             .await
             .unwrap()
             .journal_file(&journal);
+        let (pool, volume) = (&w.pool, w.pool.replace('-', "_"));
         assert_eq!(
             steps_of(&detach),
             [
-                format!("RemovePool kvm1:ds-dfail-{k}"),
-                format!("RemoveFstab kvm1:kvmstor-ds-dfail-{k}"),
-                format!(
-                    "UnmountNfs kvm1:{}",
-                    w.hosts[0].mount_point(&w.pool).display()
-                ),
-                format!("DeleteVolume svm1/ds_dfail_{k}"),
-                format!("DeleteExportPolicy svm1/kvmstor_ds_dfail_{k}"),
+                format!("RemovePool kvm1:{pool}"),
+                format!("RemoveFstab kvm1:kvmstor-{pool}"),
+                format!("UnmountNfs kvm1:{}", w.hosts[0].mount_point(pool).display()),
+                format!("DeleteVolume svm1/{volume}"),
+                format!("DeleteExportPolicy svm1/kvmstor_{volume}"),
             ]
         );
         let (env, frozen) = inject_detach(&w, k);
@@ -1293,14 +921,8 @@ async fn detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel() {
             // have been half removed) fails too: the run stops and says so; once libvirt is
             // back, recovering finishes the unwind.
             assert!(err.needs_attention(), "{context}: {err}");
-            let report = recover::<NfsStep>(
-                &journal,
-                &w.env,
-                RecoverMode::Unwind,
-                LockRegistry::global(),
-            )
-            .await
-            .unwrap();
+            let report =
+                support::recover_run::<NfsStep>(&journal, &w.env, RecoverMode::Unwind).await;
             assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
         } else if k < 4 {
             assert!(
@@ -1313,26 +935,13 @@ async fn detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel() {
             assert_eq!(err.needs_attention(), k == 0, "{context}: {err}");
             w.assert_attached(&context).await;
             assert_eq!(w.shape(), before, "{context}");
-            w.datastore()
-                .delete_ontap_objects(true)
-                .detach(&w.env)
-                .await
-                .unwrap()
-                .run(&w.env)
-                .await
-                .unwrap();
+            w.detach_all().await;
         } else {
             // The volume is gone (no way back): it stops, and recovering finishes forward.
             assert!(err.needs_attention(), "{context}: {err}");
             assert!(!w.volume_exists().await, "{context}");
-            let report = recover::<NfsStep>(
-                &journal,
-                &w.env,
-                RecoverMode::Unwind,
-                LockRegistry::global(),
-            )
-            .await
-            .unwrap();
+            let report =
+                support::recover_run::<NfsStep>(&journal, &w.env, RecoverMode::Unwind).await;
             assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
         }
         w.assert_clean(FSTAB, &format!("{context}, finished")).await;
@@ -1340,131 +949,72 @@ async fn detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel() {
 }
 
 #[tokio::test]
-async fn detach_crash_at_every_step_then_recover_with_fake_kernel() {
-    // The detach that deletes the ONTAP objects: 0 RemovePool, 1 RemoveFstab, 2 UnmountNfs,
-    // 3 DeleteVolume (no way back once started), 4 DeleteExportPolicy.
-    for k in 0..5 {
-        for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
-            .into_iter()
-            .enumerate()
-        {
-            for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
-                let w = world(
-                    &format!("ds-dcrash-{k}-{p}-{}", mode == RecoverMode::Unwind),
-                    FSTAB,
-                )
-                .await;
-                w.attach_now().await;
-                let before = w.shape();
-                let dir = tempfile::tempdir().unwrap();
-                let journal = dir.path().join("detach.json");
-                let err = w
-                    .datastore()
-                    .delete_ontap_objects(true)
-                    .detach(&w.env)
-                    .await
-                    .unwrap()
-                    .journal_file(&journal)
-                    .crash_at(point)
-                    .run(&w.env)
-                    .await
-                    .unwrap_err();
-                assert!(
-                    matches!(err, Error::Interrupted { index, .. } if index == k),
-                    "{err}"
-                );
-                let report = recover::<NfsStep>(&journal, &w.env, mode, LockRegistry::global())
-                    .await
-                    .unwrap();
-                let context = format!("detach crash {point:?}, recover {mode:?}");
-                // Once the volume delete has started it may have happened and cannot be
-                // undone: recovering goes forward whatever the mode.
-                let past_the_volume_delete = k >= 3;
-                if mode == RecoverMode::Unwind && !past_the_volume_delete {
-                    assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
-                    w.assert_attached(&context).await;
-                    assert_eq!(w.shape(), before, "{context}");
-                    w.datastore()
-                        .delete_ontap_objects(true)
-                        .detach(&w.env)
-                        .await
-                        .unwrap()
-                        .run(&w.env)
-                        .await
-                        .unwrap();
-                } else {
-                    // Resumed, or unwinding past the deleted volume: finished forward.
-                    assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
-                }
-                w.assert_clean(FSTAB, &format!("{context}, detached")).await;
-            }
+async fn detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel() {
+    detach_failure_matrix("ds-dfail", &[0, 1, 2, 3, 4]).await;
+}
+
+/// A detach crashed before or after each of its steps, then recovered both ways. With
+/// `delete_ontap_objects` it has five steps (0 RemovePool, 1 RemoveFstab, 2 UnmountNfs,
+/// 3 DeleteVolume, no way back once started, 4 DeleteExportPolicy); without, the first three,
+/// and the volume and export policy stay.
+async fn detach_crash_matrix(delete_ontap_objects: bool) {
+    let steps = if delete_ontap_objects { 5 } else { 3 };
+    let (name, what) = if delete_ontap_objects {
+        ("dcrash", "detach")
+    } else {
+        ("dkeep", "detach (volume kept)")
+    };
+    for c in crash_cases(steps) {
+        let (point, mode) = (c.point, c.mode);
+        let w = world(&format!("ds-{name}-{}", c.tag()), FSTAB).await;
+        w.attach_now().await;
+        let before = w.shape();
+        let detach = w
+            .datastore()
+            .delete_ontap_objects(delete_ontap_objects)
+            .detach(&w.env)
+            .await
+            .unwrap();
+        assert_eq!(detach.steps().len(), steps);
+        let crashed = crash(detach, &w.env, &c).await;
+        let report = crashed
+            .recover::<NfsStep>(&w.env, mode, LockRegistry::global())
+            .await;
+        let context = format!("{what} crash {point:?}, recover {mode:?}");
+        // Once the volume delete has started it may have happened and cannot be undone:
+        // recovering goes forward whatever the mode.
+        let past_the_volume_delete = delete_ontap_objects && c.k >= 3;
+        let unwound = mode == RecoverMode::Unwind && !past_the_volume_delete;
+        if unwound {
+            assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
+            w.assert_attached(&context).await;
+            assert_eq!(w.shape(), before, "{context}");
+        } else {
+            // Resumed, or unwinding past the deleted volume: finished forward.
+            assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
         }
+        if !unwound && !delete_ontap_objects {
+            // Detached from the host; the volume and export policy stay.
+            assert!(w.volume_exists().await, "{context}: volume");
+            assert!(w.policy_exists().await, "{context}: policy");
+            assert!(w.pool_def().await.is_none(), "{context}: pool");
+            let h = &w.hosts[0];
+            support::assert_host_files(&h.root, FSTAB, &context);
+            assert!(!h.mount_point(&w.pool).exists(), "{context}: mount point");
+        }
+        if unwound || !delete_ontap_objects {
+            w.detach_all().await;
+        }
+        w.assert_clean(FSTAB, &format!("{context}, detached")).await;
     }
 }
 
 #[tokio::test]
+async fn detach_crash_at_every_step_then_recover_with_fake_kernel() {
+    detach_crash_matrix(true).await;
+}
+
+#[tokio::test]
 async fn detach_keeping_the_volume_crash_at_every_step_then_recover_with_fake_kernel() {
-    // 0 RemovePool, 1 RemoveFstab, 2 UnmountNfs; the volume and export policy stay.
-    for k in 0..3 {
-        for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
-            .into_iter()
-            .enumerate()
-        {
-            for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
-                let w = world(
-                    &format!("ds-dkeep-{k}-{p}-{}", mode == RecoverMode::Unwind),
-                    FSTAB,
-                )
-                .await;
-                w.attach_now().await;
-                let before = w.shape();
-                let dir = tempfile::tempdir().unwrap();
-                let journal = dir.path().join("detach.json");
-                let detach = w
-                    .datastore()
-                    .detach(&w.env)
-                    .await
-                    .unwrap()
-                    .journal_file(&journal)
-                    .crash_at(point);
-                assert_eq!(detach.steps().len(), 3);
-                let err = detach.run(&w.env).await.unwrap_err();
-                assert!(
-                    matches!(err, Error::Interrupted { index, .. } if index == k),
-                    "{err}"
-                );
-                let report = recover::<NfsStep>(&journal, &w.env, mode, LockRegistry::global())
-                    .await
-                    .unwrap();
-                let context = format!("detach (volume kept) crash {point:?}, recover {mode:?}");
-                if mode == RecoverMode::Unwind {
-                    assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
-                    w.assert_attached(&context).await;
-                    assert_eq!(w.shape(), before, "{context}");
-                } else {
-                    assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
-                    assert!(w.volume_exists().await, "{context}: volume");
-                    assert!(w.policy_exists().await, "{context}: policy");
-                    assert!(w.pool_def().await.is_none(), "{context}: pool");
-                    let h = &w.hosts[0];
-                    assert_eq!(h.read("etc/fstab").as_deref(), Some(FSTAB), "{context}");
-                    assert_eq!(
-                        h.read("proc/self/mountinfo").as_deref(),
-                        Some(ROOT_MOUNT),
-                        "{context}"
-                    );
-                    assert!(!h.mount_point(&w.pool).exists(), "{context}: mount point");
-                }
-                w.datastore()
-                    .delete_ontap_objects(true)
-                    .detach(&w.env)
-                    .await
-                    .unwrap()
-                    .run(&w.env)
-                    .await
-                    .unwrap();
-                w.assert_clean(FSTAB, &format!("{context}, detached")).await;
-            }
-        }
-    }
+    detach_crash_matrix(false).await;
 }

@@ -3,15 +3,16 @@
 //! from snapshots, FlexClones, growing, SnapMirror protection and failover to a second SVM.
 //! `virsh` runs through a fake runner that records the calls and fails the ones asked.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use host_storage::{Command, Output, Runner};
 use kvmstor::ops::{self, DatastoreVolume, Freeze};
 use kvmstor::{Env, Error, Host};
 use ontap_client::models::VolumeCreate;
 use ontap_client::{Client, Query};
-use ontap_sim::{ApiError, Fault, SimServer};
+use ontap_sim::SimServer;
 
 #[derive(Debug, Default)]
 struct FakeVirsh {
@@ -50,16 +51,7 @@ struct World {
 }
 
 async fn world(volume: &str) -> World {
-    let sim = SimServer::builder()
-        .http()
-        .job_duration(Duration::ZERO, Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    let client = Client::builder(sim.url())
-        .basic_auth("admin", sim.password())
-        .build()
-        .unwrap();
+    let (sim, client) = support::sim().await;
     client
         .volumes()
         .create(
@@ -212,10 +204,9 @@ async fn snapshot_freezes_then_thaws_guests_even_when_the_snapshot_fails() {
     );
     // The snapshot fails: both guests are thawed anyway, and the error is the snapshot's.
     w.virsh.calls.lock().unwrap().clear();
-    w.sim.faults().add(Fault::error(
-        Some("POST"),
+    w.sim.faults().add(support::rpc_failure(
+        "POST",
         "/api/storage/volumes/*/snapshots",
-        ApiError::new(500, "65552", "RPC failure"),
     ));
     let err = ops::snapshot(&w.env, &w.vol, "s2", &freeze(&["vm1", "vm2"]))
         .await

@@ -7,75 +7,31 @@
 //! `umount` on the scratch mountinfo (tests named `..._with_fake_kernel`); the lab runs the
 //! real path.
 
+mod support;
+
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use host_storage::{Command, Output, Runner};
 use kvmstor::nfs::Persist;
-use kvmstor::saga::{recover, CrashPoint, LockRegistry, RecoverMode, RunOutcome, RunStatus};
+use kvmstor::saga::{LockRegistry, RecoverMode, RunOutcome, RunStatus};
 use kvmstor::smb::{SmbDatastore, SmbStep};
-use kvmstor::{Env, Error, Host, StepError};
-use libvirt_pools::{Libvirt, PoolDef, PoolName, PoolSpec, RemoveMode};
+use kvmstor::{Env, Error, StepError};
+use libvirt_pools::{Libvirt, PoolDef};
 use ontap_client::models::{CifsAclType, CifsPermission, CifsShareCreate};
 use ontap_client::{Client, Query, SecretString};
 use ontap_sim::{ApiError, Fault, SimServer};
+use support::{crash, crash_cases, labels, rpc_failure, FakeMounts, Frozen, TreeOpts, FSTAB};
 
-const ROOT_MOUNT: &str = "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n";
-const FSTAB: &str = "UUID=1234 / ext4 defaults 0 1\n";
 const AUTO_MASTER: &str = "+auto.master\n";
 const PASSWORD: &str = "Tr0ub4dor&3 horse";
-
-#[derive(Debug)]
-struct FakeKernel {
-    mountinfo: PathBuf,
-    st: Mutex<(Vec<String>, Option<String>)>,
-}
-
-#[async_trait::async_trait]
-impl Runner for FakeKernel {
-    async fn run(&self, cmd: &Command) -> host_storage::Result<Output> {
-        let args: Vec<String> = cmd
-            .get_args()
-            .iter()
-            .map(|a| a.expose().to_owned())
-            .collect();
-        {
-            let mut st = self.st.lock().unwrap();
-            st.0.push(cmd.to_string());
-            if st.1.as_deref() == Some(cmd.program()) {
-                st.1 = None;
-                return cmd.check(Output::exit(32, "", "mount error(13): Permission denied"));
-            }
-        }
-        let text = std::fs::read_to_string(&self.mountinfo).unwrap();
-        match (cmd.program(), args.as_slice()) {
-            ("mount", [_, fstype, _, opts, source, target]) => std::fs::write(
-                &self.mountinfo,
-                format!("{text}901 22 0:77 / {target} rw,relatime - {fstype} {source} rw,{opts}\n"),
-            )
-            .unwrap(),
-            ("umount", [target]) => {
-                let needle = format!(" {target} ");
-                let kept: String = text
-                    .lines()
-                    .filter(|l| !l.contains(&needle))
-                    .map(|l| format!("{l}\n"))
-                    .collect();
-                std::fs::write(&self.mountinfo, kept).unwrap();
-            }
-            (p, a) => panic!("unexpected command {p} {a:?}"),
-        }
-        cmd.check(Output::success(""))
-    }
-}
 
 struct World {
     _lv: Libvirt,
     _dir: tempfile::TempDir,
     root: PathBuf,
-    kernel: Arc<FakeKernel>,
+    kernel: Arc<FakeMounts>,
     sim: SimServer,
     client: Client,
     /// Without the password.
@@ -84,32 +40,18 @@ struct World {
 }
 
 async fn world(pool: &str) -> World {
-    let sim = SimServer::builder()
-        .http()
-        .job_duration(Duration::ZERO, Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    let client = Client::builder(sim.url())
-        .basic_auth("admin", sim.password())
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_owned();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("proc/self")).unwrap();
-    std::fs::write(root.join("etc/fstab"), FSTAB).unwrap();
-    std::fs::write(root.join("etc/auto.master"), AUTO_MASTER).unwrap();
-    std::fs::write(root.join("proc/self/mountinfo"), ROOT_MOUNT).unwrap();
-    let kernel = Arc::new(FakeKernel {
-        mountinfo: root.join("proc/self/mountinfo"),
-        st: Mutex::new((Vec::new(), None)),
-    });
-    let host = Host::new("kvm1", kernel.clone())
-        .address("192.0.2.101")
-        .libvirt_uri("test:///default")
-        .root(&root)
-        .autofs_reload(host_storage::autofs::Reload::Never);
+    let (sim, client) = support::sim().await;
+    let support::MountHost {
+        dir,
+        root,
+        kernel,
+        host,
+    } = support::MountHost::new(
+        "kvm1",
+        "192.0.2.101",
+        &[("etc/fstab", FSTAB), ("etc/auto.master", AUTO_MASTER)],
+        "mount error(13): Permission denied",
+    );
     World {
         _lv: Libvirt::connect("test:///default").await.unwrap(),
         _dir: dir,
@@ -169,26 +111,13 @@ impl World {
     }
 
     async fn pool_def(&self) -> Option<PoolDef> {
-        let lv = Libvirt::connect("test:///default").await.unwrap();
-        lv.pools()
-            .get(&PoolName::new(self.pool.clone()).unwrap())
-            .await
-            .unwrap()
+        support::pool_def(&self.pool).await
     }
 
     async fn assert_clean(&self, fstab: &str, context: &str) {
         assert_eq!(self.counts().await, (0, 0), "{context}: ONTAP objects");
         assert!(self.pool_def().await.is_none(), "{context}: pool");
-        assert_eq!(
-            self.read("etc/fstab").as_deref(),
-            Some(fstab),
-            "{context}: fstab"
-        );
-        assert_eq!(
-            self.read("proc/self/mountinfo").as_deref(),
-            Some(ROOT_MOUNT),
-            "{context}: mounts"
-        );
+        support::assert_host_files(&self.root, fstab, context);
         assert_eq!(
             self.read("etc/auto.master").as_deref(),
             Some(AUTO_MASTER),
@@ -241,13 +170,6 @@ impl World {
             .await
             .unwrap();
     }
-}
-
-fn labels(saga: &kvmstor::saga::Saga<SmbStep>) -> Vec<String> {
-    saga.steps()
-        .iter()
-        .map(kvmstor::saga::Step::label)
-        .collect()
 }
 
 #[tokio::test]
@@ -344,7 +266,7 @@ async fn smb_attach_plan_run_and_detach_with_fake_kernel() {
     w.detach_all().await;
     w.assert_clean(FSTAB, "detached").await;
     assert_eq!(
-        w.kernel.st.lock().unwrap().0,
+        w.kernel.calls(),
         [
             format!("mount -t cifs -o vers=3.1.1,multichannel,max_channels=4,credentials=/etc/kvmstor/cifs/kvmstor-smb-plan.cred //192.0.2.11/smb-plan {}", mp.display()),
             format!("umount {}", mp.display()),
@@ -355,12 +277,7 @@ async fn smb_attach_plan_run_and_detach_with_fake_kernel() {
 /// Makes step k fail; returns the fstab the host must keep and the env to run with.
 async fn inject(w: &World, k: usize) -> (String, Env) {
     match k {
-        0 => w.sim.faults().add(Fault::fail_job(
-            Some("POST"),
-            "/api/storage/volumes",
-            917_536,
-            "Insufficient space in aggregate",
-        )),
+        0 => w.sim.faults().add(support::no_space()),
         1 => w.sim.faults().add(Fault::error(
             Some("POST"),
             "/api/protocols/cifs/shares",
@@ -368,7 +285,7 @@ async fn inject(w: &World, k: usize) -> (String, Env) {
         )),
         // The password was not given: the credentials step cannot write the file.
         2 => return (FSTAB.into(), w.bare.clone()),
-        3 => w.kernel.st.lock().unwrap().1 = Some("mount".into()),
+        3 => w.kernel.fail("mount", 1),
         4 => {
             let fstab = format!(
                 "{FSTAB}//other/share {} cifs defaults 0 0\n",
@@ -377,16 +294,7 @@ async fn inject(w: &World, k: usize) -> (String, Env) {
             std::fs::write(w.root.join("etc/fstab"), &fstab).unwrap();
             return (fstab, w.env());
         }
-        5 => {
-            let lv = Libvirt::connect("test:///default").await.unwrap();
-            lv.pools()
-                .ensure(&PoolSpec::new(PoolDef::dir(
-                    PoolName::new(w.pool.clone()).unwrap(),
-                    format!("/srv/someone-elses/{}", w.pool),
-                )))
-                .await
-                .unwrap();
-        }
+        5 => support::define_foreign_pool(&w.pool).await,
         _ => unreachable!(),
     }
     (FSTAB.into(), w.env())
@@ -416,14 +324,7 @@ async fn smb_attach_failure_at_every_step_leaves_a_clean_slate_with_fake_kernel(
             );
         }
         if k == 5 {
-            let lv = Libvirt::connect("test:///default").await.unwrap();
-            lv.pools()
-                .remove(
-                    &PoolName::new(w.pool.clone()).unwrap(),
-                    RemoveMode::KeepData,
-                )
-                .await
-                .unwrap();
+            support::remove_pool(&w.pool).await;
         }
         w.assert_clean(&fstab, &format!("failure at step {k}"))
             .await;
@@ -432,53 +333,27 @@ async fn smb_attach_failure_at_every_step_leaves_a_clean_slate_with_fake_kernel(
 
 #[tokio::test]
 async fn smb_crash_at_every_step_then_recover_unwinds_or_finishes_with_fake_kernel() {
-    for k in 0..6 {
-        for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
-            .into_iter()
-            .enumerate()
-        {
-            for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
-                let w = world(&format!(
-                    "smb-crash-{k}-{p}-{}",
-                    mode == RecoverMode::Unwind
-                ))
-                .await;
-                let dir = tempfile::tempdir().unwrap();
-                let journal = dir.path().join("attach.json");
-                let err = w
-                    .datastore()
-                    .attach(&w.env())
-                    .await
-                    .unwrap()
-                    .journal_file(&journal)
-                    .crash_at(point)
-                    .run(&w.env())
-                    .await
-                    .unwrap_err();
-                assert!(
-                    matches!(err, Error::Interrupted { index, .. } if index == k),
-                    "{err}"
-                );
-                assert!(!std::fs::read_to_string(&journal)
-                    .unwrap()
-                    .contains(PASSWORD));
-                // Another process recovers: it is given the secret again.
-                let report = recover::<SmbStep>(&journal, &w.env(), mode, LockRegistry::global())
-                    .await
-                    .unwrap();
-                let context = format!("crash {point:?}, recover {mode:?}");
-                match mode {
-                    RecoverMode::Unwind => {
-                        assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
-                        w.assert_clean(FSTAB, &context).await;
-                    }
-                    RecoverMode::Resume => {
-                        assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
-                        w.assert_attached(&context).await;
-                        w.detach_all().await;
-                        w.assert_clean(FSTAB, &format!("{context}, detached")).await;
-                    }
-                }
+    for c in crash_cases(6) {
+        let (point, mode) = (c.point, c.mode);
+        let w = world(&format!("smb-crash-{}", c.tag())).await;
+        let saga = w.datastore().attach(&w.env()).await.unwrap();
+        let crashed = crash(saga, &w.env(), &c).await;
+        assert!(!crashed.text().contains(PASSWORD));
+        // Another process recovers: it is given the secret again.
+        let report = crashed
+            .recover::<SmbStep>(&w.env(), mode, LockRegistry::global())
+            .await;
+        let context = format!("crash {point:?}, recover {mode:?}");
+        match mode {
+            RecoverMode::Unwind => {
+                assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
+                w.assert_clean(FSTAB, &context).await;
+            }
+            RecoverMode::Resume => {
+                assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
+                w.assert_attached(&context).await;
+                w.detach_all().await;
+                w.assert_clean(FSTAB, &format!("{context}, detached")).await;
             }
         }
     }
@@ -499,10 +374,7 @@ async fn smb_autofs_variant_writes_the_map_and_detaches_with_fake_kernel() {
             mp.display()
         )
     );
-    assert!(
-        w.kernel.st.lock().unwrap().0.is_empty(),
-        "autofs mounts on access"
-    );
+    assert!(w.kernel.calls().is_empty(), "autofs mounts on access");
     ds.clone()
         .delete_ontap_objects(true)
         .detach(&w.env())
@@ -517,43 +389,8 @@ async fn smb_autofs_variant_writes_the_map_and_detaches_with_fake_kernel() {
 
 #[tokio::test]
 async fn smb_detach_failure_unwinds_to_attached_and_needs_the_secret_to_do_so_with_fake_kernel() {
-    // 0 RemovePool, 1 RemoveFstab, 2 UnmountSmb, 3 RemoveCredentials, 4 DeleteShare,
-    // 5 DeleteVolume.
-    for k in [2, 4] {
-        let w = world(&format!("smb-detach-{k}")).await;
-        w.datastore()
-            .attach(&w.env())
-            .await
-            .unwrap()
-            .run(&w.env())
-            .await
-            .unwrap();
-        if k == 2 {
-            w.kernel.st.lock().unwrap().1 = Some("umount".into());
-        } else {
-            w.sim.faults().add(Fault::error(
-                Some("DELETE"),
-                "/api/protocols/cifs/shares/*",
-                ApiError::new(500, "65552", "RPC failure"),
-            ));
-        }
-        let detach = w
-            .datastore()
-            .delete_ontap_objects(true)
-            .detach(&w.env())
-            .await
-            .unwrap();
-        assert_eq!(detach.steps().len(), 6);
-        let err = detach.run(&w.env()).await.unwrap_err();
-        assert!(
-            matches!(err, Error::StepFailed { index, .. } if index == k),
-            "{k}: {err}"
-        );
-        w.assert_attached(&format!("detach failure at {k}")).await;
-        w.detach_all().await;
-        w.assert_clean(FSTAB, &format!("detach k={k}, finished"))
-            .await;
-    }
+    // 2 UnmountSmb, 4 DeleteShare.
+    detach_failure_matrix("smb-detach", &[2, 4]).await;
 
     // Without the password the credentials file cannot be put back: unwinding stops there
     // and says so; recovering with the secret finishes the unwind.
@@ -565,11 +402,9 @@ async fn smb_detach_failure_unwinds_to_attached_and_needs_the_secret_to_do_so_wi
         .run(&w.env())
         .await
         .unwrap();
-    w.sim.faults().add(Fault::error(
-        Some("DELETE"),
-        "/api/protocols/cifs/shares/*",
-        ApiError::new(500, "65552", "RPC failure"),
-    ));
+    w.sim
+        .faults()
+        .add(rpc_failure("DELETE", "/api/protocols/cifs/shares/*"));
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("detach.json");
     let err = w
@@ -588,87 +423,23 @@ async fn smb_detach_failure_unwinds_to_attached_and_needs_the_secret_to_do_so_wi
             .contains("then undoing RemoveCredentials kvm1:kvmstor-smb-detach-nosecret failed: no secret named smb/smb-detach-nosecret"),
         "{err}"
     );
-    let report = recover::<SmbStep>(
-        &journal,
-        &w.env(),
-        RecoverMode::Unwind,
-        LockRegistry::global(),
-    )
-    .await
-    .unwrap();
+    let report = support::recover_run::<SmbStep>(&journal, &w.env(), RecoverMode::Unwind).await;
     assert_eq!(report.journal.status, RunStatus::Unwound);
     w.assert_attached("recovered with the secret").await;
 }
 
 // ---- Detach: a failure at every step, a crash at every step ----
 
-/// A directory that refuses new and removed entries, also to root (mode 0555 and, where the
-/// caller may set it, the immutable attribute), as on a read-only `/etc`: a step that writes
-/// or removes a file there fails. Thawed to its old mode on drop, panics included.
-struct Frozen(PathBuf, u32);
-
-impl Frozen {
-    fn new(dir: &std::path::Path) -> Frozen {
-        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o7777;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
-        // Root ignores the mode; the immutable attribute stops it.
-        let _ = std::process::Command::new("chattr")
-            .arg("+i")
-            .arg(dir)
-            .output();
-        let frozen = Frozen(dir.to_owned(), mode);
-        assert!(
-            std::fs::write(dir.join(".kvmstor-probe"), "").is_err(),
-            "cannot make {} read-only here (no chattr?)",
-            dir.display()
-        );
-        frozen
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("chattr")
-            .arg("-i")
-            .arg(&self.0)
-            .output();
-        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(self.1));
-    }
-}
-
-/// Every file and directory under `dir` (relative to `root`) with its content and mode, the
-/// password masked.
-fn tree(
-    root: &std::path::Path,
-    dir: &std::path::Path,
-    out: &mut std::collections::BTreeMap<String, String>,
-) {
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
-    for p in names {
-        let rel = p.strip_prefix(root).unwrap().display().to_string();
-        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
-        if p.is_dir() {
-            out.insert(format!("{rel}/"), format!("{mode:o}"));
-            tree(root, &p, out);
-        } else {
-            let text = std::fs::read_to_string(&p)
-                .unwrap()
-                .replace(PASSWORD, "<password>");
-            out.insert(rel, format!("{mode:o} {text}"));
-        }
-    }
-}
-
 impl World {
-    /// The host's whole scratch root (fstab, mountinfo, credentials, the mount point).
-    fn shape(&self) -> std::collections::BTreeMap<String, String> {
-        let mut out = std::collections::BTreeMap::new();
-        tree(&self.root, &self.root, &mut out);
-        out
+    /// The host's whole scratch root (fstab, mountinfo, credentials, the mount point), with
+    /// modes, the password masked.
+    fn shape(&self) -> BTreeMap<String, String> {
+        let opts = TreeOpts {
+            modes: true,
+            mask: Some(PASSWORD),
+            ..TreeOpts::default()
+        };
+        support::tree(&self.root, &opts)
     }
 
     async fn attach_now(&self) {
@@ -688,42 +459,34 @@ impl World {
 /// returns the environment to run it with and the frozen directory, if any.
 fn inject_detach(w: &World, k: usize) -> (Env, Option<Frozen>) {
     match k {
+        // libvirtd cannot be reached.
         0 => {
-            // libvirtd cannot be reached: the same host, with a connection that fails.
-            let host = Host::new("kvm1", w.kernel.clone())
-                .address("192.0.2.101")
-                .libvirt_uri("test:///nonexistent/kvmstor-no-libvirtd.xml")
-                .root(&w.root)
-                .autofs_reload(host_storage::autofs::Reload::Never);
+            let host = support::without_libvirtd(&w.bare.hosts()[0]);
             let bare = Env::new(w.client.clone()).host(host);
             return (w.datastore().env_with_secret(&bare), None);
         }
         1 => return (w.env(), Some(Frozen::new(&w.root.join("etc")))),
-        2 => w.kernel.st.lock().unwrap().1 = Some("umount".into()),
+        2 => w.kernel.fail("umount", 1),
         3 => {
             let dir = w.cred_file().parent().unwrap().to_owned();
             return (w.env(), Some(Frozen::new(&dir)));
         }
-        4 => w.sim.faults().add(Fault::error(
-            Some("DELETE"),
-            "/api/protocols/cifs/shares/*",
-            ApiError::new(500, "65552", "RPC failure"),
-        )),
-        5 => w.sim.faults().add(Fault::fail_job(
-            Some("DELETE"),
-            "/api/storage/volumes/*",
-            917_718,
-            "Volume busy",
-        )),
+        4 => w
+            .sim
+            .faults()
+            .add(rpc_failure("DELETE", "/api/protocols/cifs/shares/*")),
+        5 => w.sim.faults().add(support::volume_busy()),
         _ => unreachable!(),
     }
     (w.env(), None)
 }
 
-#[tokio::test]
-async fn smb_detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel() {
-    for k in 0..6 {
-        let w = world(&format!("smb-dfail-{k}")).await;
+/// The detach that deletes the ONTAP objects, made to fail at each step of `steps` (see
+/// `inject_detach`) in a world named `PREFIX-k`: it unwinds back to exactly attached, and a
+/// second detach finishes.
+async fn detach_failure_matrix(prefix: &str, steps: &[usize]) {
+    for &k in steps {
+        let w = world(&format!("{prefix}-{k}")).await;
         w.attach_now().await;
         let before = w.shape();
         let detach = w
@@ -732,16 +495,16 @@ async fn smb_detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel()
             .detach(&w.env())
             .await
             .unwrap();
-        let mp = w.root.join("mnt").join(&w.pool);
+        let (pool, mp) = (&w.pool, w.root.join("mnt").join(&w.pool));
         assert_eq!(
             labels(&detach),
             [
-                format!("RemovePool kvm1:smb-dfail-{k}"),
-                format!("RemoveFstab kvm1:kvmstor-smb-dfail-{k}"),
+                format!("RemovePool kvm1:{pool}"),
+                format!("RemoveFstab kvm1:kvmstor-{pool}"),
                 format!("UnmountSmb kvm1:{}", mp.display()),
-                format!("RemoveCredentials kvm1:kvmstor-smb-dfail-{k}"),
-                format!("DeleteShare svm1/smb-dfail-{k}"),
-                format!("DeleteVolume svm1/smb_dfail_{k}"),
+                format!("RemoveCredentials kvm1:kvmstor-{pool}"),
+                format!("DeleteShare svm1/{pool}"),
+                format!("DeleteVolume svm1/{}", pool.replace('-', "_")),
             ]
         );
         let (env, frozen) = inject_detach(&w, k);
@@ -755,14 +518,8 @@ async fn smb_detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel()
             // have been half removed) fails too: the run stops and says so; once libvirt is
             // back, recovering finishes the unwind.
             assert!(err.needs_attention(), "{context}: {err}");
-            let report = recover::<SmbStep>(
-                &journal,
-                &w.env(),
-                RecoverMode::Unwind,
-                LockRegistry::global(),
-            )
-            .await
-            .unwrap();
+            let report =
+                support::recover_run::<SmbStep>(&journal, &w.env(), RecoverMode::Unwind).await;
             assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
         } else {
             assert!(
@@ -779,124 +536,78 @@ async fn smb_detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel()
 }
 
 #[tokio::test]
-async fn smb_detach_crash_at_every_step_then_recover_with_fake_kernel() {
-    // The detach that deletes the ONTAP objects; DeleteVolume (5) is the last step and has no
-    // way back once started.
-    for k in 0..6 {
-        for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
-            .into_iter()
-            .enumerate()
-        {
-            for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
-                let w = world(&format!(
-                    "smb-dcrash-{k}-{p}-{}",
-                    mode == RecoverMode::Unwind
-                ))
-                .await;
-                w.attach_now().await;
-                let before = w.shape();
-                let dir = tempfile::tempdir().unwrap();
-                let journal = dir.path().join("detach.json");
-                let err = w
-                    .datastore()
-                    .delete_ontap_objects(true)
-                    .detach(&w.env())
-                    .await
-                    .unwrap()
-                    .journal_file(&journal)
-                    .crash_at(point)
-                    .run(&w.env())
-                    .await
-                    .unwrap_err();
-                assert!(
-                    matches!(err, Error::Interrupted { index, .. } if index == k),
-                    "{err}"
-                );
-                assert!(!std::fs::read_to_string(&journal)
-                    .unwrap()
-                    .contains(PASSWORD));
-                // Another process recovers, given the secret again.
-                let report = recover::<SmbStep>(&journal, &w.env(), mode, LockRegistry::global())
-                    .await
-                    .unwrap();
-                let context = format!("detach crash {point:?}, recover {mode:?}");
-                // Once the volume delete (the last step) has started it may have happened
-                // and cannot be undone: recovering goes forward whatever the mode.
-                if mode == RecoverMode::Unwind && k < 5 {
-                    assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
-                    w.assert_attached(&context).await;
-                    assert_eq!(w.shape(), before, "{context}");
-                    w.detach_all().await;
-                } else {
-                    // Resumed, or unwinding past the deleted volume: finished forward.
-                    assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
-                }
-                w.assert_clean(FSTAB, &format!("{context}, detached")).await;
-            }
+async fn smb_detach_failure_at_every_step_unwinds_to_attached_with_fake_kernel() {
+    detach_failure_matrix("smb-dfail", &[0, 1, 2, 3, 4, 5]).await;
+}
+
+/// A detach crashed before or after each of its steps, then recovered both ways (by another
+/// process, given the secret again; the journal never holds it). With
+/// `delete_ontap_objects` it has six steps, the last DeleteVolume, no way back once started;
+/// without, four (0 RemovePool, 1 RemoveFstab, 2 UnmountSmb, 3 RemoveCredentials), and the
+/// volume and share stay.
+async fn detach_crash_matrix(delete_ontap_objects: bool) {
+    let steps = if delete_ontap_objects { 6 } else { 4 };
+    let (name, what) = if delete_ontap_objects {
+        ("dcrash", "detach")
+    } else {
+        ("dkeep", "detach (share kept)")
+    };
+    for c in crash_cases(steps) {
+        let (point, mode) = (c.point, c.mode);
+        let w = world(&format!("smb-{name}-{}", c.tag())).await;
+        w.attach_now().await;
+        let before = w.shape();
+        let detach = w
+            .datastore()
+            .delete_ontap_objects(delete_ontap_objects)
+            .detach(&w.env())
+            .await
+            .unwrap();
+        assert_eq!(detach.steps().len(), steps);
+        let crashed = crash(detach, &w.env(), &c).await;
+        assert!(!crashed.text().contains(PASSWORD));
+        let report = crashed
+            .recover::<SmbStep>(&w.env(), mode, LockRegistry::global())
+            .await;
+        let context = format!("{what} crash {point:?}, recover {mode:?}");
+        // Once the volume delete (the last step) has started it may have happened and
+        // cannot be undone: recovering goes forward whatever the mode.
+        let past_the_volume_delete = delete_ontap_objects && c.k == 5;
+        let unwound = mode == RecoverMode::Unwind && !past_the_volume_delete;
+        if unwound {
+            assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
+            w.assert_attached(&context).await;
+            assert_eq!(w.shape(), before, "{context}");
+        } else {
+            // Resumed, or unwinding past the deleted volume: finished forward.
+            assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
         }
+        if !unwound && !delete_ontap_objects {
+            // Detached from the host; the volume and share stay.
+            assert_eq!(w.counts().await, (1, 1), "{context}: ONTAP objects");
+            assert!(w.pool_def().await.is_none(), "{context}: pool");
+            support::assert_host_files(&w.root, FSTAB, &context);
+            assert!(!w.cred_file().exists(), "{context}: credentials");
+            assert!(
+                !w.root.join("mnt").join(&w.pool).exists(),
+                "{context}: mount point"
+            );
+        }
+        if unwound || !delete_ontap_objects {
+            w.detach_all().await;
+        }
+        w.assert_clean(FSTAB, &format!("{context}, detached")).await;
     }
 }
 
 #[tokio::test]
+async fn smb_detach_crash_at_every_step_then_recover_with_fake_kernel() {
+    detach_crash_matrix(true).await;
+}
+
+#[tokio::test]
 async fn smb_detach_keeping_the_share_crash_at_every_step_then_recover_with_fake_kernel() {
-    // 0 RemovePool, 1 RemoveFstab, 2 UnmountSmb, 3 RemoveCredentials; volume and share stay.
-    for k in 0..4 {
-        for (p, point) in [CrashPoint::BeforeApply(k), CrashPoint::AfterApply(k)]
-            .into_iter()
-            .enumerate()
-        {
-            for mode in [RecoverMode::Unwind, RecoverMode::Resume] {
-                let w = world(&format!(
-                    "smb-dkeep-{k}-{p}-{}",
-                    mode == RecoverMode::Unwind
-                ))
-                .await;
-                w.attach_now().await;
-                let before = w.shape();
-                let dir = tempfile::tempdir().unwrap();
-                let journal = dir.path().join("detach.json");
-                let detach = w
-                    .datastore()
-                    .detach(&w.env())
-                    .await
-                    .unwrap()
-                    .journal_file(&journal)
-                    .crash_at(point);
-                assert_eq!(detach.steps().len(), 4);
-                let err = detach.run(&w.env()).await.unwrap_err();
-                assert!(
-                    matches!(err, Error::Interrupted { index, .. } if index == k),
-                    "{err}"
-                );
-                let report = recover::<SmbStep>(&journal, &w.env(), mode, LockRegistry::global())
-                    .await
-                    .unwrap();
-                let context = format!("detach (share kept) crash {point:?}, recover {mode:?}");
-                if mode == RecoverMode::Unwind {
-                    assert_eq!(report.journal.status, RunStatus::Unwound, "{context}");
-                    w.assert_attached(&context).await;
-                    assert_eq!(w.shape(), before, "{context}");
-                } else {
-                    assert_eq!(report.journal.status, RunStatus::Completed, "{context}");
-                    assert_eq!(w.counts().await, (1, 1), "{context}: ONTAP objects");
-                    assert!(w.pool_def().await.is_none(), "{context}: pool");
-                    assert_eq!(w.read("etc/fstab").as_deref(), Some(FSTAB), "{context}");
-                    assert_eq!(
-                        w.read("proc/self/mountinfo").as_deref(),
-                        Some(ROOT_MOUNT),
-                        "{context}"
-                    );
-                    assert!(!w.cred_file().exists(), "{context}: credentials");
-                    assert!(
-                        !w.root.join("mnt").join(&w.pool).exists(),
-                        "{context}: mount point"
-                    );
-                }
-                w.detach_all().await;
-                w.assert_clean(FSTAB, &format!("{context}, detached")).await;
-            }
-        }
-    }
+    detach_crash_matrix(false).await;
 }
 
 /// The ACL of share `name` as (user_or_group, type, permission), sorted.
@@ -968,110 +679,75 @@ async fn smb_share_name_and_acl_entries_are_validated_before_anything_runs() {
     let w = world("smb-acl-check").await;
     let name_reason =
         "a share name cannot contain \" / \\ [ ] : | < > + = ; , * ? % or control characters";
-    for bad in [
+    let mut bad_names: Vec<(String, &str)> = [
         "a/b", "a\\b", "a:b", "a*b", "a?b", "a\"b", "a<b", "a>b", "a|b", "a[b", "a;b", "a,b",
         "a=b", "a+b", "%w", "a\tb",
-    ] {
+    ]
+    .into_iter()
+    .map(|bad| (bad.to_owned(), name_reason))
+    .collect();
+    let length_reason = "a share name has 1 to 80 characters";
+    bad_names.push(("s".repeat(81), length_reason));
+    bad_names.push((String::new(), length_reason));
+    bad_names.push((
+        " vm".to_owned(),
+        "a share name cannot start or end with a space",
+    ));
+    for (bad, reason) in bad_names {
         assert_eq!(
-            invalid(w.datastore().share_name(bad).attach(&w.env()).await),
-            ("share", bad.to_owned(), name_reason),
+            invalid(w.datastore().share_name(&bad).attach(&w.env()).await),
+            ("share", bad.clone(), reason),
             "{bad:?}"
         );
     }
-    let long = "s".repeat(81);
-    assert_eq!(
-        invalid(w.datastore().share_name(&long).attach(&w.env()).await),
-        ("share", long.clone(), "a share name has 1 to 80 characters")
-    );
-    assert_eq!(
-        invalid(w.datastore().share_name("").attach(&w.env()).await),
-        (
-            "share",
-            String::new(),
-            "a share name has 1 to 80 characters"
-        )
-    );
-    assert_eq!(
-        invalid(w.datastore().share_name(" vm").attach(&w.env()).await),
-        (
-            "share",
-            " vm".to_owned(),
-            "a share name cannot start or end with a space"
-        )
-    );
-    assert!(w
-        .datastore()
-        .share_name(&"s".repeat(80))
-        .attach(&w.env())
-        .await
-        .is_ok());
-    assert!(w
-        .datastore()
-        .share_name("vm$")
-        .attach(&w.env())
-        .await
-        .is_ok());
+    for good in ["s".repeat(80), "vm$".to_owned()] {
+        let planned = w.datastore().share_name(&good).attach(&w.env()).await;
+        assert!(planned.is_ok(), "{good:?}");
+    }
 
-    assert_eq!(
-        invalid(
-            w.datastore()
-                .share_acl("corp\\SVC_KVM", CifsAclType::Windows, CifsPermission::Read)
-                .attach(&w.env())
-                .await
+    // (ACL entries, the value the error names where checked, the reason)
+    let acl_cases = [
+        (
+            vec![("corp\\SVC_KVM", CifsAclType::Windows, CifsPermission::Read)],
+            Some("corp\\SVC_KVM (windows) read"),
+            "the mount account has full control already",
         ),
         (
-            "share_acl",
-            "corp\\SVC_KVM (windows) read".to_owned(),
-            "the mount account has full control already"
-        )
-    );
-    assert_eq!(
-        invalid(
-            w.datastore()
-                .share_acl("CORP\\ops", CifsAclType::Windows, CifsPermission::Read)
-                .share_acl("corp\\OPS", CifsAclType::Windows, CifsPermission::Change)
-                .attach(&w.env())
-                .await
+            vec![
+                ("CORP\\ops", CifsAclType::Windows, CifsPermission::Read),
+                ("corp\\OPS", CifsAclType::Windows, CifsPermission::Change),
+            ],
+            Some("corp\\OPS (windows) change"),
+            "the ACL names this user or group twice",
         ),
         (
-            "share_acl",
-            "corp\\OPS (windows) change".to_owned(),
-            "the ACL names this user or group twice"
-        )
-    );
-    assert_eq!(
-        invalid(
-            w.datastore()
-                .share_acl(" ", CifsAclType::UnixGroup, CifsPermission::Read)
-                .attach(&w.env())
-                .await
+            vec![(" ", CifsAclType::UnixGroup, CifsPermission::Read)],
+            Some("  (unix_group) read"),
+            "an ACL entry names a user or group",
         ),
         (
-            "share_acl",
-            "  (unix_group) read".to_owned(),
-            "an ACL entry names a user or group"
-        )
-    );
-    assert_eq!(
-        invalid(
-            w.datastore()
-                .share_acl("ops", CifsAclType::from("nis_group"), CifsPermission::Read)
-                .attach(&w.env())
-                .await
-        )
-        .2,
-        "the ACL type is windows, unix_user or unix_group"
-    );
-    assert_eq!(
-        invalid(
-            w.datastore()
-                .share_acl("ops", CifsAclType::UnixUser, CifsPermission::from("write"))
-                .attach(&w.env())
-                .await
-        )
-        .2,
-        "the permission is no_access, read, change or full_control"
-    );
+            vec![("ops", CifsAclType::from("nis_group"), CifsPermission::Read)],
+            None,
+            "the ACL type is windows, unix_user or unix_group",
+        ),
+        (
+            vec![("ops", CifsAclType::UnixUser, CifsPermission::from("write"))],
+            None,
+            "the permission is no_access, read, change or full_control",
+        ),
+    ];
+    for (entries, value, reason) in acl_cases {
+        let ds = entries
+            .iter()
+            .fold(w.datastore(), |ds, (who, kind, permission)| {
+                ds.share_acl(who, kind.clone(), permission.clone())
+            });
+        let (field, named, why) = invalid(ds.attach(&w.env()).await);
+        assert_eq!((field, why), ("share_acl", reason), "{entries:?}");
+        if let Some(value) = value {
+            assert_eq!(named, value, "{entries:?}");
+        }
+    }
     // The same name as another type is another principal.
     assert!(w
         .datastore()
@@ -1080,7 +756,7 @@ async fn smb_share_name_and_acl_entries_are_validated_before_anything_runs() {
         .await
         .is_ok());
     assert_eq!(w.counts().await, (0, 0));
-    assert!(w.kernel.st.lock().unwrap().0.is_empty());
+    assert!(w.kernel.calls().is_empty());
 }
 
 fn acl_datastore(w: &World) -> SmbDatastore {
@@ -1185,10 +861,9 @@ async fn smb_acl_unwind_restores_an_existing_entry_and_keeps_a_share_not_ours_wi
         ]
     );
     // The POST of the second entry (the first is a PATCH) fails.
-    w.sim.faults().add(Fault::error(
-        Some("POST"),
+    w.sim.faults().add(rpc_failure(
+        "POST",
         "/api/protocols/cifs/shares/*/kvm_images/acls",
-        ApiError::new(500, "65552", "RPC failure"),
     ));
     let err = acl_datastore(&w)
         .attach(&w.env())

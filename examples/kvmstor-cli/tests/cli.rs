@@ -59,22 +59,34 @@ impl World {
             .unwrap()
     }
 
-    async fn nfs(&self, cmd: &str, pool: &str, extra: &[&str]) -> Output {
+    /// `cmd` for datastore `pool` (`kind` flags, 10 GiB) on the simulated `hosts`, with
+    /// `options`, then `extra`.
+    async fn datastore(
+        &self,
+        cmd: &str,
+        kind: &[&str],
+        pool: &str,
+        hosts: &[&str],
+        options: &[&str],
+        extra: &[&str],
+    ) -> Output {
         let root = self.path("hosts");
-        let root = root.to_str().unwrap();
-        let mut args = vec![
-            cmd,
-            "--name",
-            pool,
-            "--size",
-            "10G",
-            "--host",
-            "kvm1=192.0.2.101",
-            "--sim-host-root",
-            root,
-        ];
+        let mut args = vec![cmd];
+        args.extend_from_slice(kind);
+        args.extend_from_slice(&["--name", pool, "--size", "10G"]);
+        for host in hosts {
+            args.extend_from_slice(&["--host", host]);
+        }
+        args.extend_from_slice(options);
+        args.extend_from_slice(&["--sim-host-root", root.to_str().unwrap()]);
         args.extend_from_slice(extra);
         self.cli(&args).await
+    }
+
+    /// `cmd` for an NFS datastore on simulated host kvm1.
+    async fn nfs(&self, cmd: &str, pool: &str, extra: &[&str]) -> Output {
+        self.datastore(cmd, &[], pool, &["kvm1=192.0.2.101"], &[], extra)
+            .await
     }
 
     fn host_file(&self, file: &str) -> String {
@@ -93,53 +105,26 @@ impl World {
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
         .unwrap();
-        let root = self.path("hosts");
         let pw = self.path("smb-pw");
-        let mut args = vec![
-            cmd,
-            "--kind",
-            "smb",
-            "--name",
-            pool,
-            "--size",
-            "10G",
-            "--host",
-            "kvm1=192.0.2.101",
+        let options = [
             "--smb-user",
             "svc_kvm",
             "--smb-domain",
             "CORP",
             "--smb-password-file",
             pw.to_str().unwrap(),
-            "--sim-host-root",
-            root.to_str().unwrap(),
         ];
-        args.extend_from_slice(extra);
-        self.cli(&args).await
+        let hosts = ["kvm1=192.0.2.101"];
+        self.datastore(cmd, &["--kind", "smb"], pool, &hosts, &options, extra)
+            .await
     }
 
     /// `cmd` for a block datastore on simulated hosts kvm1 and kvm2.
     async fn block(&self, cmd: &str, pool: &str, extra: &[&str]) -> Output {
-        let root = self.path("hosts");
-        let mut args = vec![
-            cmd,
-            "--kind",
-            "block",
-            "--name",
-            pool,
-            "--size",
-            "10G",
-            "--host",
-            "kvm1=192.0.2.101",
-            "--host",
-            "kvm2=192.0.2.102",
-            "--device-wait",
-            "5",
-            "--sim-host-root",
-            root.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        self.cli(&args).await
+        let hosts = ["kvm1=192.0.2.101", "kvm2=192.0.2.102"];
+        let options = ["--device-wait", "5"];
+        self.datastore(cmd, &["--kind", "block"], pool, &hosts, &options, extra)
+            .await
     }
 
     async fn volume_exists(&self, name: &str) -> bool {
@@ -160,6 +145,131 @@ fn json(out: &Output) -> Value {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The JSON document of a run that exited with `code`.
+fn json_exit(out: &Output, code: i32) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stderr: {}\nstdout: {}",
+        stderr(out),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    json(out)
+}
+
+/// An ONTAP error answering `method` on `path`.
+struct Refusal {
+    method: &'static str,
+    path: &'static str,
+    status: u16,
+    code: &'static str,
+    message: &'static str,
+}
+
+const AGGREGATE_OFFLINE: Refusal = Refusal {
+    method: "POST",
+    path: "/api/storage/volumes",
+    status: 400,
+    code: "917927",
+    message: "Aggregate is offline",
+};
+
+const LUN_TOO_LARGE: Refusal = Refusal {
+    method: "POST",
+    path: "/api/storage/luns",
+    status: 400,
+    code: "5374860",
+    message: "LUN size too large",
+};
+
+const NO_SHARE_PATH: Refusal = Refusal {
+    method: "POST",
+    path: "/api/protocols/cifs/shares",
+    status: 400,
+    code: "655551",
+    message: "share path not found",
+};
+
+/// An undo that cannot finish: the export policy stays in use.
+const POLICY_IN_USE: Refusal = Refusal {
+    method: "DELETE",
+    path: "/api/protocols/nfs/export-policies/*",
+    status: 400,
+    code: "1703954",
+    message: "policy in use",
+};
+
+/// An undo that cannot finish: the volume stays busy.
+const VOLUME_BUSY: Refusal = Refusal {
+    method: "DELETE",
+    path: "/api/storage/volumes/*",
+    status: 409,
+    code: "917536",
+    message: "volume busy",
+};
+
+impl Refusal {
+    fn fault(&self) -> Fault {
+        Fault::error(
+            Some(self.method),
+            self.path,
+            ApiError::new(self.status, self.code, self.message),
+        )
+    }
+
+    /// The next matching request is refused.
+    fn inject(&self, w: &World) {
+        w.sim.faults().add(self.fault());
+    }
+
+    /// Every matching request is refused, until the faults are cleared.
+    fn persist(&self, w: &World) {
+        w.sim.faults().add(self.fault().times(0));
+    }
+}
+
+/// The `error` of a `--json` run that `refusal` made fail and that rolled back cleanly:
+/// exit 1, ONTAP's status and code.
+fn rolled_back(out: &Output, refusal: &Refusal) -> Value {
+    let v = json_exit(out, 1);
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["exit_code"], 1);
+    let e = v["error"].clone();
+    assert_eq!(e["kind"], "step_failed");
+    assert_eq!(e["rollback"], "clean");
+    assert_eq!(e["ontap_code"], refusal.code);
+    assert_eq!(e["http_status"], refusal.status);
+    e
+}
+
+/// The same failure in human output: exit 1, and stderr says nothing is left behind.
+fn assert_rolled_back_text(out: &Output) {
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+    assert!(
+        stderr(out).contains("rolled back cleanly: nothing left behind"),
+        "{}",
+        stderr(out)
+    );
+}
+
+/// The `error` of a `--json` attach of `name` that `refusal` made fail and whose unwind then
+/// failed: exit 2, rollback incomplete; `status` says the run needs attention.
+async fn needs_attention(w: &World, out: &Output, name: &str, refusal: &Refusal) -> Value {
+    let v = json_exit(out, 2);
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["exit_code"], 2);
+    let e = v["error"].clone();
+    assert_eq!(e["kind"], "needs_attention");
+    assert_eq!(e["rollback"], "incomplete");
+    assert_eq!(e["ontap_code"], refusal.code);
+    let status = w.cli(&["status", "--name", name, "--json"]).await;
+    assert_eq!(
+        json_exit(&status, 0)["result"]["run"]["status"],
+        "needs attention"
+    );
+    e
 }
 
 fn client_of(w: &World) -> ontap_client::Client {
@@ -187,8 +297,7 @@ async fn volume(w: &World, name: &str) -> Option<ontap_client::models::Volume> {
 async fn plan_prints_steps_and_changes_nothing() {
     let w = World::new().await;
     let out = w.nfs("plan", "plan-ds", &["--json"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = json(&out);
+    let v = json_exit(&out, 0);
     assert_eq!(v["command"], "plan");
     assert_eq!(v["ok"], true);
     assert_eq!(v["exit_code"], 0);
@@ -214,8 +323,7 @@ async fn plan_prints_steps_and_changes_nothing() {
 async fn attach_status_snapshot_clone_detach_with_simulated_host_side() {
     let w = World::new().await;
     let out = w.nfs("attach", "vmstore", &["--json"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = json(&out);
+    let v = json_exit(&out, 0);
     assert_eq!(v["result"]["outcome"], "applied");
     assert_eq!(v["result"]["status"], "completed");
     let steps = v["result"]["steps"].as_array().unwrap();
@@ -243,8 +351,7 @@ async fn attach_status_snapshot_clone_detach_with_simulated_host_side() {
 
     // Again: ONTAP, mount and fstab are already there.
     let out = w.nfs("attach", "vmstore", &["--json"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = json(&out);
+    let v = json_exit(&out, 0);
     let changed: Vec<&str> = v["result"]["steps"]
         .as_array()
         .unwrap()
@@ -256,8 +363,7 @@ async fn attach_status_snapshot_clone_detach_with_simulated_host_side() {
     assert_eq!(changed, ["DefinePool kvm1:vmstore"], "{}", v["result"]);
 
     let out = w.cli(&["status", "--name", "vmstore", "--json"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = json(&out);
+    let v = json_exit(&out, 0);
     assert_eq!(v["result"]["run"]["status"], "completed");
     assert_eq!(v["result"]["volume"]["name"], "vmstore");
     assert_eq!(v["result"]["volume"]["size"], 10u64 << 30);
@@ -271,8 +377,7 @@ async fn attach_status_snapshot_clone_detach_with_simulated_host_side() {
             "--json",
         ])
         .await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(json(&out)["result"]["name"], "before-upgrade");
+    assert_eq!(json_exit(&out, 0)["result"]["name"], "before-upgrade");
     let out = w.cli(&["snapshot", "--volume", "vmstore"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
@@ -290,8 +395,7 @@ async fn attach_status_snapshot_clone_detach_with_simulated_host_side() {
             "--json",
         ])
         .await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = json(&out);
+    let v = json_exit(&out, 0);
     assert_eq!(v["result"]["volume"], "svm1:vmstore");
     assert_eq!(v["result"]["disk"], "vms/web1.qcow2");
 
@@ -313,21 +417,9 @@ async fn attach_status_snapshot_clone_detach_with_simulated_host_side() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ontap_failure_rolls_back_and_exits_1() {
     let w = World::new().await;
-    w.sim.faults().add(Fault::error(
-        Some("POST"),
-        "/api/storage/volumes",
-        ApiError::new(400, "917927", "Aggregate is offline"),
-    ));
+    AGGREGATE_OFFLINE.inject(&w);
     let out = w.nfs("attach", "failing", &["--json"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let v = json(&out);
-    assert_eq!(v["ok"], false);
-    assert_eq!(v["exit_code"], 1);
-    let e = &v["error"];
-    assert_eq!(e["kind"], "step_failed");
-    assert_eq!(e["rollback"], "clean");
-    assert_eq!(e["ontap_code"], "917927");
-    assert_eq!(e["http_status"], 400);
+    let e = rolled_back(&out, &AGGREGATE_OFFLINE);
     assert!(e["step"].as_str().unwrap().contains("failing"), "{e}");
     assert!(
         e["message"]
@@ -342,53 +434,23 @@ async fn ontap_failure_rolls_back_and_exits_1() {
         "export policy left"
     );
 
-    w.sim.faults().add(Fault::error(
-        Some("POST"),
-        "/api/storage/volumes",
-        ApiError::new(400, "917927", "Aggregate is offline"),
-    ));
-    let out = w.nfs("attach", "failing", &[]).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("rolled back cleanly"),
-        "{}",
-        stderr(&out)
-    );
+    AGGREGATE_OFFLINE.inject(&w);
+    assert_rolled_back_text(&w.nfs("attach", "failing", &[]).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_undo_needs_attention_and_exits_2() {
     let w = World::new().await;
-    w.sim.faults().add(Fault::error(
-        Some("POST"),
-        "/api/storage/volumes",
-        ApiError::new(400, "917927", "Aggregate is offline"),
-    ));
-    w.sim.faults().add(
-        Fault::error(
-            Some("DELETE"),
-            "/api/protocols/nfs/export-policies/*",
-            ApiError::new(400, "1703954", "policy in use"),
-        )
-        .times(0),
-    );
+    AGGREGATE_OFFLINE.inject(&w);
+    POLICY_IN_USE.persist(&w);
     let out = w.nfs("attach", "stuck", &["--json"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let v = json(&out);
-    let e = &v["error"];
-    assert_eq!(e["kind"], "needs_attention");
-    assert_eq!(e["rollback"], "incomplete");
-    assert_eq!(e["ontap_code"], "917927");
+    let e = needs_attention(&w, &out, "stuck", &AGGREGATE_OFFLINE).await;
     let remaining = e["remaining"].as_array().unwrap();
     assert!(!remaining.is_empty());
     assert!(
         e["failed_undo"]["step"].as_str().unwrap().contains("stuck"),
         "{e}"
     );
-
-    let out = w.cli(&["status", "--name", "stuck", "--json"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(json(&out)["result"]["run"]["status"], "needs attention");
 
     w.sim.faults().clear();
     let out = w.nfs("attach", "stuck2", &[]).await;
@@ -446,8 +508,7 @@ async fn wrong_password_and_env_password() {
     let w = World::new().await;
     std::fs::write(w.path("pw"), "nope\n").unwrap();
     let out = w.cli(&["status", "--name", "x", "--json"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let v = json(&out);
+    let v = json_exit(&out, 1);
     assert!(
         v["error"]["message"].as_str().unwrap().contains("401"),
         "{v}"
@@ -479,8 +540,7 @@ async fn wrong_password_and_env_password() {
     })
     .await
     .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(json(&out)["result"]["volume"], Value::Null);
+    assert_eq!(json_exit(&out, 0)["result"]["volume"], Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -511,8 +571,7 @@ async fn config_file_supplies_the_endpoint() {
     .await
     .unwrap();
     // Reached ONTAP (authenticated, trusted) and got a typed "no such volume" failure.
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let v = json(&out);
+    let v = json_exit(&out, 1);
     assert_eq!(v["command"], "snapshot");
     assert_eq!(v["error"]["kind"], "operation_failed");
     assert_eq!(v["error"]["rollback"], "none");
@@ -538,8 +597,7 @@ fn labels(v: &Value) -> Vec<String> {
 async fn smb_attach_snapshot_clone_detach_with_simulated_host_side() {
     let w = World::new().await;
     let out = w.smb("plan", "smbstore", &["--json"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = json(&out);
+    let v = json_exit(&out, 0);
     assert_eq!(
         v["result"]["workflow"],
         "smb-attach svm1/smbstore as pool smbstore"
@@ -557,8 +615,7 @@ async fn smb_attach_snapshot_clone_detach_with_simulated_host_side() {
     );
 
     let out = w.smb("attach", "smbstore", &["--json"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = json(&out);
+    let v = json_exit(&out, 0);
     assert_eq!(v["result"]["outcome"], "applied");
     assert_eq!(v["result"]["changed"], 6);
     let err = stderr(&out);
@@ -586,8 +643,7 @@ async fn smb_attach_snapshot_clone_detach_with_simulated_host_side() {
     );
 
     let out = w.cli(&["status", "--name", "smbstore", "--json"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = json(&out);
+    let v = json_exit(&out, 0);
     assert_eq!(
         v["result"]["run"]["workflow"],
         "smb-attach svm1/smbstore as pool smbstore"
@@ -598,8 +654,7 @@ async fn smb_attach_snapshot_clone_detach_with_simulated_host_side() {
     let out = w
         .cli(&["snapshot", "--volume", "smbstore", "daily", "--json"])
         .await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(json(&out)["result"]["name"], "daily");
+    assert_eq!(json_exit(&out, 0)["result"]["name"], "daily");
     let out = w
         .cli(&[
             "clone",
@@ -652,18 +707,10 @@ async fn smb_attach_snapshot_clone_detach_with_simulated_host_side() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smb_share_failure_rolls_back_and_exits_1_with_simulated_host() {
     let w = World::new().await;
-    w.sim.faults().add(Fault::error(
-        Some("POST"),
-        "/api/protocols/cifs/shares",
-        ApiError::new(400, "655551", "share path not found"),
-    ));
+    NO_SHARE_PATH.inject(&w);
     let out = w.smb("attach", "smbfail", &["--json"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let e = &json(&out)["error"];
-    assert_eq!(e["kind"], "step_failed");
+    let e = rolled_back(&out, &NO_SHARE_PATH);
     assert_eq!(e["step"], "CreateShare svm1/smbfail");
-    assert_eq!(e["ontap_code"], "655551");
-    assert_eq!(e["rollback"], "clean");
     assert_eq!(e["undone"], 1);
     assert!(volume(&w, "smbfail").await.is_none());
 }
@@ -709,8 +756,7 @@ async fn smb_options_are_checked() {
 async fn block_iscsi_ocfs2_two_simulated_hosts_attach_snapshot_clone_detach() {
     let w = World::new().await;
     let out = w.block("attach", "blk", &["--json"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = json(&out);
+    let v = json_exit(&out, 0);
     assert_eq!(v["result"]["outcome"], "applied", "{v}");
     assert_eq!(
         v["result"]["workflow"],
@@ -772,8 +818,7 @@ async fn block_iscsi_ocfs2_two_simulated_hosts_attach_snapshot_clone_detach() {
     let out = w
         .cli(&["snapshot", "--volume", "blk", "pre-patch", "--json"])
         .await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(json(&out)["result"]["name"], "pre-patch");
+    assert_eq!(json_exit(&out, 0)["result"]["name"], "pre-patch");
     let out = w
         .cli(&[
             "clone",
@@ -786,8 +831,7 @@ async fn block_iscsi_ocfs2_two_simulated_hosts_attach_snapshot_clone_detach() {
             "--json",
         ])
         .await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = json(&out);
+    let v = json_exit(&out, 0);
     assert_eq!(v["result"]["clone"], "svm1:blk_clone");
     assert_eq!(v["result"]["snapshot"], "pre-patch");
     assert!(volume(&w, "blk_clone").await.is_some());
@@ -797,8 +841,7 @@ async fn block_iscsi_ocfs2_two_simulated_hosts_attach_snapshot_clone_detach() {
     let out = w
         .block("detach", "blk", &["--delete-ontap-objects", "--json"])
         .await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let e = &json(&out)["error"];
+    let e = &json_exit(&out, 2)["error"];
     assert_eq!(e["kind"], "needs_attention");
     assert_eq!(e["step"], "DeleteVolume svm1/blk");
     assert_eq!(e["ontap_code"], "8");
@@ -873,8 +916,7 @@ async fn block_nvme_gfs2_with_simulated_hosts() {
     let w = World::new().await;
     let extra = ["--protocol", "nvme", "--fs", "gfs2", "--json"];
     let out = w.block("attach", "nvds", &extra).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = json(&out);
+    let v = json_exit(&out, 0);
     assert_eq!(
         v["result"]["workflow"],
         "nvme-tcp-gfs2-attach svm1/nvds as pool nvds"
@@ -926,8 +968,7 @@ async fn block_fc_igroup_holds_both_simulated_hosts_wwpns() {
     let out = w
         .block("attach", "fcds", &["--protocol", "fc", "--json"])
         .await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = json(&out);
+    let v = json_exit(&out, 0);
     assert_eq!(
         v["result"]["workflow"],
         "fcp-ocfs2-attach svm1/fcds as pool fcds"
@@ -959,62 +1000,26 @@ async fn block_fc_igroup_holds_both_simulated_hosts_wwpns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_lun_failure_rolls_back_and_exits_1_with_simulated_host() {
     let w = World::new().await;
-    w.sim.faults().add(Fault::error(
-        Some("POST"),
-        "/api/storage/luns",
-        ApiError::new(400, "5374860", "LUN size too large"),
-    ));
+    LUN_TOO_LARGE.inject(&w);
     let out = w.block("attach", "blkfail", &["--json"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let v = json(&out);
-    assert_eq!(v["exit_code"], 1);
-    let e = &v["error"];
-    assert_eq!(e["kind"], "step_failed");
+    let e = rolled_back(&out, &LUN_TOO_LARGE);
     assert_eq!(e["step"], "CreateLun svm1:/vol/blkfail/lun0");
     assert_eq!(e["index"], 1);
-    assert_eq!(e["ontap_code"], "5374860");
-    assert_eq!(e["http_status"], 400);
-    assert_eq!(e["rollback"], "clean");
     assert_eq!(e["undone"], 1);
     assert!(volume(&w, "blkfail").await.is_none());
     // Human text says so too.
-    w.sim.faults().add(Fault::error(
-        Some("POST"),
-        "/api/storage/luns",
-        ApiError::new(400, "5374860", "LUN size too large"),
-    ));
-    let out = w.block("attach", "blkfail", &[]).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("rolled back cleanly: nothing left behind"),
-        "{}",
-        stderr(&out)
-    );
+    LUN_TOO_LARGE.inject(&w);
+    assert_rolled_back_text(&w.block("attach", "blkfail", &[]).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_failed_undo_needs_attention_and_exits_2_then_recover_with_simulated_host() {
     let w = World::new().await;
-    w.sim.faults().add(Fault::error(
-        Some("POST"),
-        "/api/storage/luns",
-        ApiError::new(400, "5374860", "LUN size too large"),
-    ));
-    w.sim.faults().add(
-        Fault::error(
-            Some("DELETE"),
-            "/api/storage/volumes/*",
-            ApiError::new(409, "917536", "volume busy"),
-        )
-        .times(0),
-    );
+    LUN_TOO_LARGE.inject(&w);
+    VOLUME_BUSY.persist(&w);
     let out = w.block("attach", "blkstuck", &["--json"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let e = &json(&out)["error"];
-    assert_eq!(e["kind"], "needs_attention");
-    assert_eq!(e["rollback"], "incomplete");
+    let e = needs_attention(&w, &out, "blkstuck", &LUN_TOO_LARGE).await;
     assert_eq!(e["step"], "CreateLun svm1:/vol/blkstuck/lun0");
-    assert_eq!(e["ontap_code"], "5374860");
     assert_eq!(
         e["remaining"],
         serde_json::json!(["CreateVolume svm1/blkstuck"])
@@ -1028,10 +1033,6 @@ async fn block_failed_undo_needs_attention_and_exits_2_then_recover_with_simulat
         "{e}"
     );
     assert!(volume(&w, "blkstuck").await.is_some());
-
-    let out = w.cli(&["status", "--name", "blkstuck", "--json"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(json(&out)["result"]["run"]["status"], "needs attention");
 
     // Not before the run is recovered.
     w.sim.faults().clear();
@@ -1047,25 +1048,13 @@ async fn block_failed_undo_needs_attention_and_exits_2_then_recover_with_simulat
     );
     // Cause fixed: recover unwinds what is left, then the attach goes through.
     let out = w.block("recover", "blkstuck", &["--json"]).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let v = json(&out);
+    let v = json_exit(&out, 0);
     assert_eq!(v["command"], "recover");
     assert_eq!(v["result"]["outcome"], "unwound");
     assert_eq!(v["result"]["status"], "unwound");
     assert!(volume(&w, "blkstuck").await.is_none());
     let out = w.block("attach", "blkstuck", &["--json"]).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_eq!(json(&out)["result"]["outcome"], "applied");
+    assert_eq!(json_exit(&out, 0)["result"]["outcome"], "applied");
 }
 
 /// A client CA (PEM) and a certificate for `cn` it signed: (CA, certificate, key).
@@ -1138,8 +1127,7 @@ async fn certificate_auth_from_the_config_file_with_simulated_host() {
     ])
     .await
     .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(json(&out)["result"]["outcome"], "applied");
+    assert_eq!(json_exit(&out, 0)["result"]["outcome"], "applied");
     assert!(sim.state().to_string().contains("\"name\":\"certds\""));
 
     // Without the certificate (and no password source but an unset variable): 401.
@@ -1162,7 +1150,6 @@ async fn certificate_auth_from_the_config_file_with_simulated_host() {
     })
     .await
     .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let v = json(&out);
+    let v = json_exit(&out, 1);
     assert_eq!(v["error"]["http_status"], 401, "{v}");
 }
