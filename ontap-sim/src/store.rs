@@ -48,12 +48,29 @@ pub mod coll {
     pub const CIFS_SERVICES: &str = "cifs_services";
 }
 
+/// The LUN and NVMe namespace records of a volume as one of its snapshots holds them,
+/// kept so that a FlexClone of the snapshot gets those (ONTAP clones the snapshot, not the
+/// volume as it is now). Not a resource: no endpoint serves it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotBlocks {
+    /// The snapshot's volume.
+    pub volume_uuid: String,
+    /// Records by collection (`luns`, `nvme_namespaces`), in key order, as they were when
+    /// the snapshot was taken.
+    pub records: BTreeMap<String, Vec<Value>>,
+}
+
 /// All simulated state except jobs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Store {
     collections: BTreeMap<String, BTreeMap<String, Value>>,
     counters: BTreeMap<String, u64>,
     files: BTreeMap<String, BTreeSet<String>>,
+    /// By snapshot UUID. Outside `collections` so that nothing that walks the resources
+    /// (SVM delete, the kernel backend's mirror, volume users) sees these records; state
+    /// files written before it existed load with none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    snapshot_blocks: BTreeMap<String, SnapshotBlocks>,
     #[serde(skip)]
     names: HashMap<String, HashMap<String, Vec<String>>>,
 }
@@ -86,9 +103,10 @@ impl Store {
         self.collections.get_mut(coll)?.get_mut(key)
     }
 
-    /// Inserts or replaces a record, keeping the name index up to date.
+    /// Inserts or replaces a record, keeping the name index up to date. Replacing keeps
+    /// what hangs off the record (a volume's files, a snapshot's kept blocks).
     pub fn insert(&mut self, coll: &str, key: &str, value: Value) -> Option<Value> {
-        let old = self.remove(coll, key);
+        let old = self.take(coll, key);
         if let Some(n) = name_of(&value) {
             self.names
                 .entry(coll.to_string())
@@ -104,8 +122,25 @@ impl Store {
         old
     }
 
-    /// Removes a record.
+    /// Removes a record, with what hangs off it: a volume's files and the blocks kept
+    /// for its snapshots, a snapshot's kept blocks.
     pub fn remove(&mut self, coll: &str, key: &str) -> Option<Value> {
+        let old = self.take(coll, key)?;
+        match coll {
+            coll::VOLUMES => {
+                self.files.remove(key);
+                self.snapshot_blocks.retain(|_, b| b.volume_uuid != key);
+            }
+            coll::SNAPSHOTS => {
+                self.snapshot_blocks.remove(key);
+            }
+            _ => {}
+        }
+        Some(old)
+    }
+
+    /// Removes a record and its name index entry only.
+    fn take(&mut self, coll: &str, key: &str) -> Option<Value> {
         let old = self.collections.get_mut(coll)?.remove(key)?;
         if let Some(n) = name_of(&old) {
             if let Some(keys) = self.names.get_mut(coll).and_then(|i| i.get_mut(n)) {
@@ -117,10 +152,19 @@ impl Store {
                 }
             }
         }
-        if coll == coll::VOLUMES {
-            self.files.remove(key);
-        }
         Some(old)
+    }
+
+    /// Keeps `blocks` with snapshot `snapshot_uuid` (replacing what it had).
+    pub fn keep_snapshot_blocks(&mut self, snapshot_uuid: &str, blocks: SnapshotBlocks) {
+        self.snapshot_blocks
+            .insert(snapshot_uuid.to_string(), blocks);
+    }
+
+    /// The blocks kept with a snapshot; `None` for a snapshot taken before they were
+    /// kept (an older state file) or one that does not exist.
+    pub fn snapshot_blocks(&self, snapshot_uuid: &str) -> Option<&SnapshotBlocks> {
+        self.snapshot_blocks.get(snapshot_uuid)
     }
 
     /// A whole collection, ordered by key.
@@ -324,5 +368,65 @@ mod tests {
         let mut back: Store = serde_json::from_str(&text).unwrap();
         back.reindex();
         assert_eq!(back.keys_named("volumes", "b"), vec!["k2".to_string()]);
+    }
+
+    fn blocks(vol: &str, lun: &str) -> SnapshotBlocks {
+        SnapshotBlocks {
+            volume_uuid: vol.into(),
+            records: BTreeMap::from([("luns".to_string(), vec![json!({"name": lun})])]),
+        }
+    }
+
+    #[test]
+    fn replacing_a_record_keeps_what_hangs_off_it_and_removing_drops_it() {
+        let mut s = Store::default();
+        s.insert(coll::VOLUMES, "v1", json!({"name": "v"}));
+        s.add_file("v1", "f");
+        s.insert(coll::SNAPSHOTS, "s1", json!({"name": "a"}));
+        s.insert(coll::SNAPSHOTS, "s2", json!({"name": "b"}));
+        s.keep_snapshot_blocks("s1", blocks("v1", "/vol/v/l1"));
+        s.keep_snapshot_blocks("s2", blocks("v1", "/vol/v/l2"));
+        s.keep_snapshot_blocks("s3", blocks("v3", "/vol/w/l3"));
+
+        // A PATCH (rename) replaces the record; files and kept blocks stay.
+        s.insert(coll::VOLUMES, "v1", json!({"name": "v-renamed"}));
+        s.insert(coll::SNAPSHOTS, "s1", json!({"name": "a-renamed"}));
+        assert_eq!(s.files("v1").map(BTreeSet::len), Some(1));
+        assert_eq!(s.snapshot_blocks("s1"), Some(&blocks("v1", "/vol/v/l1")));
+
+        s.remove(coll::SNAPSHOTS, "s1");
+        assert_eq!(s.snapshot_blocks("s1"), None);
+        assert_eq!(s.snapshot_blocks("s2"), Some(&blocks("v1", "/vol/v/l2")));
+        s.remove(coll::VOLUMES, "v1");
+        assert_eq!(s.files("v1"), None);
+        assert_eq!(s.snapshot_blocks("s2"), None);
+        assert_eq!(s.snapshot_blocks("s3"), Some(&blocks("v3", "/vol/w/l3")));
+        // Kept blocks are no collection.
+        assert_eq!(s.collection_names(), ["snapshots", "volumes"]);
+        assert_eq!(s.len(coll::SNAPSHOTS), 1);
+    }
+
+    #[test]
+    fn kept_blocks_round_trip_and_older_state_loads_without_them() {
+        let mut s = Store::default();
+        s.insert(coll::SNAPSHOTS, "s1", json!({"name": "a"}));
+        assert_eq!(
+            serde_json::to_value(&s).unwrap().get("snapshot_blocks"),
+            None
+        );
+        s.keep_snapshot_blocks("s1", blocks("v1", "/vol/v/l1"));
+        let text = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            text["snapshot_blocks"],
+            json!({"s1": {"volume_uuid": "v1", "records": {"luns": [{"name": "/vol/v/l1"}]}}})
+        );
+        let back: Store = serde_json::from_value(text).unwrap();
+        assert_eq!(back.snapshot_blocks("s1"), Some(&blocks("v1", "/vol/v/l1")));
+        let old: Store = serde_json::from_value(
+            json!({"collections": {"snapshots": {"s1": {"name": "a"}}}, "counters": {}, "files": {}}),
+        )
+        .unwrap();
+        assert_eq!(old.snapshot_blocks("s1"), None);
+        assert_eq!(old.len(coll::SNAPSHOTS), 1);
     }
 }

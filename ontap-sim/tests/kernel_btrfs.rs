@@ -418,3 +418,169 @@ async fn host_binary_with_kernel_backend() -> anyhow::Result<()> {
     assert!(cfg.image().exists(), "the image stays for the next start");
     Ok(())
 }
+
+#[tokio::test]
+#[ignore = "host tier: needs root, loop and btrfs (run by cargo xtask test)"]
+async fn host_flexclone_of_a_snapshot_holds_the_lun_files_of_then() -> anyhow::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+
+    let tmp = tempfile::Builder::new()
+        .prefix("ontap-sim-kernel-")
+        .tempdir()?;
+    let root = tmp.keep();
+    let _cleanup = Cleanup(root.clone());
+    let cfg = KernelConfig::new(&root).volumes_only().loop_size(512 << 20);
+    let backend = Arc::new(KernelBackend::system(cfg.clone()));
+    let env = common::start_with(
+        SimServer::builder()
+            .seed(Seed::lab())
+            .backend(backend.clone())
+            .job_duration(Duration::ZERO, Duration::from_millis(5)),
+    )
+    .await?;
+    let vol = env
+        .create_volume(json!({"name": "vol1", "svm": {"name": "svm1"},
+                              "aggregates": [{"name": "aggr1"}], "size": "1G"}))
+        .await?;
+    let vdir = cfg.volume_path(&vol);
+    let lun = |name: &str, size: &str| {
+        json!({"svm": {"name": "svm1"}, "name": format!("/vol/vol1/{name}"),
+               "os_type": "linux", "space": {"size": size}})
+    };
+    let mut uuids = std::collections::BTreeMap::new();
+    for (name, size) in [("a", "64M"), ("d", "32M")] {
+        let r = env
+            .post("/api/storage/luns?return_records=true", lun(name, size))
+            .await?;
+        assert_eq!(r.status, 201, "{}", r.body);
+        uuids.insert(
+            name,
+            r.body["records"][0]["uuid"].as_str().unwrap().to_string(),
+        );
+    }
+    let write_at = |path: &Path, text: &str| -> anyhow::Result<()> {
+        let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+        f.seek(SeekFrom::Start(4096))?;
+        f.write_all(text.as_bytes())?;
+        Ok(())
+    };
+    let read_at = |path: &Path, n: usize| -> anyhow::Result<String> {
+        let mut f = std::fs::File::open(path)?;
+        f.seek(SeekFrom::Start(4096))?;
+        let mut buf = vec![0u8; n];
+        f.read_exact(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    };
+    write_at(&vdir.join("a"), "then")?;
+    let (_, job) = env
+        .run_job(
+            Method::POST,
+            &format!("/api/storage/volumes/{vol}/snapshots"),
+            Some(json!({"name": "s1"})),
+        )
+        .await?;
+    assert_eq!(job["state"], "success", "{job}");
+
+    // After s1: b is made, a grows and changes, d goes.
+    let r = env.post("/api/storage/luns", lun("b", "16M")).await?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = env
+        .patch(
+            &format!("/api/storage/luns/{}", uuids["a"]),
+            json!({"space": {"size": "128M"}}),
+        )
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    write_at(&vdir.join("a"), "now!")?;
+    let r = env
+        .delete(&format!("/api/storage/luns/{}", uuids["d"]))
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(std::fs::metadata(vdir.join("a"))?.len(), 128 << 20);
+    assert!(!vdir.join("d").exists());
+
+    // The clone's records and its files are both those of s1.
+    let clone = env
+        .create_volume(json!({"name": "clone1", "svm": {"name": "svm1"},
+                              "clone": {"parent_volume": {"name": "vol1"},
+                                        "parent_snapshot": {"name": "s1"}}}))
+        .await?;
+    let cdir = cfg.volume_path(&clone);
+    let r = env
+        .get("/api/storage/luns?location.volume.name=clone1&fields=space.size&order_by=name")
+        .await?;
+    let recs: Vec<(String, u64)> = r.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_string(),
+                l["space"]["size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recs,
+        [
+            ("/vol/clone1/a".to_string(), 64 << 20),
+            ("/vol/clone1/d".to_string(), 32 << 20)
+        ]
+    );
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(&cdir)?
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [("a".to_string(), 64 << 20), ("d".to_string(), 32 << 20)]
+    );
+    assert_eq!(read_at(&cdir.join("a"), 4)?, "then");
+    assert_eq!(read_at(&vdir.join("a"), 4)?, "now!");
+
+    // Clean up through the API: the clone's LUNs, the clone, s1, the parent's LUNs.
+    let all = env
+        .get("/api/storage/luns?fields=location.volume.name")
+        .await?;
+    let mut luns: Vec<(String, String)> = all.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["location"]["volume"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                l["uuid"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    luns.sort();
+    for (_, uuid) in &luns {
+        let r = env.delete(&format!("/api/storage/luns/{uuid}")).await?;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let (_, job) = env
+        .run_job(
+            Method::DELETE,
+            &format!("/api/storage/volumes/{clone}"),
+            None,
+        )
+        .await?;
+    assert_eq!(job["state"], "success", "{job}");
+    let (_, job) = env
+        .run_job(Method::DELETE, &format!("/api/storage/volumes/{vol}"), None)
+        .await?;
+    assert_eq!(job["state"], "success", "{job}");
+    assert!(!vdir.exists() && !cdir.exists());
+    env.sim.shutdown().await;
+    backend.teardown().await?;
+    Ok(())
+}

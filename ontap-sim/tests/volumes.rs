@@ -307,3 +307,40 @@ async fn backend_refusal_fails_the_job_and_commits_nothing() -> anyhow::Result<(
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_volume_patch_keeps_the_volumes_files() -> anyhow::Result<()> {
+    let env = common::start().await?;
+    let vu = env
+        .create_volume(json!({"name": "fv", "svm": {"name": "svm1"},
+                              "aggregates": [{"name": "aggr1"}], "size": "1GB"}))
+        .await?;
+    let r = env
+        .post(
+            "/__sim/files",
+            json!({"volume": {"name": "fv"}, "path": "disk.raw"}),
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (_, job) = env
+        .run_job(
+            Method::PATCH,
+            &format!("/api/storage/volumes/{vu}"),
+            Some(json!({"size": "2GB", "comment": "grown"})),
+        )
+        .await?;
+    assert_eq!(job["state"], "success", "{job}");
+    let root = env
+        .get(&format!("/api/storage/volumes/{vu}/files/%2E"))
+        .await?;
+    assert_eq!(root.status, 200, "{}", root.body);
+    let names: Vec<&str> = root.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["disk.raw"]);
+    assert_eq!(env.sim.state()["files"][&vu], json!(["disk.raw"]));
+    Ok(())
+}

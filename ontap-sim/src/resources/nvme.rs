@@ -451,10 +451,10 @@ async fn service_delete(
 
 // ---------------------------------------------------------------- namespaces
 
-/// The namespaces of volume `parent_uuid` as a new FlexClone `clone` holds them (new
-/// UUIDs, unmapped).
-pub(crate) fn cloned_namespaces(s: &Store, parent_uuid: &str, clone: &Value) -> Vec<Value> {
-    super::san::cloned_block_records(s, NAMESPACES, parent_uuid, clone, |_| {})
+/// The namespaces `sources` (of the parent volume, now or at a snapshot) as a new
+/// FlexClone `clone` holds them (new UUIDs, unmapped).
+pub(crate) fn cloned_namespaces(sources: &[Value], clone: &Value) -> Vec<Value> {
+    super::san::cloned_block_records(sources, clone, |_| {})
 }
 
 fn ns_not_found() -> ApiError {

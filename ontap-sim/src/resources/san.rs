@@ -1358,22 +1358,21 @@ pub(crate) fn charge(
     crate::resources::volumes::charge_volume_space(store, vuuid, delta, refusal)
 }
 
-/// The block records (`collection` is [`LUNS`] or the NVMe namespaces) of volume
-/// `parent_uuid` as a new FlexClone `clone` holds them: at the same place in the clone,
-/// with a new UUID, unmapped, created now; `fresh` adds what else must be new (a LUN's
-/// serial number). ONTAP clones LUNs and namespaces with their volume, but not their maps.
+/// The block records `sources` (LUNs or NVMe namespaces of the parent volume, as it is
+/// now or as a snapshot holds them) as a new FlexClone `clone` holds them: at the same
+/// place in the clone, with a new UUID, unmapped, created now; `fresh` adds what else must
+/// be new (a LUN's serial number). ONTAP clones LUNs and namespaces with their volume, but
+/// not their maps.
 pub(crate) fn cloned_block_records(
-    s: &Store,
-    collection: &str,
-    parent_uuid: &str,
+    sources: &[Value],
     clone: &Value,
     mut fresh: impl FnMut(&mut Value),
 ) -> Vec<Value> {
     let clone_name = str_at(clone, "/name");
     let clone_uuid = str_at(clone, "/uuid");
-    s.iter(collection)
-        .filter(|(_, r)| str_at(r, "/location/volume/uuid") == parent_uuid)
-        .map(|(_, parent)| {
+    sources
+        .iter()
+        .map(|parent| {
             let uuid = uuid::Uuid::new_v4().to_string();
             let mut r = parent.clone();
             let path = StoragePath {
@@ -1411,10 +1410,11 @@ pub(crate) fn cloned_block_records(
         .collect()
 }
 
-/// [`cloned_block_records`] for LUNs: each gets a serial number no other LUN has.
-pub(crate) fn cloned_luns(s: &Store, parent_uuid: &str, clone: &Value) -> Vec<Value> {
+/// [`cloned_block_records`] for LUNs: each gets a serial number no LUN in `s` (nor
+/// another of these) has.
+pub(crate) fn cloned_luns(s: &Store, sources: &[Value], clone: &Value) -> Vec<Value> {
     let mut taken: Vec<String> = Vec::new();
-    cloned_block_records(s, LUNS, parent_uuid, clone, |r| {
+    cloned_block_records(sources, clone, |r| {
         let serial = loop {
             let candidate = new_lun_serial(|n| fastrand::usize(..n));
             if s.find(LUNS, |v| v["serial_number"] == candidate.as_str())

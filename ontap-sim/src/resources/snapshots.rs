@@ -2,6 +2,9 @@
 //! tamper-proof locking. POST and DELETE run as jobs; PATCH is synchronous. `*` as the
 //! volume key lists, patches or deletes across volumes, and POST takes ONTAP's bulk body
 //! `{"records":[{name, volume, svm?, …}, …]}` (one job for all of them).
+//!
+//! Each snapshot keeps its volume's LUN and namespace records as they were when it was
+//! taken ([`crate::store::SnapshotBlocks`], no resource), for FlexClones made from it.
 
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -15,11 +18,12 @@ use super::{
     job_accepted, jobs_accepted, json_response, select_for_query, volume_ref, ApiError, ApiRequest,
     ResourceSpec, Sim, Store,
 };
+use super::{nvme, san};
 use crate::api::{check_fields, opt_str, req_str};
 use crate::backend::Change;
 use crate::error::JobFailure;
 use crate::jobs::{now_timestamp, JobTicket};
-use crate::store::{coll, str_at};
+use crate::store::{coll, str_at, SnapshotBlocks};
 
 pub(crate) const SPEC: ResourceSpec = ResourceSpec {
     collection: coll::SNAPSHOTS,
@@ -265,9 +269,33 @@ async fn create_work(sim: &Sim, rec: &Value) -> Result<(), JobFailure> {
         if find_in_volume(s, &vol, &str_at(rec, "/name")).is_some() {
             return Err(JobFailure::new(1, "Snapshot copy already exists."));
         }
-        s.insert(coll::SNAPSHOTS, &str_at(rec, "/uuid"), rec.clone());
+        let uuid = str_at(rec, "/uuid");
+        s.insert(coll::SNAPSHOTS, &uuid, rec.clone());
+        // Under the same lock as the insert, so no LUN change slips in between.
+        let blocks = volume_blocks(s, &vol);
+        s.keep_snapshot_blocks(&uuid, blocks);
         Ok(())
     })
+}
+
+/// The LUN and NVMe namespace records of volume `vol` as they are now: what a snapshot
+/// of it keeps, and what a FlexClone of the volume itself (not of a snapshot) holds.
+pub(crate) fn volume_blocks(s: &Store, vol: &str) -> SnapshotBlocks {
+    let records = [san::LUNS, nvme::NAMESPACES]
+        .into_iter()
+        .map(|c| {
+            let recs: Vec<Value> = s
+                .iter(c)
+                .filter(|(_, r)| str_at(r, "/location/volume/uuid") == vol)
+                .map(|(_, r)| r.clone())
+                .collect();
+            (c.to_string(), recs)
+        })
+        .collect();
+    SnapshotBlocks {
+        volume_uuid: vol.to_string(),
+        records,
+    }
 }
 
 /// Removes a snapshot a failed bulk job made; best effort, since the job reports the

@@ -11,7 +11,7 @@ use super::{
     job_accepted, job_description, jobs_accepted, list, select_for_query, svm_ref, volume_ref,
     ApiError, ApiRequest, ResourceSpec, Sim, Store,
 };
-use super::{nvme, san};
+use super::{nvme, san, snapshots};
 use crate::api::{body_at, opt_bool, opt_enum, opt_size, opt_str, req_str};
 use crate::backend::Change;
 use crate::error::JobFailure;
@@ -590,7 +590,8 @@ async fn create_work(
         })
     })?;
     sim.read(|s| check_aggregate_delta(s, None, Some(&rec)))?;
-    // A FlexClone holds its parent's LUNs and namespaces (new identities, unmapped).
+    // A FlexClone holds its parent's LUNs and namespaces, those of its parent snapshot
+    // when it has one (new identities, unmapped); their reservations must fit.
     let blocks = sim.read(|s| clone_blocks(s, &rec));
     let reserve: u64 = blocks
         .iter()
@@ -654,10 +655,9 @@ async fn create_work(
     committed
 }
 
-/// The LUNs and namespaces a new FlexClone `rec` holds (none for other volumes). A clone
-/// of a snapshot gets the parent's LUNs of now: the store does not keep which ones a
-/// snapshot holds (the kernel backend's files are the snapshot's, created empty when the
-/// snapshot predates the LUN).
+/// The LUNs and namespaces a new FlexClone `rec` holds (none for other volumes): those
+/// its parent snapshot kept, as they were when it was taken (the kernel backend's files
+/// are the snapshot's too), or the parent volume's of now for a clone of the volume.
 fn clone_blocks(s: &Store, rec: &Value) -> Vec<(&'static str, Value)> {
     let Some(parent) = rec
         .pointer("/clone/parent_volume/uuid")
@@ -665,13 +665,43 @@ fn clone_blocks(s: &Store, rec: &Value) -> Vec<(&'static str, Value)> {
     else {
         return Vec::new();
     };
-    let luns = san::cloned_luns(s, parent, rec)
+    let snapshot = rec
+        .pointer("/clone/parent_snapshot/uuid")
+        .and_then(Value::as_str);
+    let source = match snapshot.map(|u| (u, s.snapshot_blocks(u))) {
+        Some((_, Some(kept))) => kept.clone(),
+        Some((u, None)) => {
+            if first_unkept_clone(u) {
+                tracing::warn!(
+                    snapshot = %str_at(rec, "/clone/parent_snapshot/name"),
+                    volume = %str_at(rec, "/clone/parent_volume/name"),
+                    "the snapshot predates kept LUN and namespace records (older state \
+                     file); its FlexClones get the volume's current ones"
+                );
+            }
+            snapshots::volume_blocks(s, parent)
+        }
+        None => snapshots::volume_blocks(s, parent),
+    };
+    let of = |c: &str| source.records.get(c).map_or(&[][..], Vec::as_slice);
+    let luns = san::cloned_luns(s, of(san::LUNS), rec)
         .into_iter()
         .map(|r| (san::LUNS, r));
-    let namespaces = nvme::cloned_namespaces(s, parent, rec)
+    let namespaces = nvme::cloned_namespaces(of(nvme::NAMESPACES), rec)
         .into_iter()
         .map(|r| (nvme::NAMESPACES, r));
     luns.chain(namespaces).collect()
+}
+
+/// Whether this is the first FlexClone of `snapshot_uuid` made without kept records in
+/// this process, so the warning about it is logged once.
+fn first_unkept_clone(snapshot_uuid: &str) -> bool {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeSet<String>>> =
+        std::sync::OnceLock::new();
+    SEEN.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(snapshot_uuid.to_string())
 }
 
 /// Takes back from the backend a volume create that failed after the volume and the
@@ -932,4 +962,21 @@ async fn delete_work(sim: &Sim, uuid: &str) -> Result<(), JobFailure> {
         s.remove(coll::VOLUMES, uuid);
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clone_of_an_unkept_snapshot_is_reported_once_per_snapshot() {
+        let (a, b) = (
+            uuid::Uuid::new_v4().to_string(),
+            uuid::Uuid::new_v4().to_string(),
+        );
+        assert!(first_unkept_clone(&a));
+        assert!(!first_unkept_clone(&a));
+        assert!(first_unkept_clone(&b));
+        assert!(!first_unkept_clone(&a));
+    }
 }
