@@ -62,6 +62,11 @@
 //! * `PATCH /api/cluster/jobs/{uuid}?action=cancel` fails a job whose work has not
 //!   started yet (code 458784); `pause`/`resume` are refused (458783 / 458771) and
 //!   finished jobs answer 458762.
+//! * A FlexClone holds copies of its parent's LUNs and NVMe namespaces (new UUIDs and
+//!   serials, unmapped): with `clone.parent_snapshot`, those the parent had when that
+//!   snapshot (or SnapMirror transfer snapshot) was taken, kept with the snapshot out of
+//!   the REST API's sight (`state()` and `--state` show them under `snapshot_blocks`);
+//!   otherwise the parent's current ones.
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use ontap_sim::{Fault, SimServer};

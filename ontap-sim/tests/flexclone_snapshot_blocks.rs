@@ -615,3 +615,55 @@ async fn a_snapshot_from_an_older_state_file_clones_the_current_luns() -> anyhow
     env.sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_snapmirror_transfer_snapshot_keeps_the_luns_of_its_time() -> anyhow::Result<()> {
+    let env = common::start().await?;
+    let src = volume(&env, "msrc").await?;
+    env.create_volume(
+        json!({"name": "mdst", "svm": {"name": "svm1"}, "type": "dp",
+                             "aggregates": [{"name": "aggr1"}], "size": "8GB"}),
+    )
+    .await?;
+    lun(&env, "/vol/msrc/a", "64MB", false).await?;
+    let r = env
+        .post(
+            "/api/snapmirror/relationships",
+            json!({"source": {"path": "svm1:msrc"}, "destination": {"path": "svm1:mdst"}}),
+        )
+        .await?;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let loc = r.header("location").unwrap().to_string();
+    let job = env
+        .wait_job(r.body["job"]["uuid"].as_str().unwrap())
+        .await?;
+    assert_eq!(job["state"], "success", "{job}");
+    let (_, job) = env
+        .run_job(Method::PATCH, &loc, Some(json!({"state": "snapmirrored"})))
+        .await?;
+    assert_eq!(job["state"], "success", "{job}");
+    let snaps = env
+        .get(&format!(
+            "/api/storage/volumes/{src}/snapshots?name=snapmirror.*"
+        ))
+        .await?;
+    let transfer = &snaps.body["records"][0];
+    let (name, uuid) = (
+        transfer["name"].as_str().unwrap().to_string(),
+        transfer["uuid"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(
+        kept(&env, &uuid),
+        Some((vec!["/vol/msrc/a".into()], vec![]))
+    );
+
+    // A LUN made after the transfer is not in a FlexClone of the transfer snapshot.
+    lun(&env, "/vol/msrc/b", "64MB", false).await?;
+    let job = flexclone(&env, "mclone", "msrc", Some(&name), None).await?;
+    assert_eq!(job["state"], "success", "{job}");
+    assert_eq!(
+        names(&in_volume(&env, "/api/storage/luns", "mclone").await?),
+        ["/vol/mclone/a"]
+    );
+    Ok(())
+}

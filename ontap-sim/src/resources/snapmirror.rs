@@ -818,7 +818,10 @@ async fn do_transfer(sim: &Sim, uuid: &str, kind: &str) -> Result<Value, JobFail
             .await?;
         }
         sim.write(|s| {
+            // As for any snapshot: a FlexClone of it holds the LUNs and namespaces of now.
+            let blocks = super::snapshots::volume_blocks(s, vuuid);
             s.insert(coll::SNAPSHOTS, &suuid, snap);
+            s.keep_snapshot_blocks(&suuid, blocks);
             for o in &old {
                 s.remove(coll::SNAPSHOTS, &str_at(o, "/uuid"));
             }
