@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use ontap_client::Query;
 use ontap_sim::{ApiError, Fault, SimServer};
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -750,6 +751,131 @@ async fn smb_options_are_checked() {
     // No password flag exists.
     let out = w.smb("plan", "x", &["--smb-password", "hunter2"]).await;
     assert_eq!(out.status.code(), Some(64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smb_share_name_and_acl_flags_with_simulated_host() {
+    let w = World::new().await;
+    let flags = [
+        "--share-name",
+        "VMShare",
+        "--share-acl",
+        r"CORP\vm-admins=change",
+        "--share-acl",
+        "backup:unix_user=read",
+        "--json",
+    ];
+    let out = w.smb("plan", "aclstore", &flags).await;
+    let v = json_exit(&out, 0);
+    assert_eq!(
+        labels(&v["result"]["steps"])[1..4],
+        [
+            "CreateShare svm1/VMShare",
+            r"AddShareAcl svm1/VMShare:CORP\vm-admins",
+            "AddShareAcl svm1/VMShare:backup",
+        ]
+    );
+    let out = w.smb("attach", "aclstore", &flags).await;
+    assert_eq!(json_exit(&out, 0)["result"]["outcome"], "applied");
+    let share = client_of(&w)
+        .cifs_shares()
+        .find(
+            &Query::new()
+                .filter("svm.name", "svm1")
+                .filter("name", "VMShare")
+                .fields(["path", "acls"]),
+        )
+        .await
+        .unwrap()
+        .expect("share VMShare");
+    assert_eq!(share.path.as_deref(), Some("/aclstore"));
+    let mut acls: Vec<(String, String, String)> = share
+        .acls
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| {
+            (
+                a.user_or_group.unwrap_or_default(),
+                a.kind.map(|k| k.as_str().to_owned()).unwrap_or_default(),
+                a.permission
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    acls.sort();
+    let want = |u: &str, k: &str, p: &str| (u.to_owned(), k.to_owned(), p.to_owned());
+    assert_eq!(
+        acls,
+        [
+            want(r"CORP\svc_kvm", "windows", "full_control"),
+            want(r"CORP\vm-admins", "windows", "change"),
+            want("backup", "unix_user", "read"),
+        ]
+    );
+    let out = w
+        .smb(
+            "detach",
+            "aclstore",
+            &[&flags[..6], &["--delete-ontap-objects"]].concat(),
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(volume(&w, "aclstore").await.is_none());
+
+    // Refused before anything runs: a bad entry, a bad permission, an SMB flag on NFS.
+    for (extra, said) in [
+        (&["--share-acl", "Everyone"][..], "invalid share ACL entry \"Everyone\""),
+        (
+            &["--share-acl", "Everyone=everything"],
+            "invalid share ACL permission \"everything\" (expected one of no_access, read, change, full_control)",
+        ),
+        (
+            &["--share-acl", "backup:unix=read"],
+            "invalid share ACL type \"unix\" (expected one of windows, unix_user, unix_group)",
+        ),
+    ] {
+        let out = w.smb("attach", "refused", extra).await;
+        assert_eq!(out.status.code(), Some(64), "{extra:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(said), "{extra:?}: {}", stderr(&out));
+    }
+    let out = w.nfs("plan", "refused", &["--share-name", "x"]).await;
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        stderr(&out).contains("SMB or block options given for a nfs datastore"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(volume(&w, "refused").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_names_the_volume_the_last_run_made_with_simulated_host() {
+    let w = World::new().await;
+    let out = w
+        .nfs("attach", "namedvol", &["--volume", "vm_images"])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The pool's name would say namedvol; the journal says which volume the run made.
+    let out = w.cli(&["status", "--name", "namedvol", "--json"]).await;
+    let v = json_exit(&out, 0);
+    assert_eq!(v["result"]["volume"]["name"], "vm_images");
+    assert_eq!(v["result"]["volume"]["size"], 10u64 << 30);
+    // --volume still wins.
+    let out = w
+        .cli(&[
+            "status", "--name", "namedvol", "--volume", "other", "--json",
+        ])
+        .await;
+    let v = json_exit(&out, 0);
+    assert_eq!(v["result"]["volume"], Value::Null);
+    // No journal: the pool's name with - and . as _.
+    let out = w.cli(&["status", "--name", "no-such.pool"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "no journal\nvolume svm1/no_such_pool: absent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
