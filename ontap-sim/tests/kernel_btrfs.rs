@@ -65,14 +65,20 @@ fn is_subvolume(p: &Path) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-#[tokio::test]
-#[ignore = "host tier: needs root, loop and btrfs (run by cargo xtask test)"]
-async fn host_volumes_snapshots_clones_on_real_btrfs() -> anyhow::Result<()> {
-    let tmp = tempfile::Builder::new()
+/// A scratch directory, unmounted and removed by the guard.
+fn scratch() -> anyhow::Result<(PathBuf, Cleanup)> {
+    let root = tempfile::Builder::new()
         .prefix("ontap-sim-kernel-")
-        .tempdir()?;
-    let root = tmp.keep();
-    let _cleanup = Cleanup(root.clone());
+        .tempdir()?
+        .keep();
+    Ok((root.clone(), Cleanup(root)))
+}
+
+/// A simulator with the lab seed on a volumes-only kernel backend (512 MiB btrfs image) in
+/// a scratch directory.
+async fn volumes_only_sim(
+) -> anyhow::Result<(Cleanup, KernelConfig, Arc<KernelBackend>, common::Env)> {
+    let (root, cleanup) = scratch()?;
     let cfg = KernelConfig::new(&root).volumes_only().loop_size(512 << 20);
     let backend = Arc::new(KernelBackend::system(cfg.clone()));
     let env = common::start_with(
@@ -82,6 +88,13 @@ async fn host_volumes_snapshots_clones_on_real_btrfs() -> anyhow::Result<()> {
             .job_duration(Duration::ZERO, Duration::from_millis(5)),
     )
     .await?;
+    Ok((cleanup, cfg, backend, env))
+}
+
+#[tokio::test]
+#[ignore = "host tier: needs root, loop and btrfs (run by cargo xtask test)"]
+async fn host_volumes_snapshots_clones_on_real_btrfs() -> anyhow::Result<()> {
+    let (_cleanup, cfg, backend, env) = volumes_only_sim().await?;
     assert!(is_mount_point(&cfg.mount_point()));
 
     // Volume → subvolume, junction → bind mount.
@@ -266,11 +279,7 @@ async fn host_volumes_snapshots_clones_on_real_btrfs() -> anyhow::Result<()> {
 #[tokio::test]
 #[ignore = "host tier: needs root, loop and btrfs (run by cargo xtask test)"]
 async fn host_restart_with_state_keeps_volumes_and_drops_strays() -> anyhow::Result<()> {
-    let tmp = tempfile::Builder::new()
-        .prefix("ontap-sim-kernel-")
-        .tempdir()?;
-    let root = tmp.keep();
-    let _cleanup = Cleanup(root.clone());
+    let (root, _cleanup) = scratch()?;
     let cfg = KernelConfig::new(root.join("k"))
         .volumes_only()
         .loop_size(512 << 20);
@@ -325,11 +334,7 @@ async fn host_binary_with_kernel_backend() -> anyhow::Result<()> {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
-    let tmp = tempfile::Builder::new()
-        .prefix("ontap-sim-kernel-")
-        .tempdir()?;
-    let root = tmp.keep();
-    let _cleanup = Cleanup(root.clone());
+    let (root, _cleanup) = scratch()?;
     let kroot = root.join("k");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ontap-sim"))
         .args([
@@ -424,20 +429,7 @@ async fn host_binary_with_kernel_backend() -> anyhow::Result<()> {
 async fn host_flexclone_of_a_snapshot_holds_the_lun_files_of_then() -> anyhow::Result<()> {
     use std::io::{Read, Seek, SeekFrom, Write};
 
-    let tmp = tempfile::Builder::new()
-        .prefix("ontap-sim-kernel-")
-        .tempdir()?;
-    let root = tmp.keep();
-    let _cleanup = Cleanup(root.clone());
-    let cfg = KernelConfig::new(&root).volumes_only().loop_size(512 << 20);
-    let backend = Arc::new(KernelBackend::system(cfg.clone()));
-    let env = common::start_with(
-        SimServer::builder()
-            .seed(Seed::lab())
-            .backend(backend.clone())
-            .job_duration(Duration::ZERO, Duration::from_millis(5)),
-    )
-    .await?;
+    let (_cleanup, cfg, backend, env) = volumes_only_sim().await?;
     let vol = env
         .create_volume(json!({"name": "vol1", "svm": {"name": "svm1"},
                               "aggregates": [{"name": "aggr1"}], "size": "1G"}))
