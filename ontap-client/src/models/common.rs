@@ -83,11 +83,53 @@ macro_rules! string_enum {
 }
 pub(crate) use string_enum;
 
-/// Generates chainable setters for `Option<T>` fields of a request body:
-/// `field: T` takes a `T` (numbers, flags, enums: literals infer), `field: into T` takes
-/// `impl Into<T>` (strings, references).
+/// Generates chainable setters for `Option<T>` fields of a request body.
+///
+/// * `field: T` takes a `T` (numbers, flags, enums: literals infer), `field: into T` takes
+///   `impl Into<T>` (strings, references); both set `self.field`.
+/// * `name => record.field: [into] T` sets one field of the sub-record `self.record`
+///   (an `Option` of a `Default` type), creating the record if absent and keeping what
+///   other setters put there (`junction_path => nas.path`).
+/// * `name => new record.field: [into] T` replaces `self.record` with a fresh record that
+///   holds only that field (`tiering_policy => new tiering.policy`).
 macro_rules! setters {
     () => {};
+    ( $(#[$meta:meta])* $name:ident => new $record:ident . $field:ident : into $ty:ty $(, $($rest:tt)*)? ) => {
+        $(#[$meta])*
+        #[must_use]
+        pub fn $name(mut self, value: impl Into<$ty>) -> Self {
+            self.$record.insert(Default::default()).$field = Some(value.into());
+            self
+        }
+        $( $crate::models::common::setters! { $($rest)* } )?
+    };
+    ( $(#[$meta:meta])* $name:ident => new $record:ident . $field:ident : $ty:ty $(, $($rest:tt)*)? ) => {
+        $(#[$meta])*
+        #[must_use]
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$record.insert(Default::default()).$field = Some(value);
+            self
+        }
+        $( $crate::models::common::setters! { $($rest)* } )?
+    };
+    ( $(#[$meta:meta])* $name:ident => $record:ident . $field:ident : into $ty:ty $(, $($rest:tt)*)? ) => {
+        $(#[$meta])*
+        #[must_use]
+        pub fn $name(mut self, value: impl Into<$ty>) -> Self {
+            self.$record.get_or_insert_with(Default::default).$field = Some(value.into());
+            self
+        }
+        $( $crate::models::common::setters! { $($rest)* } )?
+    };
+    ( $(#[$meta:meta])* $name:ident => $record:ident . $field:ident : $ty:ty $(, $($rest:tt)*)? ) => {
+        $(#[$meta])*
+        #[must_use]
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$record.get_or_insert_with(Default::default).$field = Some(value);
+            self
+        }
+        $( $crate::models::common::setters! { $($rest)* } )?
+    };
     ( $(#[$meta:meta])* $field:ident : into $ty:ty $(, $($rest:tt)*)? ) => {
         $(#[$meta])*
         #[must_use]

@@ -245,11 +245,9 @@ impl NamespaceCreate {
         self
     }
 
-    /// Comment.
-    #[must_use]
-    pub fn comment(mut self, comment: impl Into<String>) -> Self {
-        self.comment = Some(comment.into());
-        self
+    setters! {
+        /// Comment.
+        comment: into String,
     }
 }
 
@@ -280,15 +278,8 @@ impl NamespacePatch {
     setters! {
         /// Comment.
         comment: into String,
-    }
-
-    /// Resize to `size` bytes.
-    #[must_use]
-    pub fn size(mut self, size: u64) -> Self {
-        self.space
-            .get_or_insert_with(NamespaceSpaceRequest::default)
-            .size = Some(size);
-        self
+        /// Resize to `size` bytes.
+        size => space.size: u64,
     }
 }
 
@@ -415,11 +406,9 @@ impl SubsystemCreate {
         self
     }
 
-    /// Comment.
-    #[must_use]
-    pub fn comment(mut self, comment: impl Into<String>) -> Self {
-        self.comment = Some(comment.into());
-        self
+    setters! {
+        /// Comment.
+        comment: into String,
     }
 }
 

@@ -417,13 +417,8 @@ impl LunPatch {
         enabled: bool,
         /// QoS policy.
         qos_policy: into NamedRef,
-    }
-
-    /// Resize to `size` bytes.
-    #[must_use]
-    pub fn size(mut self, size: u64) -> Self {
-        self.space.get_or_insert_with(LunSpaceRequest::default).size = Some(size);
-        self
+        /// Resize to `size` bytes.
+        size => space.size: u64,
     }
 }
 
@@ -454,11 +449,9 @@ impl IgroupInitiator {
         }
     }
 
-    /// With a comment.
-    #[must_use]
-    pub fn comment(mut self, comment: impl Into<String>) -> Self {
-        self.comment = Some(comment.into());
-        self
+    setters! {
+        /// With a comment.
+        comment: into String,
     }
 }
 
@@ -571,11 +564,9 @@ impl IgroupCreate {
         self
     }
 
-    /// Comment.
-    #[must_use]
-    pub fn comment(mut self, comment: impl Into<String>) -> Self {
-        self.comment = Some(comment.into());
-        self
+    setters! {
+        /// Comment.
+        comment: into String,
     }
 }
 
@@ -751,16 +742,8 @@ impl IscsiServiceCreate {
     setters! {
         /// Administrative state.
         enabled: bool,
-    }
-
-    /// Target alias.
-    #[must_use]
-    pub fn alias(mut self, alias: impl Into<String>) -> Self {
-        self.target = Some(IscsiTarget {
-            alias: Some(alias.into()),
-            ..IscsiTarget::default()
-        });
-        self
+        /// Target alias.
+        alias => new target.alias: into String,
     }
 }
 

@@ -293,11 +293,9 @@ impl SnapmirrorPatch {
         Self::state(SnapmirrorState::Snapmirrored)
     }
 
-    /// Change the policy.
-    #[must_use]
-    pub fn policy(mut self, policy: impl Into<NamedRef>) -> Self {
-        self.policy = Some(policy.into());
-        self
+    setters! {
+        /// Change the policy.
+        policy: into NamedRef,
     }
 }
 

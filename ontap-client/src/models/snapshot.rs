@@ -153,16 +153,8 @@ impl SnapshotCreate {
         snapmirror_label: into String,
         /// Lock until this time, 9.12-9.14 field `snaplock_expiry_time`.
         snaplock_expiry_time: into String,
-    }
-
-    /// Lock until this time, 9.15+ field `snaplock.expiry_time`.
-    #[must_use]
-    pub fn snaplock_expiry(mut self, time: impl Into<String>) -> Self {
-        self.snaplock = Some(SnapshotSnaplock {
-            expiry_time: Some(time.into()),
-            ..SnapshotSnaplock::default()
-        });
-        self
+        /// Lock until this time, 9.15+ field `snaplock.expiry_time`.
+        snaplock_expiry => new snaplock.expiry_time: into String,
     }
 }
 
@@ -214,15 +206,7 @@ impl SnapshotPatch {
         snapmirror_label: into String,
         /// Lock until this time, 9.12-9.14 field `snaplock_expiry_time`.
         snaplock_expiry_time: into String,
-    }
-
-    /// Lock until this time, 9.15+ field `snaplock.expiry_time`.
-    #[must_use]
-    pub fn snaplock_expiry(mut self, time: impl Into<String>) -> Self {
-        self.snaplock = Some(SnapshotSnaplock {
-            expiry_time: Some(time.into()),
-            ..SnapshotSnaplock::default()
-        });
-        self
+        /// Lock until this time, 9.15+ field `snaplock.expiry_time`.
+        snaplock_expiry => new snaplock.expiry_time: into String,
     }
 }

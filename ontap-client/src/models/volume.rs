@@ -551,6 +551,47 @@ impl Volume {
     }
 }
 
+/// Generates the setters that take several values, or convert theirs, shared by
+/// [`VolumeCreate`] and [`VolumePatch`] (one-value setters go through `setters!`). Each body
+/// names the setters it offers, each with its own docs; the macro holds the one body of each.
+macro_rules! volume_setters {
+    () => {};
+    ( $(#[$meta:meta])* export_policy $(, $($rest:tt)*)? ) => {
+        $(#[$meta])*
+        #[must_use]
+        pub fn export_policy(mut self, name: impl Into<String>) -> Self {
+            self.nas.get_or_insert_with(VolumeNas::default).export_policy =
+                Some(ExportPolicyRef::name(name));
+            self
+        }
+        $( volume_setters! { $($rest)* } )?
+    };
+    ( $(#[$meta:meta])* efficiency $(, $($rest:tt)*)? ) => {
+        $(#[$meta])*
+        #[must_use]
+        pub fn efficiency(mut self, compression: EfficiencyMode, dedupe: EfficiencyMode) -> Self {
+            let eff = self.efficiency.get_or_insert_with(VolumeEfficiency::default);
+            eff.compression = Some(compression);
+            eff.dedupe = Some(dedupe);
+            self
+        }
+        $( volume_setters! { $($rest)* } )?
+    };
+    ( $(#[$meta:meta])* autosize $(, $($rest:tt)*)? ) => {
+        $(#[$meta])*
+        #[must_use]
+        pub fn autosize(mut self, mode: AutosizeMode, maximum: u64) -> Self {
+            self.autosize = Some(VolumeAutosize {
+                mode: Some(mode),
+                maximum: Some(maximum),
+                ..VolumeAutosize::default()
+            });
+            self
+        }
+        $( volume_setters! { $($rest)* } )?
+    };
+}
+
 /// Body of `POST /api/storage/volumes` for a new FlexVol or FlexGroup.
 ///
 /// ```
@@ -668,24 +709,31 @@ impl VolumeCreate {
         snapshot_policy: into NamedRef,
         /// Snapshot locking (9.12+).
         snapshot_locking_enabled: bool,
+        /// Junction path (`nas.path`), such as `/vol1`.
+        junction_path => nas.path: into String,
+        /// Space guarantee: `GuaranteeType::None` for thin provisioning.
+        guarantee => new guarantee.kind: GuaranteeType,
+        /// Tiering policy.
+        tiering_policy => new tiering.policy: TieringPolicy,
+        /// Request volume encryption (`encryption.enabled`).
+        encryption => new encryption.enabled: bool,
+        /// Ransomware protection state.
+        anti_ransomware => new anti_ransomware.state: AntiRansomwareState,
+        /// QoS policy group by name.
+        qos_policy => new qos.policy: into NamedRef,
     }
 
     fn nas_mut(&mut self) -> &mut VolumeNas {
         self.nas.get_or_insert_with(VolumeNas::default)
     }
 
-    /// Junction path (`nas.path`), such as `/vol1`.
-    #[must_use]
-    pub fn junction_path(mut self, path: impl Into<String>) -> Self {
-        self.nas_mut().path = Some(path.into());
-        self
-    }
-
-    /// Export policy by name (`nas.export_policy.name`).
-    #[must_use]
-    pub fn export_policy(mut self, name: impl Into<String>) -> Self {
-        self.nas_mut().export_policy = Some(ExportPolicyRef::name(name));
-        self
+    volume_setters! {
+        /// Export policy by name (`nas.export_policy.name`).
+        export_policy,
+        /// Compression and deduplication modes.
+        efficiency,
+        /// Autosize mode and maximum size in bytes.
+        autosize,
     }
 
     /// Security style (`nas.security_style`).
@@ -702,78 +750,6 @@ impl VolumeCreate {
         nas.uid = Some(uid);
         nas.gid = Some(gid);
         nas.unix_permissions = Some(unix_permissions);
-        self
-    }
-
-    /// Space guarantee: `GuaranteeType::None` for thin provisioning.
-    #[must_use]
-    pub fn guarantee(mut self, kind: GuaranteeType) -> Self {
-        self.guarantee = Some(VolumeGuarantee {
-            kind: Some(kind),
-            ..VolumeGuarantee::default()
-        });
-        self
-    }
-
-    /// Compression and deduplication modes.
-    #[must_use]
-    pub fn efficiency(mut self, compression: EfficiencyMode, dedupe: EfficiencyMode) -> Self {
-        let eff = self
-            .efficiency
-            .get_or_insert_with(VolumeEfficiency::default);
-        eff.compression = Some(compression);
-        eff.dedupe = Some(dedupe);
-        self
-    }
-
-    /// Tiering policy.
-    #[must_use]
-    pub fn tiering_policy(mut self, policy: TieringPolicy) -> Self {
-        self.tiering = Some(VolumeTiering {
-            policy: Some(policy),
-            ..VolumeTiering::default()
-        });
-        self
-    }
-
-    /// Request volume encryption (`encryption.enabled`).
-    #[must_use]
-    pub fn encryption(mut self, enabled: bool) -> Self {
-        self.encryption = Some(VolumeEncryption {
-            enabled: Some(enabled),
-            ..VolumeEncryption::default()
-        });
-        self
-    }
-
-    /// Ransomware protection state.
-    #[must_use]
-    pub fn anti_ransomware(mut self, state: AntiRansomwareState) -> Self {
-        self.anti_ransomware = Some(VolumeAntiRansomware {
-            state: Some(state),
-            ..VolumeAntiRansomware::default()
-        });
-        self
-    }
-
-    /// QoS policy group by name.
-    #[must_use]
-    pub fn qos_policy(mut self, policy: impl Into<NamedRef>) -> Self {
-        self.qos = Some(VolumeQos {
-            policy: Some(policy.into()),
-            ..VolumeQos::default()
-        });
-        self
-    }
-
-    /// Autosize mode and maximum size in bytes.
-    #[must_use]
-    pub fn autosize(mut self, mode: AutosizeMode, maximum: u64) -> Self {
-        self.autosize = Some(VolumeAutosize {
-            mode: Some(mode),
-            maximum: Some(maximum),
-            ..VolumeAutosize::default()
-        });
         self
     }
 
@@ -857,28 +833,13 @@ impl FlexCloneCreate {
         self
     }
 
-    /// Comment.
-    #[must_use]
-    pub fn comment(mut self, comment: impl Into<String>) -> Self {
-        self.comment = Some(comment.into());
-        self
-    }
-
-    /// Junction path (`nas.path`).
-    #[must_use]
-    pub fn junction_path(mut self, path: impl Into<String>) -> Self {
-        self.nas.get_or_insert_with(VolumeNas::default).path = Some(path.into());
-        self
-    }
-
-    /// Space guarantee.
-    #[must_use]
-    pub fn guarantee(mut self, kind: GuaranteeType) -> Self {
-        self.guarantee = Some(VolumeGuarantee {
-            kind: Some(kind),
-            ..VolumeGuarantee::default()
-        });
-        self
+    setters! {
+        /// Comment.
+        comment: into String,
+        /// Junction path (`nas.path`).
+        junction_path => nas.path: into String,
+        /// Space guarantee.
+        guarantee => new guarantee.kind: GuaranteeType,
     }
 }
 
@@ -974,102 +935,28 @@ impl VolumePatch {
         snapshot_policy: into NamedRef,
         /// Snapshot locking (9.12+).
         snapshot_locking_enabled: bool,
+        /// Start the clone split (`clone.split_initiated`).
+        split_initiated => clone.split_initiated: bool,
+        /// Tiering policy.
+        tiering_policy => new tiering.policy: TieringPolicy,
+        /// Enable or disable encryption.
+        encryption => new encryption.enabled: bool,
+        /// Ransomware protection state.
+        anti_ransomware => new anti_ransomware.state: AntiRansomwareState,
+        /// Junction path (`nas.path`); an empty string unmounts.
+        junction_path => nas.path: into String,
+        /// QoS policy group by name.
+        qos_policy => new qos.policy: into NamedRef,
+        /// Space guarantee.
+        guarantee => new guarantee.kind: GuaranteeType,
     }
 
-    /// Start the clone split (`clone.split_initiated`).
-    #[must_use]
-    pub fn split_initiated(mut self, split: bool) -> Self {
-        self.clone
-            .get_or_insert_with(VolumeClone::default)
-            .split_initiated = Some(split);
-        self
-    }
-
-    /// Compression and deduplication modes.
-    #[must_use]
-    pub fn efficiency(mut self, compression: EfficiencyMode, dedupe: EfficiencyMode) -> Self {
-        let eff = self
-            .efficiency
-            .get_or_insert_with(VolumeEfficiency::default);
-        eff.compression = Some(compression);
-        eff.dedupe = Some(dedupe);
-        self
-    }
-
-    /// Tiering policy.
-    #[must_use]
-    pub fn tiering_policy(mut self, policy: TieringPolicy) -> Self {
-        self.tiering = Some(VolumeTiering {
-            policy: Some(policy),
-            ..VolumeTiering::default()
-        });
-        self
-    }
-
-    /// Enable or disable encryption.
-    #[must_use]
-    pub fn encryption(mut self, enabled: bool) -> Self {
-        self.encryption = Some(VolumeEncryption {
-            enabled: Some(enabled),
-            ..VolumeEncryption::default()
-        });
-        self
-    }
-
-    /// Ransomware protection state.
-    #[must_use]
-    pub fn anti_ransomware(mut self, state: AntiRansomwareState) -> Self {
-        self.anti_ransomware = Some(VolumeAntiRansomware {
-            state: Some(state),
-            ..VolumeAntiRansomware::default()
-        });
-        self
-    }
-
-    /// Export policy by name.
-    #[must_use]
-    pub fn export_policy(mut self, name: impl Into<String>) -> Self {
-        self.nas
-            .get_or_insert_with(VolumeNas::default)
-            .export_policy = Some(ExportPolicyRef::name(name));
-        self
-    }
-
-    /// Junction path (`nas.path`); an empty string unmounts.
-    #[must_use]
-    pub fn junction_path(mut self, path: impl Into<String>) -> Self {
-        self.nas.get_or_insert_with(VolumeNas::default).path = Some(path.into());
-        self
-    }
-
-    /// QoS policy group by name.
-    #[must_use]
-    pub fn qos_policy(mut self, policy: impl Into<NamedRef>) -> Self {
-        self.qos = Some(VolumeQos {
-            policy: Some(policy.into()),
-            ..VolumeQos::default()
-        });
-        self
-    }
-
-    /// Autosize mode and maximum size in bytes.
-    #[must_use]
-    pub fn autosize(mut self, mode: AutosizeMode, maximum: u64) -> Self {
-        self.autosize = Some(VolumeAutosize {
-            mode: Some(mode),
-            maximum: Some(maximum),
-            ..VolumeAutosize::default()
-        });
-        self
-    }
-
-    /// Space guarantee.
-    #[must_use]
-    pub fn guarantee(mut self, kind: GuaranteeType) -> Self {
-        self.guarantee = Some(VolumeGuarantee {
-            kind: Some(kind),
-            ..VolumeGuarantee::default()
-        });
-        self
+    volume_setters! {
+        /// Compression and deduplication modes.
+        efficiency,
+        /// Export policy by name.
+        export_policy,
+        /// Autosize mode and maximum size in bytes.
+        autosize,
     }
 }
