@@ -76,22 +76,22 @@ pub(crate) async fn commit_ok(
 
 /// The create skeleton: the backend realises `record`; under the lock `recheck` runs (it
 /// may refuse, or charge what goes with the record), then `record` is stored as `key`;
-/// the answer is 201 with `Location: href`.
+/// the answer is 201 with `Location:` the record's own link.
 pub(crate) async fn create(
     sim: &Sim,
     req: &ApiRequest,
     (collection, key): (&str, &str),
     record: &Value,
-    href: &str,
     recheck: impl FnOnce(&mut Store) -> Result<(), ApiError>,
 ) -> Result<Response, ApiError> {
+    let href = str_at(record, "/_links/self/href");
     commit(sim, [created(collection, record)], |s| {
         recheck(s)?;
         s.insert(collection, key, record.clone());
         Ok(())
     })
     .await?;
-    Ok(super::created(req, record, href))
+    Ok(super::created(req, record, &href))
 }
 
 /// Realises and stores a LUN or namespace `record` of `collection`: under the lock its path
@@ -107,12 +107,7 @@ pub(crate) async fn commit_block(
     let uuid = str_at(record, "/uuid");
     commit(sim, [created(collection, record)], |s| {
         if super::san::block_path_taken(s, &str_at(record, "/svm/uuid"), &str_at(record, "/name")) {
-            return Err(ApiError::new(
-                409,
-                taken_code,
-                "A LUN or NVMe namespace already exists at the specified path.",
-            )
-            .with_target("name"));
+            return Err(super::san::path_taken(taken_code));
         }
         let held = super::san::reserved(
             super::san::is_thick(record),
@@ -130,30 +125,117 @@ pub(crate) async fn commit_block(
     .await
 }
 
-/// Deletes a LUN or namespace `record` of `collection` after `maps` (the deletions of its
-/// maps, realised first): under the lock `unmap` takes the maps out of the store, then the
-/// record goes and its reservation is released from its volume, if that is still there.
+/// The maps (records of `maps`) whose `member_ptr` (`/lun/uuid`, `/igroup/uuid`,
+/// `/namespace/uuid`, `/subsystem/uuid`) is `member`, in key order.
+pub(crate) fn maps_of(sim: &Sim, maps: &str, (member_ptr, member): (&str, &str)) -> Vec<Value> {
+    sim.read(|s| {
+        s.iter(maps)
+            .filter(|(_, m)| str_at(m, member_ptr) == member)
+            .map(|(_, m)| m.clone())
+            .collect()
+    })
+}
+
+/// Deletes `record` (key `key` of `collection`) with its `maps` (records of `maps_coll`):
+/// the backend is told of each map's deletion, then of the record's; under the lock
+/// `unmap` takes each map out of the store, then the record goes.
+pub(crate) async fn delete_mapped(
+    sim: &Sim,
+    (maps_coll, maps): (&str, &[Value]),
+    (collection, key, record): (&str, &str, &Value),
+    unmap: impl Fn(&mut Store, &Value),
+) -> Result<Response, ApiError> {
+    delete_mapped_then(
+        sim,
+        (maps_coll, maps),
+        (collection, key, record),
+        unmap,
+        |_| Ok(()),
+    )
+    .await
+}
+
+/// [`delete_mapped`], running `gone` under the lock when the record was still there.
+async fn delete_mapped_then(
+    sim: &Sim,
+    (maps_coll, maps): (&str, &[Value]),
+    (collection, key, record): (&str, &str, &Value),
+    unmap: impl Fn(&mut Store, &Value),
+    gone: impl FnOnce(&mut Store) -> Result<(), ApiError>,
+) -> Result<Response, ApiError> {
+    let changes: Vec<Change> = maps
+        .iter()
+        .map(|m| deleted(maps_coll, m))
+        .chain([deleted(collection, record)])
+        .collect();
+    commit_ok(sim, changes, |s| {
+        for m in maps {
+            unmap(s, m);
+        }
+        if s.remove(collection, key).is_some() {
+            gone(s)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Deletes a LUN or namespace `record` of `collection` with its `maps` ([`delete_mapped`]);
+/// its reservation is released from its volume, if that is still there.
 pub(crate) async fn delete_block(
     sim: &Sim,
-    maps: impl IntoIterator<Item = Change>,
+    maps: (&str, &[Value]),
     collection: &str,
     record: &Value,
     what: &str,
-    unmap: impl FnOnce(&mut Store),
+    unmap: impl Fn(&mut Store, &Value),
 ) -> Result<Response, ApiError> {
-    let changes = maps.into_iter().chain([deleted(collection, record)]);
-    commit_ok(sim, changes, |s| {
-        unmap(s);
-        if s.remove(collection, &str_at(record, "/uuid")).is_some() {
-            let vuuid = str_at(record, "/location/volume/uuid");
-            if s.get(crate::store::coll::VOLUMES, &vuuid).is_some() {
-                let held = super::san::reserved(
-                    super::san::is_thick(record),
-                    crate::store::u64_at(record, "/space/size"),
-                );
-                super::san::charge(s, &vuuid, -(held as i64), what)?;
-            }
+    let uuid = str_at(record, "/uuid");
+    delete_mapped_then(sim, maps, (collection, &uuid, record), unmap, |s| {
+        let vuuid = str_at(record, "/location/volume/uuid");
+        if s.get(crate::store::coll::VOLUMES, &vuuid).is_some() {
+            let held = super::san::reserved(
+                super::san::is_thick(record),
+                crate::store::u64_at(record, "/space/size"),
+            );
+            super::san::charge(s, &vuuid, -(held as i64), what)?;
         }
+        Ok(())
+    })
+    .await
+}
+
+/// A PATCH of the LUN or namespace `before` (record `uuid` of `collection`) to `after`,
+/// whose size grew by `grown` bytes: a thick record's reservation grows with it, checked
+/// against its volume first and charged under the lock. There `keep` carries into `after`
+/// what may have moved meanwhile (maps), then `after` replaces the record.
+pub(crate) async fn patch_block(
+    sim: &Sim,
+    (collection, uuid): (&str, &str),
+    (before, mut after): (Value, Value),
+    grown: i64,
+    what: &str,
+    keep: impl FnOnce(&mut Store, &mut Value),
+) -> Result<Response, ApiError> {
+    let vuuid = str_at(&before, "/location/volume/uuid");
+    // Only a thick record's reservation follows its size.
+    let delta = if super::san::is_thick(&before) {
+        grown
+    } else {
+        0
+    };
+    if delta > 0 {
+        let vrec = sim
+            .read(|s| s.get(crate::store::coll::VOLUMES, &vuuid).cloned())
+            .ok_or_else(ApiError::not_found)?;
+        super::san::check_room(&vrec, delta as u64, what)?;
+    }
+    commit_ok(sim, [modified(collection, before, &after)], |s| {
+        if delta != 0 {
+            super::san::charge(s, &vuuid, delta, what)?;
+        }
+        keep(s, &mut after);
+        s.insert(collection, uuid, after);
         Ok(())
     })
     .await
@@ -195,8 +277,7 @@ pub(crate) async fn create_service(
     recheck: impl FnOnce(&Store) -> Result<(), ApiError>,
 ) -> Result<Response, ApiError> {
     let svm = str_at(record, "/svm/uuid");
-    let href = str_at(record, "/_links/self/href");
-    create(sim, req, (collection, &svm), record, &href, |s| {
+    create(sim, req, (collection, &svm), record, |s| {
         recheck(s)?;
         set_service_flag(s, &svm, flag, true);
         Ok(())

@@ -23,7 +23,8 @@
 //! 4. **Reads.** Collection GET: [`list`] (fields, filters with all operators,
 //!    order_by, max_records + `next` links, return_records=false, SVM tunnelling: all
 //!    done for you; pass a scope predicate for sub-collections). Instance GET:
-//!    [`get_one`].
+//!    [`get_one`]. Routes that need nothing else take [`list_handler`] and
+//!    [`get_handler`]: `get(list_handler(&LUN_SPEC))`.
 //! 5. **Writes.** Validate first: [`ApiRequest::check_fields`] with the postable or
 //!    patchable fields (unknown field → 400/262179), [`ApiRequest::create_svm`] for the
 //!    owning SVM (body `svm` or tunnel header), the `opt_*`/`req_*` helpers of
@@ -38,7 +39,8 @@
 //!    `Err(JobFailure::new(code, msg))` for failures ONTAP reports in the job. Answer with
 //!    [`job_accepted`] (202 + `Location`, or 201/200 when `return_timeout` lets the job
 //!    finish). Query PATCH/DELETE: [`select_for_query`] then one job per record and
-//!    [`jobs_accepted`], or [`sync_query_done`] for synchronous resources.
+//!    [`jobs_accepted`], or [`sync_query_done`] for synchronous resources
+//!    (`san::each_selected` runs the instance handler on each selected record).
 //!    Multi-record POST: [`bulk_records`] yields the record bodies; validate each with
 //!    [`ApiRequest::for_record`] (so `check_fields`/`create_svm` work unchanged), then
 //!    run one job that commits them in order and undoes the done ones on failure
@@ -59,6 +61,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::Router;
 use http::StatusCode;
@@ -245,6 +248,27 @@ pub(crate) fn list_records(
     ))
 }
 
+/// What a handler that answers without waiting returns.
+type Ready = std::future::Ready<Result<Response, ApiError>>;
+
+/// The collection GET handler of `spec`: [`list`] over every record the request may see.
+pub(crate) fn list_handler(
+    spec: &'static ResourceSpec,
+) -> impl Fn(State<Sim>, ApiRequest) -> Ready + Clone + Send + Sync + 'static {
+    move |State(sim): State<Sim>, req: ApiRequest| {
+        std::future::ready(list(&sim, &req, spec, |_| true))
+    }
+}
+
+/// The instance GET handler of `spec` for a one-segment key (`.../{uuid}`): [`get_one`].
+pub(crate) fn get_handler(
+    spec: &'static ResourceSpec,
+) -> impl Fn(State<Sim>, Path<String>, ApiRequest) -> Ready + Clone + Send + Sync + 'static {
+    move |State(sim): State<Sim>, Path(key): Path<String>, req: ApiRequest| {
+        std::future::ready(get_one(&sim, &req, spec, &key))
+    }
+}
+
 /// Instance GET (default fields: all).
 pub(crate) fn get_one(
     sim: &Sim,
@@ -292,8 +316,14 @@ pub(crate) async fn commit_create(
 /// 201 for a synchronous create: empty body, or `num_records`+`records` with
 /// `return_records=true`; `Location` names the new record.
 pub(crate) fn created(req: &ApiRequest, record: &Value, location: &str) -> Response {
+    created_all(req, vec![record.clone()], location)
+}
+
+/// [`created`] for a POST that adds several records at once (igroup initiators, subsystem
+/// hosts); `Location` names the first.
+pub(crate) fn created_all(req: &ApiRequest, records: Vec<Value>, location: &str) -> Response {
     let body = if req.query.return_records == Some(true) {
-        json!({"num_records": 1, "records": [record]})
+        json!({"num_records": records.len(), "records": records})
     } else {
         json!({})
     };

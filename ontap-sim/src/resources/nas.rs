@@ -7,15 +7,15 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use http::StatusCode;
 use serde_json::{json, Map, Value};
 
+use super::commit::{commit, deleted, modified};
+use super::san::ok_empty;
 use super::{
-    commit_create, created, int_key, json_response, list, list_records, render_one,
+    commit_create, created, get_handler, int_key, list_handler, list_records, render_one,
     select_for_query, svm_ref, sync_query_done, ApiError, ApiRequest, ResourceSpec, Sim, Store,
 };
 use crate::api::{check_fields, opt_bool, opt_enum, opt_str, req_str};
-use crate::backend::Change;
 use crate::query::percent_encode;
 use crate::store::{coll, str_at};
 
@@ -100,39 +100,25 @@ pub(crate) fn routes() -> Router<Sim> {
     Router::new()
         .route(
             "/api/protocols/nfs/services",
-            get(|State(sim): State<Sim>, req: ApiRequest| async move {
-                list(&sim, &req, &NFS_SERVICES, |_| true)
-            }),
+            get(list_handler(&NFS_SERVICES)),
         )
         .route(
             "/api/protocols/nfs/services/{svm}",
-            get(
-                |State(sim): State<Sim>, Path(u): Path<String>, req: ApiRequest| async move {
-                    super::get_one(&sim, &req, &NFS_SERVICES, &u)
-                },
-            ),
+            get(get_handler(&NFS_SERVICES)),
         )
         .route(
             "/api/protocols/cifs/services",
-            get(|State(sim): State<Sim>, req: ApiRequest| async move {
-                list(&sim, &req, &CIFS_SERVICES, |_| true)
-            }),
+            get(list_handler(&CIFS_SERVICES)),
         )
         .route(
             "/api/protocols/cifs/services/{svm}",
-            get(
-                |State(sim): State<Sim>, Path(u): Path<String>, req: ApiRequest| async move {
-                    super::get_one(&sim, &req, &CIFS_SERVICES, &u)
-                },
-            ),
+            get(get_handler(&CIFS_SERVICES)),
         )
         .route(
             "/api/protocols/nfs/export-policies",
-            get(|State(sim): State<Sim>, req: ApiRequest| async move {
-                list(&sim, &req, &POLICIES, |_| true)
-            })
-            .post(policy_create)
-            .delete(policy_delete_query),
+            get(list_handler(&POLICIES))
+                .post(policy_create)
+                .delete(policy_delete_query),
         )
         .route(
             "/api/protocols/nfs/export-policies/{id}",
@@ -148,11 +134,9 @@ pub(crate) fn routes() -> Router<Sim> {
         )
         .route(
             "/api/protocols/cifs/shares",
-            get(|State(sim): State<Sim>, req: ApiRequest| async move {
-                list(&sim, &req, &SHARES, |_| true)
-            })
-            .post(share_create)
-            .delete(share_delete_query),
+            get(list_handler(&SHARES))
+                .post(share_create)
+                .delete(share_delete_query),
         )
         .route(
             "/api/protocols/cifs/shares/{svm}/{name}",
@@ -365,14 +349,9 @@ async fn policy_get(
 }
 
 async fn update_policy(sim: &Sim, before: Value, after: Value) -> Result<(), ApiError> {
-    sim.realise(Change::Modified {
-        collection: coll::EXPORT_POLICIES.into(),
-        before: before.clone(),
-        after: after.clone(),
-    })
-    .await?;
+    let change = modified(coll::EXPORT_POLICIES, before.clone(), &after);
     let key = int_key(after["id"].as_u64().unwrap_or(0));
-    sim.write(|s| {
+    commit(sim, [change], |s| {
         // Keep volume references in step with a rename.
         if before["name"] != after["name"] {
             let svm = str_at(&after, "/svm/uuid");
@@ -391,8 +370,9 @@ async fn update_policy(sim: &Sim, before: Value, after: Value) -> Result<(), Api
             }
         }
         s.insert(coll::EXPORT_POLICIES, &key, after);
-    });
-    Ok(())
+        Ok(())
+    })
+    .await
 }
 
 async fn policy_patch(
@@ -435,7 +415,7 @@ async fn policy_patch(
         Ok((before, after))
     })?;
     update_policy(&sim, before, after).await?;
-    Ok(json_response(StatusCode::OK, &json!({})))
+    Ok(ok_empty())
 }
 
 async fn remove_policy(sim: &Sim, rec: Value) -> Result<(), ApiError> {
@@ -460,18 +440,12 @@ async fn remove_policy(sim: &Sim, rec: Value) -> Result<(), ApiError> {
             format!("Ruleset is in use by a volume.  It cannot be deleted until all volumes that refer to it are first deleted (volume \"{v}\")."),
         ));
     }
-    sim.realise(Change::Deleted {
-        collection: coll::EXPORT_POLICIES.into(),
-        record: rec.clone(),
+    let key = int_key(rec["id"].as_u64().unwrap_or(0));
+    commit(sim, [deleted(coll::EXPORT_POLICIES, &rec)], |s| {
+        s.remove(coll::EXPORT_POLICIES, &key);
+        Ok(())
     })
-    .await?;
-    sim.write(|s| {
-        s.remove(
-            coll::EXPORT_POLICIES,
-            &int_key(rec["id"].as_u64().unwrap_or(0)),
-        )
-    });
-    Ok(())
+    .await
 }
 
 async fn policy_delete(
@@ -481,7 +455,7 @@ async fn policy_delete(
 ) -> Result<Response, ApiError> {
     let rec = sim.read(|s| policy(s, &req, &id).cloned())?;
     remove_policy(&sim, rec).await?;
-    Ok(json_response(StatusCode::OK, &json!({})))
+    Ok(ok_empty())
 }
 
 async fn policy_delete_query(
@@ -606,7 +580,7 @@ async fn rule_patch(
         Ok::<_, ApiError>((before, after))
     })?;
     update_policy(&sim, before, after).await?;
-    Ok(json_response(StatusCode::OK, &json!({})))
+    Ok(ok_empty())
 }
 
 async fn rule_delete(
@@ -629,7 +603,7 @@ async fn rule_delete(
         Ok::<_, ApiError>((before, after))
     })?;
     update_policy(&sim, before, after).await?;
-    Ok(json_response(StatusCode::OK, &json!({})))
+    Ok(ok_empty())
 }
 
 fn share_key(svm_uuid: &str, name: &str) -> String {
@@ -809,27 +783,34 @@ async fn share_patch(
         validate_share(&body, &mut after)?;
         Ok::<_, ApiError>((before, after))
     })?;
-    sim.realise(Change::Modified {
-        collection: coll::CIFS_SHARES.into(),
-        before,
-        after: after.clone(),
+    store_share(&sim, (&svm, &name), before, &after).await?;
+    Ok(ok_empty())
+}
+
+/// Realises the change of share `svm`/`name` from `before` to `after`, then stores `after`.
+async fn store_share(
+    sim: &Sim,
+    (svm, name): (&str, &str),
+    before: Value,
+    after: &Value,
+) -> Result<(), ApiError> {
+    let key = share_key(svm, name);
+    commit(sim, [modified(coll::CIFS_SHARES, before, after)], |s| {
+        s.insert(coll::CIFS_SHARES, &key, after.clone());
+        Ok(())
     })
-    .await?;
-    sim.write(|s| s.insert(coll::CIFS_SHARES, &share_key(&svm, &name), after));
-    Ok(json_response(StatusCode::OK, &json!({})))
+    .await
 }
 
 async fn remove_share(sim: &Sim, key: &str) -> Result<(), ApiError> {
     let Some(rec) = sim.read(|s| s.get(coll::CIFS_SHARES, key).cloned()) else {
         return Err(ApiError::not_found());
     };
-    sim.realise(Change::Deleted {
-        collection: coll::CIFS_SHARES.into(),
-        record: rec,
+    commit(sim, [deleted(coll::CIFS_SHARES, &rec)], |s| {
+        s.remove(coll::CIFS_SHARES, key);
+        Ok(())
     })
-    .await?;
-    sim.write(|s| s.remove(coll::CIFS_SHARES, key));
-    Ok(())
+    .await
 }
 
 async fn share_delete(
@@ -839,7 +820,7 @@ async fn share_delete(
 ) -> Result<Response, ApiError> {
     sim.read(|s| share(s, &req, &svm, &name).map(|_| ()))?;
     remove_share(&sim, &share_key(&svm, &name)).await?;
-    Ok(json_response(StatusCode::OK, &json!({})))
+    Ok(ok_empty())
 }
 
 async fn share_delete_query(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
@@ -894,6 +875,14 @@ async fn acls_list(
     })
 }
 
+fn no_acl() -> ApiError {
+    ApiError::new(
+        404,
+        "655516",
+        "The share ACL does not exist for given user and share",
+    )
+}
+
 async fn acl_get(
     State(sim): State<Sim>,
     Path((svm, name, who, kind)): Path<(String, String, String, String)>,
@@ -904,13 +893,7 @@ async fn acl_get(
         let recs = acl_records(sh);
         let r = recs
             .get(&format!("{}/{kind}", who.to_lowercase()))
-            .ok_or_else(|| {
-                ApiError::new(
-                    404,
-                    "655516",
-                    "The share ACL does not exist for given user and share",
-                )
-            })?;
+            .ok_or_else(no_acl)?;
         Ok(render_one(&req, &ACLS, r))
     })
 }
@@ -931,13 +914,7 @@ async fn edit_acls(
         after["acls"] = Value::Array(acls);
         Ok::<_, ApiError>((before, after))
     })?;
-    sim.realise(Change::Modified {
-        collection: coll::CIFS_SHARES.into(),
-        before,
-        after: after.clone(),
-    })
-    .await?;
-    sim.write(|s| s.insert(coll::CIFS_SHARES, &share_key(svm, name), after.clone()));
+    store_share(sim, (svm, name), before, &after).await?;
     Ok(after)
 }
 
@@ -993,18 +970,12 @@ async fn acl_patch(
         let a = acls
             .iter_mut()
             .find(|a| same_acl(a, &who, &kind))
-            .ok_or_else(|| {
-                ApiError::new(
-                    404,
-                    "655516",
-                    "The share ACL does not exist for given user and share",
-                )
-            })?;
+            .ok_or_else(no_acl)?;
         a["permission"] = json!(perm);
         Ok(())
     })
     .await?;
-    Ok(json_response(StatusCode::OK, &json!({})))
+    Ok(ok_empty())
 }
 
 async fn acl_delete(
@@ -1016,14 +987,10 @@ async fn acl_delete(
         let before = acls.len();
         acls.retain(|a| !same_acl(a, &who, &kind));
         if acls.len() == before {
-            return Err(ApiError::new(
-                404,
-                "655516",
-                "The share ACL does not exist for given user and share",
-            ));
+            return Err(no_acl());
         }
         Ok(())
     })
     .await?;
-    Ok(json_response(StatusCode::OK, &json!({})))
+    Ok(ok_empty())
 }

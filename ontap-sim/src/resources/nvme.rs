@@ -8,7 +8,6 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use http::StatusCode;
 use serde_json::{json, Value};
 
 use self::rules::{
@@ -16,20 +15,20 @@ use self::rules::{
     lowest_free_nsid, new_subsystem_serial, parse_hex_id, target_nqn, DEFAULT_BLOCK_SIZE,
     NAMESPACE_OS_TYPES, SUBSYSTEM_OS_TYPES,
 };
-use super::commit::{self, commit_ok, deleted, lookup, modified};
+use super::commit::{self, commit_ok, deleted, lookup};
 use super::san::rules::PathKind;
 use super::san::{
-    block_path_taken, charge, check_room, find_ref, for_each_selected, is_thick, ok_empty,
-    req_enum, reserved, resolve_location, size_input, svm_or,
+    allows, block_location, block_path_taken, check_room, each_selected, find_ref, get_in_svm,
+    grow_size, guard_delete, lookup_in_svm, ok_empty, patch_enabled, path_taken, req_enum,
+    reserved, resolve_location, size_input, svm_without,
 };
 use super::{
-    get_one, href_ref, json_response_at, list, list_records, svm_ref, volume_ref, ApiError,
-    ApiRequest, ResourceSpec, Sim, Store,
+    get_handler, get_one, href_ref, list_handler, list_records, svm_ref, ApiError, ApiRequest,
+    ResourceSpec, Sim, Store,
 };
 use crate::api::{opt_bool, opt_str, req_str};
-use crate::backend::Change;
 use crate::jobs::now_timestamp;
-use crate::store::{coll, str_at, u64_at};
+use crate::store::{coll, str_at};
 
 /// Pure NVMe rules, independent of HTTP and of the record store.
 pub(crate) mod rules {
@@ -316,7 +315,7 @@ pub(crate) fn routes() -> Router<Sim> {
     Router::new()
         .route(
             "/api/protocols/nvme/services",
-            get(service_list).post(service_create),
+            get(list_handler(&SERVICE_SPEC)).post(service_create),
         )
         .route(
             "/api/protocols/nvme/services/{svm}",
@@ -324,26 +323,27 @@ pub(crate) fn routes() -> Router<Sim> {
         )
         .route(
             "/api/storage/namespaces",
-            get(ns_list).post(ns_create).delete(
-                |State(sim): State<Sim>, req: ApiRequest| async move {
-                    for_each_selected(&sim, req, &NAMESPACE_SPEC, |sim, k, req| {
-                        ns_delete(State(sim), Path(k), req)
-                    })
-                    .await
-                },
-            ),
+            get(list_handler(&NAMESPACE_SPEC))
+                .post(ns_create)
+                .delete(each_selected(&NAMESPACE_SPEC, |sim, k, req| {
+                    ns_delete(State(sim), Path(k), req)
+                })),
         )
         .route(
             "/api/storage/namespaces/{uuid}",
-            get(ns_get).patch(ns_patch).delete(ns_delete),
+            get(get_handler(&NAMESPACE_SPEC))
+                .patch(ns_patch)
+                .delete(ns_delete),
         )
         .route(
             "/api/protocols/nvme/subsystems",
-            get(sub_list).post(sub_create),
+            get(list_handler(&SUBSYSTEM_SPEC)).post(sub_create),
         )
         .route(
             "/api/protocols/nvme/subsystems/{uuid}",
-            get(sub_get).patch(sub_patch).delete(sub_delete),
+            get(get_handler(&SUBSYSTEM_SPEC))
+                .patch(sub_patch)
+                .delete(sub_delete),
         )
         .route(
             "/api/protocols/nvme/subsystems/{uuid}/hosts",
@@ -355,7 +355,7 @@ pub(crate) fn routes() -> Router<Sim> {
         )
         .route(
             "/api/protocols/nvme/subsystem-maps",
-            get(map_list).post(map_create),
+            get(list_handler(&MAP_SPEC)).post(map_create),
         )
         .route(
             "/api/protocols/nvme/subsystem-maps/{subsystem}/{namespace}",
@@ -373,36 +373,27 @@ fn no_service() -> ApiError {
     )
 }
 
-async fn service_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
-    list(&sim, &req, &SERVICE_SPEC, |_| true)
-}
-
 async fn service_get(
     State(sim): State<Sim>,
     Path(svm): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    if sim.read(|s| s.get(coll::NVME_SERVICES, &svm).is_none()) {
-        return Err(sim.read(|s| svm_or(s, &svm, no_service())));
-    }
-    get_one(&sim, &req, &SERVICE_SPEC, &svm)
+    get_in_svm(&sim, &req, &SERVICE_SPEC, (&svm, &svm), no_service)
+}
+
+fn service_exists() -> ApiError {
+    ApiError::new(
+        409,
+        "72089650",
+        "An NVMe service already exists for the specified SVM.",
+    )
 }
 
 async fn service_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
     req.check_fields(&["svm", "enabled"])?;
     let body = req.body_obj();
     let enabled = opt_bool(&body, "enabled")?.unwrap_or(true);
-    let plan = |s: &Store| -> Result<(String, String), ApiError> {
-        let (u, n) = req.create_svm(s)?;
-        if s.get(coll::NVME_SERVICES, &u).is_some() {
-            return Err(ApiError::new(
-                409,
-                "72089650",
-                "An NVMe service already exists for the specified SVM.",
-            ));
-        }
-        Ok((u, n))
-    };
+    let plan = |s: &Store| svm_without(s, &req, coll::NVME_SERVICES, service_exists);
     let (u, n) = sim.read(plan)?;
     let record = json!({
         "svm": svm_ref(&u, &n),
@@ -417,16 +408,7 @@ async fn service_patch(
     Path(svm): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    req.check_fields(&["enabled"])?;
-    let body = req.body_obj();
-    let before = lookup(&sim, &req, coll::NVME_SERVICES, &svm, || {
-        sim.read(|s| svm_or(s, &svm, no_service()))
-    })?;
-    let mut after = before.clone();
-    if let Some(e) = opt_bool(&body, "enabled")? {
-        after["enabled"] = json!(e);
-    }
-    commit::replace(&sim, coll::NVME_SERVICES, &svm, before, after).await
+    patch_enabled(&sim, &req, (coll::NVME_SERVICES, &svm), no_service).await
 }
 
 async fn service_delete(
@@ -434,9 +416,7 @@ async fn service_delete(
     Path(svm): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let rec = lookup(&sim, &req, coll::NVME_SERVICES, &svm, || {
-        sim.read(|s| svm_or(s, &svm, no_service()))
-    })?;
+    let rec = lookup_in_svm(&sim, &req, (coll::NVME_SERVICES, &svm), &svm, no_service)?;
     if rec["enabled"] == true {
         return Err(ApiError::new(409, "72090028", "The NVMe service is enabled. The NVMe service must be disabled before it can be deleted."));
     }
@@ -459,18 +439,6 @@ pub(crate) fn cloned_namespaces(sources: &[Value], clone: &Value) -> Vec<Value> 
 
 fn ns_not_found() -> ApiError {
     ApiError::new(404, "72090006", "The specified namespace was not found.")
-}
-
-async fn ns_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
-    list(&sim, &req, &NAMESPACE_SPEC, |_| true)
-}
-
-async fn ns_get(
-    State(sim): State<Sim>,
-    Path(uuid): Path<String>,
-    req: ApiRequest,
-) -> Result<Response, ApiError> {
-    get_one(&sim, &req, &NAMESPACE_SPEC, &uuid)
 }
 
 async fn ns_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
@@ -512,14 +480,11 @@ async fn ns_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, 
             return Err(ApiError::new(400, "72089728", "NVMe namespaces cannot be created on a FlexGroup volume."));
         }
         if block_path_taken(s, &svm_uuid, &path.full()) {
-            return Err(ApiError::new(409, "72089725", "A LUN or NVMe namespace already exists at the specified path.").with_target("name"));
+            return Err(path_taken("72089725"));
         }
         // Namespaces are created thin (no reservation), as ONTAP does.
         check_room(&vrec, reserved(false, size), "namespace")?;
-        let mut location = json!({"namespace": path.name, "volume": volume_ref(&vuuid, &path.volume)});
-        if let Some(q) = &path.qtree {
-            location["qtree"] = json!({"name": q});
-        }
+        let location = block_location(&path, &vuuid, "namespace");
         Ok(json!({
             "uuid": uuid,
             "name": path.full(),
@@ -553,49 +518,37 @@ async fn ns_patch(
     let body = req.body_obj();
     let before = lookup(&sim, &req, NAMESPACES, &uuid, ns_not_found)?;
     let mut after = before.clone();
-    let old = u64_at(&before, "/space/size");
-    let vuuid = str_at(&before, "/location/volume/uuid");
-    let mut delta = 0i64;
-    if let Some(s) = size_input(&body, "space.size")? {
-        let size = check_namespace_size(&s)?;
-        if size < old {
-            // ONTAP documents no code for shrinking a namespace; refuse as an invalid value.
-            return Err(ApiError::new(
-                400,
-                "262185",
-                "Reducing the size of an NVMe namespace is not supported.",
-            )
-            .with_target("space.size"));
-        }
-        delta = (size - old) as i64;
-        after["space"]["size"] = json!(size);
-    }
+    let grown = grow_size(&body, (&before, &mut after), check_namespace_size, || {
+        // ONTAP documents no code for shrinking a namespace; refuse as an invalid value.
+        ApiError::new(
+            400,
+            "262185",
+            "Reducing the size of an NVMe namespace is not supported.",
+        )
+        .with_target("space.size")
+    })?;
     if let Some(c) = opt_str(&body, "comment")? {
         after["comment"] = json!(c);
     }
     if let Some(e) = opt_bool(&body, "enabled")? {
         after["enabled"] = json!(e);
     }
-    let delta = if is_thick(&before) { delta } else { 0 };
-    if delta > 0 {
-        let vrec = sim
-            .read(|s| s.get(coll::VOLUMES, &vuuid).cloned())
-            .ok_or_else(ApiError::not_found)?;
-        check_room(&vrec, delta as u64, "namespace")?;
-    }
-    commit_ok(&sim, [modified(NAMESPACES, before, &after)], |s| {
-        if delta != 0 {
-            charge(s, &vuuid, delta, "namespace")?;
-        }
-        if let Some(cur) = s.get(NAMESPACES, &uuid) {
-            if let Some(m) = cur.get("subsystem_map") {
-                after["subsystem_map"] = m.clone();
+    let records = (before, after);
+    commit::patch_block(
+        &sim,
+        (NAMESPACES, &uuid),
+        records,
+        grown,
+        "namespace",
+        |s, after| {
+            if let Some(cur) = s.get(NAMESPACES, &uuid) {
+                if let Some(m) = cur.get("subsystem_map") {
+                    after["subsystem_map"] = m.clone();
+                }
+                after["status"]["mapped"] = cur["status"]["mapped"].clone();
             }
-            after["status"]["mapped"] = cur["status"]["mapped"].clone();
-        }
-        s.insert(NAMESPACES, &uuid, after);
-        Ok(())
-    })
+        },
+    )
     .await
 }
 
@@ -605,32 +558,19 @@ async fn ns_delete(
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
     let rec = lookup(&sim, &req, NAMESPACES, &uuid, ns_not_found)?;
-    let map = sim.read(|s| {
-        s.iter(SUBSYSTEM_MAPS)
-            .find(|(_, m)| str_at(m, "/namespace/uuid") == uuid)
-            .map(|(_, m)| m.clone())
-    });
-    let allow = req
-        .query
-        .flag("allow_delete_while_mapped")?
-        .unwrap_or(false);
+    // A namespace maps to one subsystem at most.
+    let map = commit::maps_of(&sim, SUBSYSTEM_MAPS, ("/namespace/uuid", &uuid))
+        .into_iter()
+        .next();
+    let allow = allows(&req, "allow_delete_while_mapped")?;
     if map.is_some() && !allow {
         // The 9.7 API lists no code for this; the generic "in use" code is used.
         return Err(ApiError::in_use("The NVMe namespace is mapped to an NVMe subsystem. Use the \"allow_delete_while_mapped\" query parameter to delete it."));
     }
-    crate::resources::mav::guard(
-        &sim,
-        "vserver nvme namespace delete",
-        &[
-            ("vserver", &str_at(&rec, "/svm/name")),
-            ("path", &str_at(&rec, "/name")),
-        ],
-    )?;
-    let changes: Vec<Change> = map.iter().map(|m| deleted(SUBSYSTEM_MAPS, m)).collect();
-    commit::delete_block(&sim, changes, NAMESPACES, &rec, "namespace", |s| {
-        if let Some(m) = &map {
-            unmap_in_store(s, &str_at(m, "/subsystem/uuid"), &uuid);
-        }
+    guard_delete(&sim, "vserver nvme namespace delete", &rec, "path")?;
+    let maps = (SUBSYSTEM_MAPS, map.as_slice());
+    commit::delete_block(&sim, maps, NAMESPACES, &rec, "namespace", |s, m| {
+        unmap_in_store(s, &str_at(m, "/subsystem/uuid"), &uuid);
     })
     .await
 }
@@ -686,18 +626,6 @@ fn nqn_entries(v: &Value, field: &str, existing: &[String]) -> Result<Vec<String
         out.push(nqn.to_string());
     }
     Ok(out)
-}
-
-async fn sub_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
-    list(&sim, &req, &SUBSYSTEM_SPEC, |_| true)
-}
-
-async fn sub_get(
-    State(sim): State<Sim>,
-    Path(uuid): Path<String>,
-    req: ApiRequest,
-) -> Result<Response, ApiError> {
-    get_one(&sim, &req, &SUBSYSTEM_SPEC, &uuid)
 }
 
 async fn sub_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
@@ -758,8 +686,7 @@ async fn sub_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
     if let Some(c) = comment {
         record["comment"] = json!(c);
     }
-    let href = format!("/api/protocols/nvme/subsystems/{uuid}");
-    commit::create(&sim, &req, (SUBSYSTEMS, &uuid), &record, &href, |s| {
+    commit::create(&sim, &req, (SUBSYSTEMS, &uuid), &record, |s| {
         plan(s).map(drop)
     })
     .await
@@ -791,43 +718,18 @@ async fn sub_delete(
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
     let rec = lookup(&sim, &req, SUBSYSTEMS, &uuid, sub_not_found)?;
-    let maps: Vec<Value> = sim.read(|s| {
-        s.iter(SUBSYSTEM_MAPS)
-            .filter(|(_, m)| str_at(m, "/subsystem/uuid") == uuid)
-            .map(|(_, m)| m.clone())
-            .collect()
-    });
-    if !maps.is_empty()
-        && !req
-            .query
-            .flag("allow_delete_while_mapped")?
-            .unwrap_or(false)
-    {
+    let maps = commit::maps_of(&sim, SUBSYSTEM_MAPS, ("/subsystem/uuid", &uuid));
+    if !maps.is_empty() && !allows(&req, "allow_delete_while_mapped")? {
         return Err(ApiError::new(409, "72090023", "The NVMe subsystem contains one or more mapped namespaces. Use the \"allow_delete_while_mapped\" query parameter to delete an NVMe subsystem with mapped NVMe namespaces."));
     }
-    if !host_nqns(&rec).is_empty() && !req.query.flag("allow_delete_with_hosts")?.unwrap_or(false) {
+    if !host_nqns(&rec).is_empty() && !allows(&req, "allow_delete_with_hosts")? {
         return Err(ApiError::new(409, "72090024", "The NVMe subsystem contains one or more NVMe hosts. Use the \"allow_delete_with_hosts\" query parameter to delete an NVMe subsystem with NVMe hosts."));
     }
-    crate::resources::mav::guard(
-        &sim,
-        "vserver nvme subsystem delete",
-        &[
-            ("vserver", &str_at(&rec, "/svm/name")),
-            ("subsystem", &str_at(&rec, "/name")),
-        ],
-    )?;
-    let changes: Vec<Change> = maps.iter().map(|m| deleted(SUBSYSTEM_MAPS, m)).collect();
-    commit_ok(
-        &sim,
-        changes.into_iter().chain([deleted(SUBSYSTEMS, &rec)]),
-        |s| {
-            for m in &maps {
-                unmap_in_store(s, &uuid, &str_at(m, "/namespace/uuid"));
-            }
-            s.remove(SUBSYSTEMS, &uuid);
-            Ok(())
-        },
-    )
+    guard_delete(&sim, "vserver nvme subsystem delete", &rec, "subsystem")?;
+    let subsystem = (SUBSYSTEMS, uuid.as_str(), &rec);
+    commit::delete_mapped(&sim, (SUBSYSTEM_MAPS, &maps), subsystem, |s, m| {
+        unmap_in_store(s, &uuid, &str_at(m, "/namespace/uuid"));
+    })
     .await
 }
 
@@ -885,17 +787,8 @@ async fn host_add(
     }
     commit::set_fields(&sim, (SUBSYSTEMS, &uuid), before, &after, &["hosts"]).await?;
     let recs: Vec<Value> = new.iter().map(|n| host_record(&uuid, n)).collect();
-    let body = if req.query.return_records == Some(true) {
-        json!({"num_records": recs.len(), "records": recs})
-    } else {
-        json!({})
-    };
     let location = format!("/api/protocols/nvme/subsystems/{uuid}/hosts/{}", new[0]);
-    Ok(json_response_at(
-        StatusCode::CREATED,
-        &body,
-        Some(&location),
-    ))
+    Ok(super::created_all(&req, recs, &location))
 }
 
 async fn host_remove(
@@ -936,10 +829,6 @@ fn unmap_in_store(s: &mut Store, sub_uuid: &str, ns_uuid: &str) {
     }
     let group = (SUBSYSTEMS, sub_uuid);
     commit::unmap_from_group(s, group, "subsystem_maps", ("/namespace/uuid", ns_uuid));
-}
-
-async fn map_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
-    list(&sim, &req, &MAP_SPEC, |_| true)
 }
 
 async fn map_get(
@@ -1018,8 +907,7 @@ async fn map_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
         "anagrpid": hex_id(nsid),
         "_links": {"self": {"href": format!("/api/protocols/nvme/subsystem-maps/{key}")}},
     });
-    let href = format!("/api/protocols/nvme/subsystem-maps/{key}");
-    commit::create(&sim, &req, (SUBSYSTEM_MAPS, &key), &record, &href, |s| {
+    commit::create(&sim, &req, (SUBSYSTEM_MAPS, &key), &record, |s| {
         let (_, _, again) = plan(s)?;
         if again != nsid {
             return Err(ApiError::new(409, "1", "The NSID was taken by a concurrent map; retry."));

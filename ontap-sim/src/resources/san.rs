@@ -41,8 +41,8 @@ use self::rules::{
 };
 use super::commit::{self, commit_ok, deleted, lookup, modified};
 use super::{
-    get_one, href_ref, json_response, list, list_records, svm_ref, volume_ref, ApiError,
-    ApiRequest, ResourceSpec, Sim, Store,
+    get_handler, get_one, href_ref, json_response, list_handler, list_records, svm_ref, volume_ref,
+    ApiError, ApiRequest, ResourceSpec, Sim, Store,
 };
 use crate::api::{body_at, opt_bool, opt_enum, opt_str, req_str};
 use crate::backend::Change;
@@ -537,6 +537,22 @@ pub(crate) mod rules {
         format!(
             "iqn.1992-08.com.netapp:sn.{}:vs.{vserver_id}",
             hex.to_ascii_lowercase()
+        )
+    }
+
+    /// The FC target WWNN ONTAP gives an SVM: NetApp's `20:00:00:a0:98` prefix plus the
+    /// first three bytes of the SVM UUID.
+    pub(crate) fn fcp_target_wwnn(svm_uuid: &str) -> String {
+        let hex: String = svm_uuid
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(6)
+            .collect();
+        format!(
+            "20:00:00:a0:98:{}:{}:{}",
+            &hex[0..2],
+            &hex[2..4],
+            &hex[4..6]
         )
     }
 
@@ -1077,39 +1093,34 @@ pub(crate) fn routes() -> Router<Sim> {
     Router::new()
         .route(
             "/api/storage/luns",
-            get(lun_list)
+            get(list_handler(&LUN_SPEC))
                 .post(lun_create)
-                .patch(|State(sim): State<Sim>, req: ApiRequest| async move {
-                    for_each_selected(&sim, req, &LUN_SPEC, |sim, k, req| {
-                        lun_patch(State(sim), Path(k), req)
-                    })
-                    .await
-                })
-                .delete(|State(sim): State<Sim>, req: ApiRequest| async move {
-                    for_each_selected(&sim, req, &LUN_SPEC, |sim, k, req| {
-                        lun_delete(State(sim), Path(k), req)
-                    })
-                    .await
-                }),
+                .patch(each_selected(&LUN_SPEC, |sim, k, req| {
+                    lun_patch(State(sim), Path(k), req)
+                }))
+                .delete(each_selected(&LUN_SPEC, |sim, k, req| {
+                    lun_delete(State(sim), Path(k), req)
+                })),
         )
         .route(
             "/api/storage/luns/{uuid}",
-            get(lun_get).patch(lun_patch).delete(lun_delete),
+            get(get_handler(&LUN_SPEC))
+                .patch(lun_patch)
+                .delete(lun_delete),
         )
         .route(
             "/api/protocols/san/igroups",
-            get(igroup_list).post(igroup_create).delete(
-                |State(sim): State<Sim>, req: ApiRequest| async move {
-                    for_each_selected(&sim, req, &IGROUP_SPEC, |sim, k, req| {
-                        igroup_delete(State(sim), Path(k), req)
-                    })
-                    .await
-                },
-            ),
+            get(list_handler(&IGROUP_SPEC))
+                .post(igroup_create)
+                .delete(each_selected(&IGROUP_SPEC, |sim, k, req| {
+                    igroup_delete(State(sim), Path(k), req)
+                })),
         )
         .route(
             "/api/protocols/san/igroups/{uuid}",
-            get(igroup_get).patch(igroup_patch).delete(igroup_delete),
+            get(get_handler(&IGROUP_SPEC))
+                .patch(igroup_patch)
+                .delete(igroup_delete),
         )
         .route(
             "/api/protocols/san/igroups/{uuid}/initiators",
@@ -1121,15 +1132,12 @@ pub(crate) fn routes() -> Router<Sim> {
         )
         .route(
             "/api/protocols/san/lun-maps",
-            get(map_list).post(map_create).delete(
-                |State(sim): State<Sim>, req: ApiRequest| async move {
-                    for_each_selected(&sim, req, &LUN_MAP_SPEC, |sim, k, req| {
-                        let (lun, ig) = k.split_once('/').unwrap_or((k.as_str(), ""));
-                        map_delete(State(sim), Path((lun.to_string(), ig.to_string())), req)
-                    })
-                    .await
-                },
-            ),
+            get(list_handler(&LUN_MAP_SPEC))
+                .post(map_create)
+                .delete(each_selected(&LUN_MAP_SPEC, |sim, k, req| {
+                    let (lun, ig) = k.split_once('/').unwrap_or((k.as_str(), ""));
+                    map_delete(State(sim), Path((lun.to_string(), ig.to_string())), req)
+                })),
         )
         .route(
             "/api/protocols/san/lun-maps/{lun}/{igroup}",
@@ -1137,7 +1145,7 @@ pub(crate) fn routes() -> Router<Sim> {
         )
         .route(
             "/api/protocols/san/iscsi/services",
-            get(iscsi_list).post(iscsi_create),
+            get(list_handler(&ISCSI_SERVICE_SPEC)).post(iscsi_create),
         )
         .route(
             "/api/protocols/san/iscsi/services/{svm}",
@@ -1145,7 +1153,7 @@ pub(crate) fn routes() -> Router<Sim> {
         )
         .route(
             "/api/protocols/san/iscsi/credentials",
-            get(cred_list).post(cred_create),
+            get(list_handler(&CREDENTIALS_SPEC)).post(cred_create),
         )
         .route(
             "/api/protocols/san/iscsi/credentials/{svm}/{initiator}",
@@ -1153,7 +1161,7 @@ pub(crate) fn routes() -> Router<Sim> {
         )
         .route(
             "/api/protocols/san/fcp/services",
-            get(fcp_list).post(fcp_create),
+            get(list_handler(&FCP_SERVICE_SPEC)).post(fcp_create),
         )
         .route(
             "/api/protocols/san/fcp/services/{svm}",
@@ -1222,6 +1230,40 @@ pub(crate) fn block_path_taken(store: &Store, svm_uuid: &str, path: &str) -> boo
             .find_named(c, Some(svm_uuid), path, |_| true)
             .is_some()
     })
+}
+
+/// 409 `code` (5374242 for LUNs, 72089725 for namespaces): a LUN or namespace is at the
+/// path already.
+pub(crate) fn path_taken(code: &str) -> ApiError {
+    ApiError::new(
+        409,
+        code,
+        "A LUN or NVMe namespace already exists at the specified path.",
+    )
+    .with_target("name")
+}
+
+/// The `location` of a LUN or namespace at `path` in volume `vuuid`; `base_field`
+/// (`logical_unit`, `namespace`) holds the path's last part.
+pub(crate) fn block_location(path: &StoragePath, vuuid: &str, base_field: &str) -> Value {
+    let mut location = json!({base_field: path.name, "volume": volume_ref(vuuid, &path.volume)});
+    if let Some(q) = &path.qtree {
+        location["qtree"] = json!({"name": q});
+    }
+    location
+}
+
+/// A serial number no LUN in `s` has, nor any of `taken`.
+fn fresh_serial(s: &Store, taken: &[String]) -> String {
+    loop {
+        let candidate = new_lun_serial(|n| fastrand::usize(..n));
+        if s.find(LUNS, |v| v["serial_number"] == candidate.as_str())
+            .is_none()
+            && !taken.contains(&candidate)
+        {
+            break candidate;
+        }
+    }
 }
 
 /// Resolves the volume a LUN or namespace is created in, from `name` and/or
@@ -1322,6 +1364,27 @@ pub(crate) fn reserved(thick: bool, size: u64) -> u64 {
     }
 }
 
+/// Applies a PATCH body's `space.size` (checked by `check`) to `after`, a LUN or
+/// namespace that is `before`; a smaller size is refused with `shrunk`. Returns by how
+/// many bytes the size grew (0 when the body has none).
+pub(crate) fn grow_size(
+    body: &Map<String, Value>,
+    (before, after): (&Value, &mut Value),
+    check: fn(&SizeInput<'_>) -> Result<u64, Violation>,
+    shrunk: fn() -> ApiError,
+) -> Result<i64, ApiError> {
+    let old = u64_at(before, "/space/size");
+    let Some(s) = size_input(body, "space.size")? else {
+        return Ok(0);
+    };
+    let size = check(&s)?;
+    if size < old {
+        return Err(shrunk());
+    }
+    after["space"]["size"] = json!(size);
+    Ok((size - old) as i64)
+}
+
 /// Checks that `bytes` fit in the volume's available space.
 pub(crate) fn check_room(vrec: &Value, bytes: u64, what: &str) -> Result<(), ApiError> {
     let avail = u64_at(vrec, "/space/available");
@@ -1415,15 +1478,7 @@ pub(crate) fn cloned_block_records(
 pub(crate) fn cloned_luns(s: &Store, sources: &[Value], clone: &Value) -> Vec<Value> {
     let mut taken: Vec<String> = Vec::new();
     cloned_block_records(sources, clone, |r| {
-        let serial = loop {
-            let candidate = new_lun_serial(|n| fastrand::usize(..n));
-            if s.find(LUNS, |v| v["serial_number"] == candidate.as_str())
-                .is_none()
-                && !taken.contains(&candidate)
-            {
-                break candidate;
-            }
-        };
+        let serial = fresh_serial(s, &taken);
         r["serial_number"] = json!(serial);
         taken.push(serial);
     })
@@ -1476,24 +1531,48 @@ where
     Ok(super::sync_query_done(&req, n))
 }
 
+/// The handler of a query PATCH or DELETE on a synchronous collection:
+/// [`for_each_selected`] with `one` (usually the instance handler, given the key).
+pub(crate) fn each_selected<F, Fut>(
+    spec: &'static ResourceSpec,
+    one: F,
+) -> impl Fn(State<Sim>, ApiRequest) -> BoxedAnswer + Clone + Send + Sync + 'static
+where
+    F: Fn(Sim, String, ApiRequest) -> Fut + Copy + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    move |State(sim): State<Sim>, req: ApiRequest| {
+        Box::pin(async move { for_each_selected(&sim, req, spec, one).await })
+    }
+}
+
+/// The answer of a handler that waits, boxed so that a function can return the handler.
+pub(crate) type BoxedAnswer =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, ApiError>> + Send>>;
+
+/// Whether the request's query sets `flag` (`allow_delete_while_mapped`, ...); absent is no.
+pub(crate) fn allows(req: &ApiRequest, flag: &str) -> Result<bool, ApiError> {
+    Ok(req.query.flag(flag)?.unwrap_or(false))
+}
+
+/// Asks multi-admin verification about the deletion of `rec` (a LUN, igroup, namespace,
+/// subsystem) by `operation`: its SVM as `vserver`, its name as `name_arg`.
+pub(crate) fn guard_delete(
+    sim: &Sim,
+    operation: &str,
+    rec: &Value,
+    name_arg: &str,
+) -> Result<(), ApiError> {
+    let (vserver, name) = (str_at(rec, "/svm/name"), str_at(rec, "/name"));
+    crate::resources::mav::guard(sim, operation, &[("vserver", &vserver), (name_arg, &name)])
+}
+
 /// Realises a change in the backend; refusals become API errors.
 pub(crate) async fn realise(sim: &Sim, change: Change) -> Result<(), ApiError> {
     sim.realise(change).await.map_err(ApiError::from)
 }
 
 // ---------------------------------------------------------------- LUNs
-
-async fn lun_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
-    list(&sim, &req, &LUN_SPEC, |_| true)
-}
-
-async fn lun_get(
-    State(sim): State<Sim>,
-    Path(uuid): Path<String>,
-    req: ApiRequest,
-) -> Result<Response, ApiError> {
-    get_one(&sim, &req, &LUN_SPEC, &uuid)
-}
 
 /// The LUN record a create body asks for, validated against the store (`req` carries
 /// this record's body).
@@ -1521,27 +1600,11 @@ fn lun_prepare(s: &Store, req: &ApiRequest) -> Result<Value, ApiError> {
             ));
         }
         if block_path_taken(s, &svm_uuid, &path.full()) {
-            return Err(ApiError::new(
-                409,
-                "5374242",
-                "A LUN or NVMe namespace already exists at the specified path.",
-            )
-            .with_target("name"));
+            return Err(path_taken("5374242"));
         }
         check_room(&vrec, reserved(thick, size), "LUN")?;
-        let serial = loop {
-            let candidate = new_lun_serial(|n| fastrand::usize(..n));
-            if s.find(LUNS, |v| v["serial_number"] == candidate.as_str())
-                .is_none()
-            {
-                break candidate;
-            }
-        };
-        let mut location =
-            json!({"logical_unit": path.name, "volume": volume_ref(&vuuid, &path.volume)});
-        if let Some(q) = &path.qtree {
-            location["qtree"] = json!({"name": q});
-        }
+        let serial = fresh_serial(s, &[]);
+        let location = block_location(&path, &vuuid, "logical_unit");
         Ok(json!({
             "uuid": uuid,
             "name": path.full(),
@@ -1619,12 +1682,7 @@ async fn lun_bulk_create(
                 .iter()
                 .any(|r| r["svm"]["uuid"] == rec["svm"]["uuid"] && r["name"] == rec["name"])
             {
-                return Err(ApiError::new(
-                    409,
-                    "5374242",
-                    "A LUN or NVMe namespace already exists at the specified path.",
-                )
-                .with_target("name"));
+                return Err(path_taken("5374242"));
             }
             out.push(rec);
         }
@@ -1665,22 +1723,14 @@ async fn lun_patch(
     let before = lookup(&sim, &req, LUNS, &uuid, lun_not_found)?;
     let mut after = before.clone();
     let svm_uuid = str_at(&before, "/svm/uuid");
-    let vuuid = str_at(&before, "/location/volume/uuid");
-    let old_size = u64_at(&before, "/space/size");
-    let mut delta: i64 = 0;
-    if let Some(s) = size_input(&body, "space.size")? {
-        let size = check_lun_size(&s)?;
-        if size < old_size {
-            return Err(ApiError::new(
-                400,
-                "5374892",
-                "An attempt was made to reduce the size of a LUN.",
-            )
-            .with_target("space.size"));
-        }
-        delta = (size - old_size) as i64;
-        after["space"]["size"] = json!(size);
-    }
+    let grown = grow_size(&body, (&before, &mut after), check_lun_size, || {
+        ApiError::new(
+            400,
+            "5374892",
+            "An attempt was made to reduce the size of a LUN.",
+        )
+        .with_target("space.size")
+    })?;
     let new_base = match (
         opt_str(&body, "name")?,
         opt_str(&body, "location.logical_unit")?,
@@ -1712,12 +1762,7 @@ async fn lun_patch(
         let full = p.full();
         if full != str_at(&before, "/name") {
             if sim.read(|s| block_path_taken(s, &svm_uuid, &full)) {
-                return Err(ApiError::new(
-                    409,
-                    "5374242",
-                    "A LUN or NVMe namespace already exists at the specified path.",
-                )
-                .with_target("name"));
+                return Err(path_taken("5374242"));
             }
             after["name"] = json!(full);
             after["location"]["logical_unit"] = json!(p.name);
@@ -1729,20 +1774,11 @@ async fn lun_patch(
     if let Some(e) = opt_bool(&body, "enabled")? {
         after["enabled"] = json!(e);
     }
-    // Only a thick LUN's reservation follows its size.
-    let delta = if is_thick(&before) { delta } else { 0 };
-    if delta > 0 {
-        let vrec = sim
-            .read(|s| s.get(coll::VOLUMES, &vuuid).cloned())
-            .ok_or_else(ApiError::not_found)?;
-        check_room(&vrec, delta as u64, "LUN")?;
-    }
-    commit_ok(&sim, [modified(LUNS, before.clone(), &after)], |s| {
-        if delta != 0 {
-            charge(s, &vuuid, delta, "LUN")?;
-        }
-        let new_name = str_at(&after, "/name");
-        if new_name != str_at(&before, "/name") {
+    let old_name = str_at(&before, "/name");
+    let records = (before, after);
+    commit::patch_block(&sim, (LUNS, &uuid), records, grown, "LUN", |s, after| {
+        let new_name = str_at(after, "/name");
+        if new_name != old_name {
             rename_in_maps(s, &uuid, &new_name);
         }
         // Keep lun_maps as the store has them now (maps may have changed meanwhile).
@@ -1750,8 +1786,6 @@ async fn lun_patch(
             after["lun_maps"] = cur["lun_maps"].clone();
             after["status"]["mapped"] = cur["status"]["mapped"].clone();
         }
-        s.insert(LUNS, &uuid, after);
-        Ok(())
     })
     .await
 }
@@ -1788,32 +1822,14 @@ async fn lun_delete(
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
     let rec = lookup(&sim, &req, LUNS, &uuid, lun_not_found)?;
-    let allow = req
-        .query
-        .flag("allow_delete_while_mapped")?
-        .unwrap_or(false);
-    let maps: Vec<Value> = sim.read(|s| {
-        s.iter(LUN_MAPS)
-            .filter(|(_, m)| str_at(m, "/lun/uuid") == uuid)
-            .map(|(_, m)| m.clone())
-            .collect()
-    });
+    let allow = allows(&req, "allow_delete_while_mapped")?;
+    let maps = commit::maps_of(&sim, LUN_MAPS, ("/lun/uuid", &uuid));
     if !maps.is_empty() && !allow {
         return Err(ApiError::new(409, "1254197", "The LUN is mapped and cannot be deleted without specifying the \"allow_delete_while_mapped\" query parameter."));
     }
-    crate::resources::mav::guard(
-        &sim,
-        "lun delete",
-        &[
-            ("vserver", &str_at(&rec, "/svm/name")),
-            ("path", &str_at(&rec, "/name")),
-        ],
-    )?;
-    let changes: Vec<Change> = maps.iter().map(|m| deleted(LUN_MAPS, m)).collect();
-    commit::delete_block(&sim, changes, LUNS, &rec, "LUN", |s| {
-        for m in &maps {
-            unmap_in_store(s, &str_at(m, "/lun/uuid"), &str_at(m, "/igroup/uuid"));
-        }
+    guard_delete(&sim, "lun delete", &rec, "path")?;
+    commit::delete_block(&sim, (LUN_MAPS, &maps), LUNS, &rec, "LUN", |s, m| {
+        unmap_in_store(s, &str_at(m, "/lun/uuid"), &str_at(m, "/igroup/uuid"));
     })
     .await
 }
@@ -1908,6 +1924,24 @@ fn check_new_initiators(
     Ok(())
 }
 
+/// [`check_new_initiators`] for the stored igroup `ig`, as if its OS type were `os_type`.
+fn check_igroup_initiators(
+    sim: &Sim,
+    ig: &Value,
+    os_type: &str,
+    (existing, new): (&[String], &[(String, Option<String>)]),
+    conflict_code: &str,
+) -> Result<(), ApiError> {
+    let (svm_uuid, igroup_uuid) = (str_at(ig, "/svm/uuid"), str_at(ig, "/uuid"));
+    let ctx = IgroupCtx {
+        svm_uuid: &svm_uuid,
+        igroup_uuid: &igroup_uuid,
+        protocol: protocol_of(ig),
+        os_type,
+    };
+    sim.read(|s| check_new_initiators(s, &ctx, existing, new, conflict_code))
+}
+
 fn initiator_names(g: &Value) -> Vec<String> {
     g["initiators"]
         .as_array()
@@ -1924,18 +1958,6 @@ fn initiator_record(igroup_uuid: &str, name: &str, comment: Option<&str>) -> Val
         v["comment"] = json!(c);
     }
     v
-}
-
-async fn igroup_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
-    list(&sim, &req, &IGROUP_SPEC, |_| true)
-}
-
-async fn igroup_get(
-    State(sim): State<Sim>,
-    Path(uuid): Path<String>,
-    req: ApiRequest,
-) -> Result<Response, ApiError> {
-    get_one(&sim, &req, &IGROUP_SPEC, &uuid)
 }
 
 async fn igroup_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
@@ -2005,8 +2027,7 @@ async fn igroup_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respon
     if let Some(c) = comment {
         record["comment"] = json!(c);
     }
-    let href = format!("/api/protocols/san/igroups/{uuid}");
-    commit::create(&sim, &req, (IGROUPS, &uuid), &record, &href, |s| {
+    commit::create(&sim, &req, (IGROUPS, &uuid), &record, |s| {
         check(s).map(drop)
     })
     .await
@@ -2039,20 +2060,7 @@ async fn igroup_patch(
             .into_iter()
             .map(|n| (n, None))
             .collect();
-        sim.read(|s| {
-            check_new_initiators(
-                s,
-                &IgroupCtx {
-                    svm_uuid: &svm_uuid,
-                    igroup_uuid: &uuid,
-                    protocol: protocol_of(&before),
-                    os_type: &os,
-                },
-                &[],
-                &names,
-                "5374733",
-            )
-        })?;
+        check_igroup_initiators(&sim, &before, &os, (&[], &names), "5374733")?;
         after["os_type"] = json!(os);
     }
     if let Some(c) = opt_str(&body, "comment")? {
@@ -2101,34 +2109,16 @@ async fn igroup_delete(
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
     let rec = lookup(&sim, &req, IGROUPS, &uuid, igroup_not_found)?;
-    let allow = req
-        .query
-        .flag("allow_delete_while_mapped")?
-        .unwrap_or(false);
+    let allow = allows(&req, "allow_delete_while_mapped")?;
     let maps = maps_of_igroup(&sim, &uuid);
     if !maps.is_empty() && !allow {
         return Err(mapped_igroup());
     }
-    crate::resources::mav::guard(
-        &sim,
-        "lun igroup delete",
-        &[
-            ("vserver", &str_at(&rec, "/svm/name")),
-            ("igroup", &str_at(&rec, "/name")),
-        ],
-    )?;
-    let changes: Vec<Change> = maps.iter().map(|m| deleted(LUN_MAPS, m)).collect();
-    commit_ok(
-        &sim,
-        changes.into_iter().chain([deleted(IGROUPS, &rec)]),
-        |s| {
-            for m in &maps {
-                unmap_in_store(s, &str_at(m, "/lun/uuid"), &uuid);
-            }
-            s.remove(IGROUPS, &uuid);
-            Ok(())
-        },
-    )
+    guard_delete(&sim, "lun igroup delete", &rec, "igroup")?;
+    let group = (IGROUPS, uuid.as_str(), &rec);
+    commit::delete_mapped(&sim, (LUN_MAPS, &maps), group, |s, m| {
+        unmap_in_store(s, &str_at(m, "/lun/uuid"), &uuid);
+    })
     .await
 }
 
@@ -2137,12 +2127,7 @@ fn mapped_igroup() -> ApiError {
 }
 
 fn maps_of_igroup(sim: &Sim, igroup_uuid: &str) -> Vec<Value> {
-    sim.read(|s| {
-        s.iter(LUN_MAPS)
-            .filter(|(_, m)| str_at(m, "/igroup/uuid") == igroup_uuid)
-            .map(|(_, m)| m.clone())
-            .collect()
-    })
+    commit::maps_of(sim, LUN_MAPS, ("/igroup/uuid", igroup_uuid))
 }
 
 fn initiator_map(rec: &Value) -> BTreeMap<String, Value> {
@@ -2210,23 +2195,9 @@ async fn initiator_add(
         ));
     }
     let before = lookup(&sim, &req, IGROUPS, &uuid, igroup_not_found)?;
-    let svm_uuid = str_at(&before, "/svm/uuid");
     let os = str_at(&before, "/os_type");
     let existing = initiator_names(&before);
-    sim.read(|s| {
-        check_new_initiators(
-            s,
-            &IgroupCtx {
-                svm_uuid: &svm_uuid,
-                igroup_uuid: &uuid,
-                protocol: protocol_of(&before),
-                os_type: &os,
-            },
-            &existing,
-            &new,
-            "5374734",
-        )
-    })?;
+    check_igroup_initiators(&sim, &before, &os, (&existing, &new), "5374734")?;
     let mut after = before.clone();
     if let Some(arr) = after["initiators"].as_array_mut() {
         for (n, c) in &new {
@@ -2239,16 +2210,7 @@ async fn initiator_add(
         .map(|(n, c)| initiator_record(&uuid, n, c.as_deref()))
         .collect();
     let location = format!("/api/protocols/san/igroups/{uuid}/initiators/{}", new[0].0);
-    let body = if req.query.return_records == Some(true) {
-        json!({"num_records": recs.len(), "records": recs})
-    } else {
-        json!({})
-    };
-    Ok(super::json_response_at(
-        StatusCode::CREATED,
-        &body,
-        Some(&location),
-    ))
+    Ok(super::created_all(&req, recs, &location))
 }
 
 async fn initiator_remove(
@@ -2267,10 +2229,7 @@ async fn initiator_remove(
             "The initiator is not a member of the group.",
         ));
     }
-    let allow = req
-        .query
-        .flag("allow_delete_while_mapped")?
-        .unwrap_or(false);
+    let allow = allows(&req, "allow_delete_while_mapped")?;
     if !allow && !maps_of_igroup(&sim, &uuid).is_empty() {
         return Err(mapped_igroup());
     }
@@ -2308,10 +2267,6 @@ fn unmap_in_store(s: &mut Store, lun_uuid: &str, igroup_uuid: &str) {
     }
     let group = (IGROUPS, igroup_uuid);
     commit::unmap_from_group(s, group, "lun_maps", ("/lun/uuid", lun_uuid));
-}
-
-async fn map_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
-    list(&sim, &req, &LUN_MAP_SPEC, |_| true)
 }
 
 async fn map_get(
@@ -2392,8 +2347,7 @@ async fn map_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response,
         "logical_unit_number": id,
         "_links": {"self": {"href": format!("/api/protocols/san/lun-maps/{key}")}},
     });
-    let href = format!("/api/protocols/san/lun-maps/{key}");
-    commit::create(&sim, &req, (LUN_MAPS, &key), &record, &href, |s| {
+    commit::create(&sim, &req, (LUN_MAPS, &key), &record, |s| {
         let (lun, ig, id2) = plan(s)?;
         if id2 != id {
             // Another map took the id meanwhile; the caller may retry.
@@ -2458,10 +2412,6 @@ async fn map_delete(
 
 // ---------------------------------------------------------------- iSCSI services
 
-async fn iscsi_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
-    list(&sim, &req, &ISCSI_SERVICE_SPEC, |_| true)
-}
-
 fn no_iscsi_service() -> ApiError {
     ApiError::new(404, "5374078", "The SVM does not have an iSCSI service.")
 }
@@ -2471,11 +2421,13 @@ async fn iscsi_get(
     Path(svm): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let exists = sim.read(|s| s.get(coll::ISCSI_SERVICES, &svm).is_some());
-    if !exists {
-        return Err(sim.read(|s| svm_or(s, &svm, no_iscsi_service())));
-    }
-    get_one(&sim, &req, &ISCSI_SERVICE_SPEC, &svm)
+    get_in_svm(
+        &sim,
+        &req,
+        &ISCSI_SERVICE_SPEC,
+        (&svm, &svm),
+        no_iscsi_service,
+    )
 }
 
 /// 404 2621462 when the SVM itself does not exist, else `otherwise`.
@@ -2491,20 +2443,65 @@ pub(crate) fn svm_or(s: &Store, svm_uuid: &str, otherwise: ApiError) -> ApiError
     }
 }
 
+/// The record `key` of `collection` (a service or credential of SVM `svm`) when the
+/// request may see it; else 404 2621462 when the SVM does not exist, or `missing`.
+pub(crate) fn lookup_in_svm(
+    sim: &Sim,
+    req: &ApiRequest,
+    (collection, key): (&str, &str),
+    svm: &str,
+    missing: fn() -> ApiError,
+) -> Result<Value, ApiError> {
+    lookup(sim, req, collection, key, || {
+        sim.read(|s| svm_or(s, svm, missing()))
+    })
+}
+
+/// Instance GET of record `key` of `spec` (a service or credential of SVM `svm`): when the
+/// store has no such record, 404 2621462 if the SVM does not exist, else `missing`.
+pub(crate) fn get_in_svm(
+    sim: &Sim,
+    req: &ApiRequest,
+    spec: &ResourceSpec,
+    (key, svm): (&str, &str),
+    missing: fn() -> ApiError,
+) -> Result<Response, ApiError> {
+    if sim.read(|s| s.get(spec.collection, key).is_none()) {
+        return Err(sim.read(|s| svm_or(s, svm, missing())));
+    }
+    get_one(sim, req, spec, key)
+}
+
+/// The SVM a service POST is for (body `svm` or tunnel headers), refused with `taken`
+/// when it has a record of `collection` (its service) already.
+pub(crate) fn svm_without(
+    s: &Store,
+    req: &ApiRequest,
+    collection: &str,
+    taken: fn() -> ApiError,
+) -> Result<(String, String), ApiError> {
+    let (u, n) = req.create_svm(s)?;
+    if s.get(collection, &u).is_some() {
+        return Err(taken());
+    }
+    Ok((u, n))
+}
+
+fn iscsi_exists() -> ApiError {
+    ApiError::new(
+        409,
+        "5374077",
+        "An iSCSI service already exists for the specified SVM.",
+    )
+}
+
 async fn iscsi_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
     req.check_fields(&["svm", "enabled", "target.alias"])?;
     let body = req.body_obj();
     let enabled = opt_bool(&body, "enabled")?.unwrap_or(true);
     let alias = opt_str(&body, "target.alias")?;
     let record = sim.write(|s| -> Result<Value, ApiError> {
-        let (svm_uuid, svm_name) = req.create_svm(s)?;
-        if s.get(coll::ISCSI_SERVICES, &svm_uuid).is_some() {
-            return Err(ApiError::new(
-                409,
-                "5374077",
-                "An iSCSI service already exists for the specified SVM.",
-            ));
-        }
+        let (svm_uuid, svm_name) = svm_without(s, &req, coll::ISCSI_SERVICES, iscsi_exists)?;
         let vs = s.next_counter("vserver_id") + 100;
         Ok(json!({
             "svm": svm_ref(&svm_uuid, &svm_name),
@@ -2517,11 +2514,7 @@ async fn iscsi_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Respons
     let svm_uuid = str_at(&record, "/svm/uuid");
     commit::create_service(&sim, &req, ISCSI_SERVICE, &record, |s| {
         if s.get(coll::ISCSI_SERVICES, &svm_uuid).is_some() {
-            return Err(ApiError::new(
-                409,
-                "5374077",
-                "An iSCSI service already exists for the specified SVM.",
-            ));
+            return Err(iscsi_exists());
         }
         Ok(())
     })
@@ -2535,9 +2528,13 @@ async fn iscsi_patch(
 ) -> Result<Response, ApiError> {
     req.check_fields(&["enabled", "target.alias"])?;
     let body = req.body_obj();
-    let before = lookup(&sim, &req, coll::ISCSI_SERVICES, &svm, || {
-        sim.read(|s| svm_or(s, &svm, no_iscsi_service()))
-    })?;
+    let before = lookup_in_svm(
+        &sim,
+        &req,
+        (coll::ISCSI_SERVICES, &svm),
+        &svm,
+        no_iscsi_service,
+    )?;
     let mut after = before.clone();
     if let Some(e) = opt_bool(&body, "enabled")? {
         after["enabled"] = json!(e);
@@ -2553,9 +2550,13 @@ async fn iscsi_delete(
     Path(svm): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let rec = lookup(&sim, &req, coll::ISCSI_SERVICES, &svm, || {
-        sim.read(|s| svm_or(s, &svm, no_iscsi_service()))
-    })?;
+    let rec = lookup_in_svm(
+        &sim,
+        &req,
+        (coll::ISCSI_SERVICES, &svm),
+        &svm,
+        no_iscsi_service,
+    )?;
     if rec["enabled"] == true {
         return Err(ApiError::new(409, "5373960", "The iSCSI service is enabled. The iSCSI service must be disabled before it can be deleted."));
     }
@@ -2628,20 +2629,13 @@ fn chap_public(chap: &Chap) -> Value {
     out
 }
 
-async fn cred_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
-    list(&sim, &req, &CREDENTIALS_SPEC, |_| true)
-}
-
 async fn cred_get(
     State(sim): State<Sim>,
     Path((svm, initiator)): Path<(String, String)>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
     let key = cred_key(&svm, &initiator);
-    if sim.read(|s| s.get(ISCSI_CREDENTIALS, &key).is_none()) {
-        return Err(sim.read(|s| svm_or(s, &svm, no_credential())));
-    }
-    get_one(&sim, &req, &CREDENTIALS_SPEC, &key)
+    get_in_svm(&sim, &req, &CREDENTIALS_SPEC, (&key, &svm), no_credential)
 }
 
 async fn cred_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
@@ -2720,9 +2714,7 @@ async fn cred_patch(
     req.check_fields(&["authentication_type", "chap", "initiator_address"])?;
     let body = req.body_obj();
     let key = cred_key(&svm, &initiator);
-    let before = lookup(&sim, &req, ISCSI_CREDENTIALS, &key, || {
-        sim.read(|s| svm_or(s, &svm, no_credential()))
-    })?;
+    let before = lookup_in_svm(&sim, &req, (ISCSI_CREDENTIALS, &key), &svm, no_credential)?;
     let auth = match opt_enum(&body, "authentication_type", &["chap", "none", "deny"])? {
         Some(a) => AuthType::parse(&a).unwrap_or(AuthType::None),
         None => AuthType::parse(&str_at(&before, "/authentication_type")).unwrap_or(AuthType::None),
@@ -2787,9 +2779,7 @@ async fn cred_delete(
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
     let key = cred_key(&svm, &initiator);
-    let rec = lookup(&sim, &req, ISCSI_CREDENTIALS, &key, || {
-        sim.read(|s| svm_or(s, &svm, no_credential()))
-    })?;
+    let rec = lookup_in_svm(&sim, &req, (ISCSI_CREDENTIALS, &key), &svm, no_credential)?;
     commit::remove(&sim, ISCSI_CREDENTIALS, &key, &rec).await
 }
 
@@ -2803,49 +2793,32 @@ fn no_fcp_service() -> ApiError {
     )
 }
 
-async fn fcp_list(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
-    list(&sim, &req, &FCP_SERVICE_SPEC, |_| true)
-}
-
 async fn fcp_get(
     State(sim): State<Sim>,
     Path(svm): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    if sim.read(|s| s.get(FCP_SERVICES, &svm).is_none()) {
-        return Err(sim.read(|s| svm_or(s, &svm, no_fcp_service())));
-    }
-    get_one(&sim, &req, &FCP_SERVICE_SPEC, &svm)
+    get_in_svm(&sim, &req, &FCP_SERVICE_SPEC, (&svm, &svm), no_fcp_service)
+}
+
+fn fcp_exists() -> ApiError {
+    ApiError::new(
+        409,
+        "5374082",
+        "The Fibre Channel Protocol service already exists for the SVM.",
+    )
 }
 
 async fn fcp_create(State(sim): State<Sim>, req: ApiRequest) -> Result<Response, ApiError> {
     req.check_fields(&["svm", "enabled"])?;
     let body = req.body_obj();
     let enabled = opt_bool(&body, "enabled")?.unwrap_or(true);
-    let plan = |s: &Store| -> Result<(String, String), ApiError> {
-        let (u, n) = req.create_svm(s)?;
-        if s.get(FCP_SERVICES, &u).is_some() {
-            return Err(ApiError::new(
-                409,
-                "5374082",
-                "The Fibre Channel Protocol service already exists for the SVM.",
-            ));
-        }
-        Ok((u, n))
-    };
+    let plan = |s: &Store| svm_without(s, &req, FCP_SERVICES, fcp_exists);
     let (u, n) = sim.read(plan)?;
-    // The target WWNN: NetApp's 20:00:00:a0:98 prefix plus bytes of the SVM UUID.
-    let hex: String = u.chars().filter(char::is_ascii_hexdigit).take(6).collect();
-    let wwnn = format!(
-        "20:00:00:a0:98:{}:{}:{}",
-        &hex[0..2],
-        &hex[2..4],
-        &hex[4..6]
-    );
     let record = json!({
         "svm": svm_ref(&u, &n),
         "enabled": enabled,
-        "target": {"name": wwnn},
+        "target": {"name": rules::fcp_target_wwnn(&u)},
         "_links": {"self": {"href": format!("/api/protocols/san/fcp/services/{u}")}},
     });
     commit::create_service(&sim, &req, FCP_SERVICE, &record, |s| plan(s).map(drop)).await
@@ -2856,16 +2829,25 @@ async fn fcp_patch(
     Path(svm): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
+    patch_enabled(&sim, &req, (FCP_SERVICES, &svm), no_fcp_service).await
+}
+
+/// PATCH of the protocol service of SVM `svm` (record of `collection`) whose only
+/// patchable field is `enabled`; `missing` answers when the SVM has none.
+pub(crate) async fn patch_enabled(
+    sim: &Sim,
+    req: &ApiRequest,
+    (collection, svm): (&str, &str),
+    missing: fn() -> ApiError,
+) -> Result<Response, ApiError> {
     req.check_fields(&["enabled"])?;
     let body = req.body_obj();
-    let before = lookup(&sim, &req, FCP_SERVICES, &svm, || {
-        sim.read(|s| svm_or(s, &svm, no_fcp_service()))
-    })?;
+    let before = lookup_in_svm(sim, req, (collection, svm), svm, missing)?;
     let mut after = before.clone();
     if let Some(e) = opt_bool(&body, "enabled")? {
         after["enabled"] = json!(e);
     }
-    commit::replace(&sim, FCP_SERVICES, &svm, before, after).await
+    commit::replace(sim, collection, svm, before, after).await
 }
 
 async fn fcp_delete(
@@ -2873,9 +2855,7 @@ async fn fcp_delete(
     Path(svm): Path<String>,
     req: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let rec = lookup(&sim, &req, FCP_SERVICES, &svm, || {
-        sim.read(|s| svm_or(s, &svm, no_fcp_service()))
-    })?;
+    let rec = lookup_in_svm(&sim, &req, (FCP_SERVICES, &svm), &svm, no_fcp_service)?;
     if rec["enabled"] == true {
         return Err(ApiError::new(
             409,
