@@ -83,10 +83,13 @@ use ontap_client::models::{
 use ontap_client::Query;
 use serde::{Deserialize, Serialize};
 
+use crate::actions::{file_change, host_cmd, ontap_call, pool_defined, pool_removed};
+use crate::datastore;
 use crate::env::{Env, Host};
 use crate::error::{Error, Result, StepError};
 use crate::host_steps::{self, ensure_pool, host_err, line_applied, remove_fstab, remove_pool};
-use crate::nfs::{find_volume, gone_ok, ontap_err, NfsOutput, PoolRequest, VolumeRequest};
+use crate::nfs::{gone_ok, ontap_err, NfsOutput, PoolRequest, VolumeRequest};
+use crate::ontap_steps::{self, delete_owned, Owned};
 use crate::saga::{ActionKind, Applied, LockKey, Saga, Step};
 
 /// How long a host waits for a LUN's paths and multipath map to appear.
@@ -796,21 +799,15 @@ fn parse_portal(host: &str, p: &str) -> Result<Portal, StepError> {
 
 // ---- ONTAP lookups ----
 
-/// An ONTAP object as the create and delete steps see it: its UUID and its comment, where
-/// a run's ownership token is kept.
-struct Owned {
-    uuid: Option<String>,
-    comment: Option<String>,
-}
-
 /// Creates an ONTAP object unless one of that name is there: `find` looks it up by name,
-/// `create` makes it. One found counts as changed only when it carries `token` (this run
-/// made it before a crash), so that an unwind removes only what is this run's.
-async fn create_once<F, Found>(
+/// `create` makes it (its failure reported as `operation`). One found counts as changed
+/// only when it carries `token` (this run made it before a crash), so that an unwind
+/// removes only what is this run's.
+async fn create_once<F, Found, T>(
     operation: String,
     token: Option<&str>,
     find: F,
-    create: impl std::future::Future<Output = Result<(), StepError>>,
+    create: impl std::future::Future<Output = ontap_client::Result<T>>,
 ) -> Result<Applied<BlockOutput>, StepError>
 where
     F: Fn() -> Found,
@@ -821,7 +818,7 @@ where
         let uuid = o.uuid.unwrap_or_default();
         return Ok(applied(ours, BlockOutput::Uuid { uuid }));
     }
-    create.await?;
+    create.await.map_err(ontap_err(operation.clone()))?;
     let uuid = find()
         .await?
         .and_then(|o| o.uuid)
@@ -832,30 +829,9 @@ where
     Ok(applied(true, BlockOutput::Uuid { uuid }))
 }
 
-/// The UUID a delete acts on: the one a run recorded, else that of the object `find` finds
-/// by name if it carries `token` (any object of that name when `token` is `None`).
-async fn owned_uuid(
-    recorded: Option<&str>,
-    token: Option<&str>,
-    find: impl std::future::Future<Output = Result<Option<Owned>, StepError>>,
-) -> Result<Option<String>, StepError> {
-    if let Some(u) = recorded.filter(|u| !u.is_empty()) {
-        return Ok(Some(u.to_owned()));
-    }
-    Ok(find
-        .await?
-        .filter(|o| token.is_none() || o.comment.as_deref() == token)
-        .map(|o| o.uuid.unwrap_or_default()))
-}
-
+/// The volume `svm/name` as [`Owned`].
 async fn find_owned_volume(env: &Env, svm: &str, name: &str) -> Result<Option<Owned>, StepError> {
-    Ok(find_volume(env, svm, name)
-        .await
-        .map_err(ontap_err(format!("get volume {svm}/{name}")))?
-        .map(|v| Owned {
-            uuid: v.uuid,
-            comment: v.comment,
-        }))
+    ontap_steps::owned_volume(env, svm, name, format!("get volume {svm}/{name}")).await
 }
 
 /// A LUN's UUID, serial and comment.
@@ -881,6 +857,14 @@ async fn find_lun(env: &Env, svm: &str, lun: &str) -> Result<Option<LunFacts>, S
         uuid: l.uuid.unwrap_or_default(),
         serial: l.serial_number,
         comment: l.comment,
+    }))
+}
+
+/// The LUN `svm:lun` as [`Owned`].
+async fn owned_lun(env: &Env, svm: &str, lun: &str) -> Result<Option<Owned>, StepError> {
+    Ok(find_lun(env, svm, lun).await?.map(|f| Owned {
+        uuid: Some(f.uuid),
+        comment: f.comment,
     }))
 }
 
@@ -914,6 +898,14 @@ async fn find_igroup(
         )
         .await
         .map_err(ontap_err(format!("get igroup {svm}/{igroup}")))
+}
+
+/// The igroup `svm/igroup` as [`Owned`].
+async fn owned_igroup(env: &Env, svm: &str, igroup: &str) -> Result<Option<Owned>, StepError> {
+    Ok(find_igroup(env, svm, igroup).await?.map(|g| Owned {
+        uuid: g.uuid,
+        comment: g.comment,
+    }))
 }
 
 /// The LUN id the map gave `lun` in `igroup`, if mapped.
@@ -960,21 +952,9 @@ async fn create_igroup(
         body = body.comment(c);
     }
     let op = format!("create igroup {svm}/{igroup}");
-    let find = || async {
-        Ok(find_igroup(env, svm, igroup).await?.map(|g| Owned {
-            uuid: g.uuid,
-            comment: g.comment,
-        }))
-    };
-    let create = async {
-        env.ontap()
-            .igroups()
-            .create(&body)
-            .await
-            .map_err(ontap_err(op.clone()))?;
-        Ok(())
-    };
-    create_once(op.clone(), comment, find, create).await
+    let find = || owned_igroup(env, svm, igroup);
+    let igroups = env.ontap().igroups();
+    create_once(op, comment, find, igroups.create(&body)).await
 }
 
 async fn delete_igroup(
@@ -983,17 +963,14 @@ async fn delete_igroup(
     igroup: &str,
     token: Option<&str>,
 ) -> Result<bool, StepError> {
-    let find = async {
-        Ok(find_igroup(env, svm, igroup).await?.map(|g| Owned {
-            uuid: g.uuid,
-            comment: g.comment,
-        }))
-    };
-    let Some(uuid) = owned_uuid(None, token, find).await? else {
-        return Ok(false);
-    };
-    gone_ok(env.ontap().igroups().delete(&uuid).await)
-        .map_err(ontap_err(format!("delete igroup {svm}/{igroup}")))
+    delete_owned(
+        None,
+        token,
+        owned_igroup(env, svm, igroup),
+        |uuid| async move { env.ontap().igroups().delete(&uuid).await },
+        format!("delete igroup {svm}/{igroup}"),
+    )
+    .await
 }
 
 async fn map_lun(
@@ -1426,24 +1403,53 @@ fn configure_o2cb(
     let d = ch
         .write_o2cb_defaults(&O2cbDefaults::enabled(cl))
         .map_err(err())?;
-    let changed = c.change.is_changed() || d.change.is_changed();
-    Ok(applied(
-        changed,
-        BlockOutput::Files {
-            conf: FileBefore {
-                changed: c.change.is_changed(),
-                previous: c.previous,
-            },
-            defaults: FileBefore {
-                changed: d.change.is_changed(),
-                previous: d.previous,
-            },
-        },
-    ))
+    Ok(files_written(c, d))
 }
 
-// ---- GFS2: corosync and DLM ----
+/// The output of a step that wrote a cluster configuration file and its companion
+/// (o2cb's `cluster.conf` and defaults, or `corosync.conf` and `dlm.conf`): changed when
+/// either changed, with what each held before.
+fn files_written(
+    conf: cluster_fs::host::FileUndo,
+    defaults: cluster_fs::host::FileUndo,
+) -> Applied<BlockOutput> {
+    applied(
+        conf.change.is_changed() || defaults.change.is_changed(),
+        BlockOutput::Files {
+            conf: FileBefore {
+                changed: conf.change.is_changed(),
+                previous: conf.previous,
+            },
+            defaults: FileBefore {
+                changed: defaults.change.is_changed(),
+                previous: defaults.previous,
+            },
+        },
+    )
+}
 
+/// Puts each file back as `before` says it was (the undo of [`files_written`]), in order;
+/// whether any changed.
+fn restore_files<E>(
+    files: [(PathBuf, FileBefore); 2],
+    err: impl Fn() -> E,
+) -> Result<bool, StepError>
+where
+    E: FnOnce(cluster_fs::Error) -> StepError,
+{
+    let mut changed = false;
+    for (path, before) in files {
+        let f = cluster_fs::host::FileUndo {
+            path,
+            previous: before.previous,
+            change: Change::from(before.changed),
+        };
+        changed |= cluster_fs::host::undo_file(&f).map_err(err())?.is_changed();
+    }
+    Ok(changed)
+}
+
+/// Whether a file system of type `kind` is mounted on the host.
 fn mounted_kind(host: &Host, kind: &str) -> bool {
     let needle = format!(" - {kind} ");
     std::fs::read_to_string(host.mountinfo_path())
@@ -1451,6 +1457,8 @@ fn mounted_kind(host: &Host, kind: &str) -> bool {
         .lines()
         .any(|l| l.contains(&needle))
 }
+
+// ---- GFS2: corosync and DLM ----
 
 fn corosync_conf(cluster: &str, nodes: &[ClusterNode]) -> Result<CorosyncConf, cluster_fs::Error> {
     let mut conf = CorosyncConf::new(ClusterName::parse(cluster)?);
@@ -1479,19 +1487,7 @@ fn configure_corosync(
     let ch = cluster_host(host);
     let c = ch.write_corosync(&conf).map_err(err())?;
     let d = ch.write_dlm_conf(&DlmConf::default()).map_err(err())?;
-    Ok(applied(
-        c.change.is_changed() || d.change.is_changed(),
-        BlockOutput::Files {
-            conf: FileBefore {
-                changed: c.change.is_changed(),
-                previous: c.previous,
-            },
-            defaults: FileBefore {
-                changed: d.change.is_changed(),
-                previous: d.previous,
-            },
-        },
-    ))
+    Ok(files_written(c, d))
 }
 
 /// Restores `corosync.conf` and `dlm.conf`. With `output` `None`, removes them only when
@@ -1537,16 +1533,7 @@ fn unconfigure_corosync(
             )
         }
     };
-    let mut changed = false;
-    for (path, before) in [(conf_path, conf), (dlm_path, dlm)] {
-        let f = cluster_fs::host::FileUndo {
-            path,
-            previous: before.previous,
-            change: Change::from(before.changed),
-        };
-        changed |= cluster_fs::host::undo_file(&f).map_err(err())?.is_changed();
-    }
-    Ok(changed)
+    restore_files([(conf_path, conf), (dlm_path, dlm)], err)
 }
 
 async fn start_services(host: &Host) -> Result<Applied<BlockOutput>, StepError> {
@@ -1647,13 +1634,6 @@ async fn format_gfs2(
     Ok(applied(done.change.is_changed(), BlockOutput::Nothing))
 }
 
-fn ocfs2_mounted(host: &Host) -> bool {
-    std::fs::read_to_string(host.mountinfo_path())
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.contains(" - ocfs2 "))
-}
-
 fn unconfigure_o2cb(
     host: &Host,
     cluster: &str,
@@ -1675,7 +1655,7 @@ fn unconfigure_o2cb(
         _ => {
             // Unknown what was there before: remove the files only when they hold exactly
             // what this workflow writes and no OCFS2 file system is mounted.
-            if ocfs2_mounted(host) {
+            if mounted_kind(host, "ocfs2") {
                 return Ok(false);
             }
             let (_, want) = ocfs2_conf(cluster, nodes).map_err(err())?;
@@ -1699,16 +1679,7 @@ fn unconfigure_o2cb(
             )
         }
     };
-    let mut changed = false;
-    for (path, before) in [(conf_path, conf), (defaults_path, defaults)] {
-        let f = cluster_fs::host::FileUndo {
-            path,
-            previous: before.previous,
-            change: Change::from(before.changed),
-        };
-        changed |= cluster_fs::host::undo_file(&f).map_err(err())?.is_changed();
-    }
-    Ok(changed)
+    restore_files([(conf_path, conf), (defaults_path, defaults)], err)
 }
 
 async fn register_cluster(host: &Host, cluster: &str) -> Result<Applied<BlockOutput>, StepError> {
@@ -1743,7 +1714,7 @@ async fn register_cluster(host: &Host, cluster: &str) -> Result<Applied<BlockOut
 async fn unregister_cluster(host: &Host, cluster: &str) -> Result<bool, StepError> {
     let err = || cfs_err(host.name(), format!("unregister o2cb cluster {cluster}"));
     // Never under a mounted OCFS2 file system (another datastore's).
-    if ocfs2_mounted(host) {
+    if mounted_kind(host, "ocfs2") {
         return Ok(false);
     }
     let cl = ClusterName::parse(cluster).map_err(err())?;
@@ -1960,17 +1931,14 @@ async fn delete_lun(
     token: Option<&str>,
     uuid: Option<&str>,
 ) -> Result<bool, StepError> {
-    let find = async {
-        Ok(find_lun(env, svm, lun).await?.map(|f| Owned {
-            uuid: Some(f.uuid),
-            comment: f.comment,
-        }))
-    };
-    let Some(uuid) = owned_uuid(uuid, token, find).await? else {
-        return Ok(false);
-    };
-    gone_ok(env.ontap().luns().delete(&uuid).await)
-        .map_err(ontap_err(format!("delete LUN {svm}:{lun}")))
+    delete_owned(
+        uuid,
+        token,
+        owned_lun(env, svm, lun),
+        |uuid| async move { env.ontap().luns().delete(&uuid).await },
+        format!("delete LUN {svm}:{lun}"),
+    )
+    .await
 }
 
 async fn delete_volume(
@@ -1980,12 +1948,8 @@ async fn delete_volume(
     token: Option<&str>,
     uuid: Option<&str>,
 ) -> Result<bool, StepError> {
-    let find = find_owned_volume(env, svm, name);
-    let Some(uuid) = owned_uuid(uuid, token, find).await? else {
-        return Ok(false);
-    };
-    gone_ok(env.ontap().volumes().delete(&uuid).await)
-        .map_err(ontap_err(format!("delete volume {svm}/{name}")))
+    let lookup = format!("get volume {svm}/{name}");
+    ontap_steps::delete_volume(env, svm, name, token, uuid, lookup).await
 }
 
 // ---- NVMe ----
@@ -2011,6 +1975,14 @@ async fn find_namespace(env: &Env, svm: &str, ns: &str) -> Result<Option<NsFacts
     Ok(found.map(|n| NsFacts {
         uuid: n.uuid.unwrap_or_default(),
         comment: n.comment,
+    }))
+}
+
+/// The namespace `svm:ns` as [`Owned`].
+async fn owned_namespace(env: &Env, svm: &str, ns: &str) -> Result<Option<Owned>, StepError> {
+    Ok(find_namespace(env, svm, ns).await?.map(|f| Owned {
+        uuid: Some(f.uuid),
+        comment: f.comment,
     }))
 }
 
@@ -2052,15 +2024,8 @@ async fn create_subsystem(
             comment: x.comment,
         }))
     };
-    let create = async {
-        env.ontap()
-            .nvme_subsystems()
-            .create(&body)
-            .await
-            .map_err(ontap_err(op.clone()))?;
-        Ok(())
-    };
-    create_once(op.clone(), comment, find, create).await
+    let subsystems = env.ontap().nvme_subsystems();
+    create_once(op, comment, find, subsystems.create(&body)).await
 }
 
 async fn delete_subsystem(
@@ -2304,46 +2269,20 @@ async fn delete_namespace(
     token: Option<&str>,
     uuid: Option<&str>,
 ) -> Result<bool, StepError> {
-    let find = async {
-        Ok(find_namespace(env, svm, ns).await?.map(|f| Owned {
-            uuid: Some(f.uuid),
-            comment: f.comment,
-        }))
-    };
-    let Some(uuid) = owned_uuid(uuid, token, find).await? else {
-        return Ok(false);
-    };
-    gone_ok(env.ontap().namespaces().delete(&uuid).await)
-        .map_err(ontap_err(format!("delete namespace {svm}:{ns}")))
+    delete_owned(
+        uuid,
+        token,
+        owned_namespace(env, svm, ns),
+        |uuid| async move { env.ontap().namespaces().delete(&uuid).await },
+        format!("delete namespace {svm}:{ns}"),
+    )
+    .await
 }
 
 fn uuid_of(output: Option<&BlockOutput>) -> Option<&str> {
     match output {
         Some(BlockOutput::Uuid { uuid }) => Some(uuid.as_str()),
         _ => None,
-    }
-}
-
-fn ontap_call(method: &str, path: &str, summary: String) -> ActionKind {
-    ActionKind::OntapCall {
-        method: method.into(),
-        path: path.into(),
-        summary,
-    }
-}
-
-fn host_cmd(host: &str, command: String) -> ActionKind {
-    ActionKind::HostCommand {
-        host: host.to_owned(),
-        command,
-    }
-}
-
-fn file_change(host: &str, path: impl Into<PathBuf>, line: String) -> ActionKind {
-    ActionKind::FileChange {
-        host: host.to_owned(),
-        path: path.into(),
-        line,
     }
 }
 
@@ -2757,19 +2696,8 @@ impl Step for BlockStep {
                     ),
                 )]
             }
-            BlockStep::DefinePool { host, pool } => vec![ActionKind::LibvirtDefinition {
-                host: host.clone(),
-                uri: String::new(),
-                xml: pool
-                    .def()
-                    .map(|d| d.to_xml())
-                    .unwrap_or_else(|e| format!("(invalid pool: {e})")),
-            }],
-            BlockStep::RemovePool { host, pool } => vec![ActionKind::LibvirtRemoval {
-                host: host.clone(),
-                uri: String::new(),
-                what: format!("pool {} (data kept)", pool.name),
-            }],
+            BlockStep::DefinePool { host, pool } => vec![pool_defined(host, pool)],
+            BlockStep::RemovePool { host, pool } => vec![pool_removed(host, pool)],
             BlockStep::UnmountOcfs2 { host, target, .. } => {
                 vec![host_cmd(host, format!("umount {}", target.display()))]
             }
@@ -3009,16 +2937,15 @@ impl Step for BlockStep {
                 svm, volume, token, ..
             } => {
                 let op = format!("create volume {svm}/{}", volume.name);
-                let create = async {
-                    env.ontap()
-                        .volumes()
-                        .create(&volume.san_body(svm, token))
-                        .await
-                        .map_err(ontap_err(op.clone()))?;
-                    Ok(())
-                };
                 let find = || find_owned_volume(env, svm, &volume.name);
-                create_once(op.clone(), Some(token), find, create).await
+                let volumes = env.ontap().volumes();
+                create_once(
+                    op,
+                    Some(token),
+                    find,
+                    volumes.create(&volume.san_body(svm, token)),
+                )
+                .await
             }
             BlockStep::CreateLun {
                 svm,
@@ -3032,21 +2959,9 @@ impl Step for BlockStep {
                 let body = LunCreate::new(svm, lun.as_str(), LunOsType::Linux, *size)
                     .comment(token.as_str())
                     .space_reserved(*reserved);
-                let create = async {
-                    env.ontap()
-                        .luns()
-                        .create(&body)
-                        .await
-                        .map_err(ontap_err(op.clone()))?;
-                    Ok(())
-                };
-                let find = || async {
-                    Ok(find_lun(env, svm, lun).await?.map(|f| Owned {
-                        uuid: Some(f.uuid),
-                        comment: f.comment,
-                    }))
-                };
-                create_once(op.clone(), Some(token), find, create).await
+                let find = || owned_lun(env, svm, lun);
+                let luns = env.ontap().luns();
+                create_once(op, Some(token), find, luns.create(&body)).await
             }
             BlockStep::CreateIgroup {
                 svm,
@@ -3069,21 +2984,9 @@ impl Step for BlockStep {
                 let op = format!("create namespace {svm}:{namespace}");
                 let body = NamespaceCreate::new(svm, namespace.as_str(), NvmeOsType::Linux, *size)
                     .comment(token.as_str());
-                let create = async {
-                    env.ontap()
-                        .namespaces()
-                        .create(&body)
-                        .await
-                        .map_err(ontap_err(op.clone()))?;
-                    Ok(())
-                };
-                let find = || async {
-                    Ok(find_namespace(env, svm, namespace).await?.map(|f| Owned {
-                        uuid: Some(f.uuid),
-                        comment: f.comment,
-                    }))
-                };
-                create_once(op.clone(), Some(token), find, create).await
+                let find = || owned_namespace(env, svm, namespace);
+                let namespaces = env.ontap().namespaces();
+                create_once(op, Some(token), find, namespaces.create(&body)).await
             }
             BlockStep::CreateSubsystem {
                 svm,
@@ -3663,7 +3566,7 @@ impl BlockDatastore {
     }
 
     fn entry_id(&self) -> String {
-        format!("kvmstor-{}", self.pool.to_ascii_lowercase())
+        datastore::entry_id(&self.pool)
     }
 
     /// The GFS2 file-system name: the pool's, at most 30 of letters, digits, `-`, `_`.
@@ -3715,13 +3618,7 @@ impl BlockDatastore {
     }
 
     fn validate(&self, env: &Env) -> Result<()> {
-        if self.hosts.is_empty() {
-            return Err(Error::Invalid {
-                field: "hosts",
-                value: String::new(),
-                reason: "a datastore needs at least one host",
-            });
-        }
+        datastore::require_hosts(&self.hosts)?;
         if self.hosts.len() > 255 {
             return Err(Error::Invalid {
                 field: "hosts",
@@ -3732,11 +3629,7 @@ impl BlockDatastore {
         for h in &self.hosts {
             env.find_host(h).map_err(|e| self.plan_err(e))?;
         }
-        EntryId::parse(&self.entry_id()).map_err(|_| Error::Invalid {
-            field: "pool",
-            value: self.pool.clone(),
-            reason: "must be 1 to 56 of a-z A-Z 0-9 _ . - starting with a letter or digit",
-        })?;
+        datastore::check_entry_id(&self.pool)?;
         // A clone is not formatted: its disk has the parent's size.
         if self.clone_of.is_none() && self.disk_size < self.min_disk_size() {
             return Err(Error::Invalid {
@@ -3982,7 +3875,7 @@ impl BlockDatastore {
         let initiators = self.initiators(env)?;
         let nodes = self.cluster_nodes(env)?;
         let cluster = env.cluster().to_owned();
-        let token = format!("kvmstor:{}:{}", self.pool, uuid::Uuid::new_v4());
+        let token = datastore::ownership_token(&self.pool);
         let (svm, disk, group) = (self.svm.clone(), self.disk_path(), self.initiator_group());
         let mut steps = vec![BlockStep::CreateVolume {
             cluster: cluster.clone(),
@@ -4285,28 +4178,32 @@ impl BlockDatastore {
             source: Box::new(source),
         };
         let path = self.disk_path();
+        let query = Query::new()
+            .filter("svm.name", &self.svm)
+            .filter("name", &path)
+            .fields(["uuid", "space.size"]);
+        let lookup_err = |what: &'static str| {
+            let path = path.clone();
+            move |e| fail(what, ontap_err(path)(e))
+        };
+        let missing = |what: &str| {
+            fail(
+                what,
+                StepError::MissingField {
+                    operation: path.clone(),
+                    field: "record",
+                },
+            )
+        };
         let (uuid, current) = match self.protocol {
             BlockProtocol::NvmeTcp => {
                 let n = env
                     .ontap()
                     .namespaces()
-                    .find(
-                        &Query::new()
-                            .filter("svm.name", &self.svm)
-                            .filter("name", &path)
-                            .fields(["uuid", "space.size"]),
-                    )
+                    .find(&query)
                     .await
-                    .map_err(|e| fail("get namespace", ontap_err(path.clone())(e)))?;
-                let n = n.ok_or_else(|| {
-                    fail(
-                        "get namespace",
-                        StepError::MissingField {
-                            operation: path.clone(),
-                            field: "record",
-                        },
-                    )
-                })?;
+                    .map_err(lookup_err("get namespace"))?
+                    .ok_or_else(|| missing("get namespace"))?;
                 (
                     n.uuid.unwrap_or_default(),
                     n.space.and_then(|s| s.size).unwrap_or(0),
@@ -4316,23 +4213,10 @@ impl BlockDatastore {
                 let l = env
                     .ontap()
                     .luns()
-                    .find(
-                        &Query::new()
-                            .filter("svm.name", &self.svm)
-                            .filter("name", &path)
-                            .fields(["uuid", "space.size"]),
-                    )
+                    .find(&query)
                     .await
-                    .map_err(|e| fail("get LUN", ontap_err(path.clone())(e)))?;
-                let l = l.ok_or_else(|| {
-                    fail(
-                        "get LUN",
-                        StepError::MissingField {
-                            operation: path.clone(),
-                            field: "record",
-                        },
-                    )
-                })?;
+                    .map_err(lookup_err("get LUN"))?
+                    .ok_or_else(|| missing("get LUN"))?;
                 (l.uuid.clone().unwrap_or_default(), l.size().unwrap_or(0))
             }
         };

@@ -6,15 +6,15 @@
 use std::path::Path;
 use std::time::Duration;
 
-use host_storage::autofs::{Autofs, Reload};
-use host_storage::files::EntryId;
+use host_storage::autofs::{Autofs, AutofsUndo, Reload};
+use host_storage::files::{EntryId, LineUndo};
 use host_storage::fstab::Fstab;
 use host_storage::mount::{MountKind, MountUndo, Mounter};
 use host_storage::parse::mountinfo::MountEntry;
 use host_storage::Change;
 use libvirt_pools::{Libvirt, RemoveMode};
 
-use crate::env::Host;
+use crate::env::{Env, Host};
 use crate::error::StepError;
 use crate::nfs::{NfsOutput, PoolRequest};
 use crate::saga::Applied;
@@ -123,6 +123,49 @@ pub(crate) fn line_applied(u: &host_storage::files::LineUndo) -> Applied<NfsOutp
     }
 }
 
+/// Adds (or updates) the `/etc/fstab` line owned by `id` for `mount`, with `add` (the
+/// fstab method for that mount type).
+pub(crate) fn add_fstab<M>(
+    host: &Host,
+    id: &str,
+    mount: host_storage::Result<M>,
+    add: impl FnOnce(&Fstab, &EntryId, &M) -> host_storage::Result<LineUndo>,
+) -> Result<Applied<NfsOutput>, StepError> {
+    let err = || host_err(host.name(), format!("add fstab line {id}"));
+    let m = mount.map_err(err())?;
+    let id = EntryId::parse(id).map_err(err())?;
+    let u = add(&fstab(host), &id, &m).map_err(err())?;
+    Ok(line_applied(&u))
+}
+
+/// Adds (or updates) the entry `id` of `mount` to the autofs map `map` with `add` (the
+/// autofs method for that mount type), once automount is known to run there; then waits
+/// until automount has set up the trigger at `target`.
+pub(crate) async fn add_autofs<M, F, Fut>(
+    host: &Host,
+    map: &str,
+    id: &str,
+    target: &Path,
+    mount: host_storage::Result<M>,
+    add: F,
+) -> Result<Applied<NfsOutput>, StepError>
+where
+    F: FnOnce(Autofs<std::sync::Arc<dyn host_storage::Runner>>, EntryId, M) -> Fut,
+    Fut: std::future::Future<Output = host_storage::Result<AutofsUndo>>,
+{
+    let err = || host_err(host.name(), format!("add autofs entry {id} to map {map}"));
+    let m = mount.map_err(err())?;
+    let eid = EntryId::parse(id).map_err(err())?;
+    require_automount(host, map).await?;
+    let u = add(autofs(host, map).map_err(err())?, eid, m)
+        .await
+        .map_err(err())?;
+    settle_autofs(host, map, target, true)
+        .await
+        .map_err(err())?;
+    Ok(line_applied(&u.entry))
+}
+
 /// Removes the `/etc/fstab` line owned by `id`.
 pub(crate) fn remove_fstab(host: &Host, id: &str) -> Result<bool, StepError> {
     let err = || host_err(host.name(), format!("remove fstab line {id}"));
@@ -152,6 +195,15 @@ pub(crate) async fn require_automount(host: &Host, map: &str) -> Result<(), Step
             host.name(),
             format!("check automount for map {map}"),
         ))
+}
+
+/// [`require_automount`] for kvmstor's map ([`AUTOFS_MAP`]) on each of `hosts` in turn,
+/// as an attach that persists with autofs checks when it is planned.
+pub(crate) async fn require_automount_on(env: &Env, hosts: &[String]) -> Result<(), StepError> {
+    for h in hosts {
+        require_automount(env.find_host(h)?, AUTOFS_MAP).await?;
+    }
+    Ok(())
 }
 
 /// Whether an autofs trigger is mounted at `target` (below whatever it mounted on top).

@@ -80,11 +80,14 @@
 //! # Ok(()) }
 //! ```
 
+mod actions;
 pub mod block;
+mod datastore;
 pub mod env;
 pub mod error;
 mod host_steps;
 pub mod nfs;
+mod ontap_steps;
 pub mod ops;
 pub mod saga;
 pub mod smb;

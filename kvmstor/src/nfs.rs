@@ -40,7 +40,6 @@
 
 use std::path::PathBuf;
 
-use host_storage::files::EntryId;
 use host_storage::nfs::{NfsMount, NfsOptions, NfsServers, NfsVersion, Recovery};
 use host_storage::{Change, HostName};
 use libvirt_pools::{PoolDef, PoolName, PoolSource, PoolSpec, Protocol};
@@ -51,12 +50,15 @@ use ontap_client::models::{
 use ontap_client::Query;
 use serde::{Deserialize, Serialize};
 
+use crate::actions::{file_change, host_cmd, ontap_call, pool_defined, pool_removed};
+use crate::datastore;
 use crate::env::{Env, Host};
 use crate::error::{Error, Result, StepError};
 use crate::host_steps::{
-    self, autofs, ensure_pool, fstab, host_err, line_applied, mounter, remove_fstab, remove_pool,
-    require_automount, settle_autofs, AUTOFS_MAP,
+    self, ensure_pool, host_err, mounter, remove_fstab, remove_pool, require_automount_on,
+    AUTOFS_MAP,
 };
+use crate::ontap_steps;
 use crate::saga::{ActionKind, Applied, LockKey, Saga, Step};
 
 /// How the mount survives a reboot.
@@ -630,11 +632,12 @@ async fn add_fstab(
     id: &str,
     mount: &MountSpec,
 ) -> Result<Applied<NfsOutput>, StepError> {
-    let err = || host_err(host.name(), format!("add fstab line {id}"));
-    let m = mount.to_mount().map_err(err())?;
-    let id = EntryId::parse(id).map_err(err())?;
-    let u = fstab(host).add_nfs(&id, &m).map_err(err())?;
-    Ok(line_applied(&u))
+    host_steps::add_fstab(
+        host,
+        id,
+        mount.to_mount(),
+        host_storage::fstab::Fstab::add_nfs,
+    )
 }
 
 async fn add_autofs(
@@ -643,19 +646,15 @@ async fn add_autofs(
     id: &str,
     mount: &MountSpec,
 ) -> Result<Applied<NfsOutput>, StepError> {
-    let err = || host_err(host.name(), format!("add autofs entry {id} to map {map}"));
-    let m = mount.to_mount().map_err(err())?;
-    let eid = EntryId::parse(id).map_err(err())?;
-    require_automount(host, map).await?;
-    let u = autofs(host, map)
-        .map_err(err())?
-        .add_nfs(&eid, &m)
-        .await
-        .map_err(err())?;
-    settle_autofs(host, map, &mount.target, true)
-        .await
-        .map_err(err())?;
-    Ok(line_applied(&u.entry))
+    host_steps::add_autofs(
+        host,
+        map,
+        id,
+        &mount.target,
+        mount.to_mount(),
+        |autofs, eid, m| async move { autofs.add_nfs(&eid, &m).await },
+    )
+    .await
 }
 
 async fn remove_autofs(
@@ -678,14 +677,8 @@ impl NfsStep {
             Err(e) => format!("(invalid mount: {e})"),
         };
         match what {
-            "mount" => vec![ActionKind::HostCommand {
-                host: host.to_owned(),
-                command,
-            }],
-            _ => vec![ActionKind::HostCommand {
-                host: host.to_owned(),
-                command: format!("umount {}", mount.target.display()),
-            }],
+            "mount" => vec![host_cmd(host, command)],
+            _ => vec![host_cmd(host, format!("umount {}", mount.target.display()))],
         }
     }
 }
@@ -730,20 +723,15 @@ impl Step for NfsStep {
     }
 
     fn planned(&self) -> Vec<ActionKind> {
-        let ontap = |method: &str, path: String, summary: String| ActionKind::OntapCall {
-            method: method.into(),
-            path,
-            summary,
-        };
         match self {
-            NfsStep::CreateExportPolicy { svm, policy, .. } => vec![ontap(
+            NfsStep::CreateExportPolicy { svm, policy, .. } => vec![ontap_call(
                 "POST",
-                "/api/protocols/nfs/export-policies".into(),
+                "/api/protocols/nfs/export-policies",
                 format!("create export policy {policy} in SVM {svm}"),
             )],
             NfsStep::AddExportRule {
                 policy, clients, ..
-            } => vec![ontap(
+            } => vec![ontap_call(
                 "POST",
                 format!("/api/protocols/nfs/export-policies/{{id of {policy}}}/rules"),
                 format!(
@@ -757,9 +745,9 @@ impl Step for NfsStep {
                 junction,
                 policy,
                 ..
-            } => vec![ontap(
+            } => vec![ontap_call(
                 "POST",
-                "/api/storage/volumes".into(),
+                "/api/storage/volumes",
                 volume.summary(svm, junction, policy),
             )],
             NfsStep::MountNfs { host, mount } => self.host_actions(host, mount, "mount"),
@@ -775,11 +763,7 @@ impl Step for NfsStep {
                 } else {
                     line
                 };
-                vec![ActionKind::FileChange {
-                    host: host.clone(),
-                    path: "/etc/fstab".into(),
-                    line,
-                }]
+                vec![file_change(host, "/etc/fstab", line)]
             }
             NfsStep::PersistAutofs {
                 host, map, mount, ..
@@ -794,37 +778,22 @@ impl Step for NfsStep {
                     .map(|m| m.autofs_entry())
                     .unwrap_or_else(|e| format!("(invalid mount: {e})"));
                 vec![
-                    ActionKind::FileChange {
-                        host: host.clone(),
-                        path: "/etc/auto.master".into(),
-                        line: format!("{tag}/- /etc/auto.{map} --timeout=300"),
-                    },
-                    ActionKind::FileChange {
-                        host: host.clone(),
-                        path: format!("/etc/auto.{map}").into(),
-                        line: format!("{tag}{entry}"),
-                    },
+                    file_change(
+                        host,
+                        "/etc/auto.master",
+                        format!("{tag}/- /etc/auto.{map} --timeout=300"),
+                    ),
+                    file_change(host, format!("/etc/auto.{map}"), format!("{tag}{entry}")),
                 ]
             }
-            NfsStep::DefinePool { host, pool } => vec![ActionKind::LibvirtDefinition {
-                host: host.clone(),
-                uri: String::new(),
-                xml: pool
-                    .def()
-                    .map(|d| d.to_xml())
-                    .unwrap_or_else(|e| format!("(invalid pool: {e})")),
-            }],
-            NfsStep::RemovePool { host, pool } => vec![ActionKind::LibvirtRemoval {
-                host: host.clone(),
-                uri: String::new(),
-                what: format!("pool {} (data kept)", pool.name),
-            }],
-            NfsStep::DeleteVolume { svm, name, .. } => vec![ontap(
+            NfsStep::DefinePool { host, pool } => vec![pool_defined(host, pool)],
+            NfsStep::RemovePool { host, pool } => vec![pool_removed(host, pool)],
+            NfsStep::DeleteVolume { svm, name, .. } => vec![ontap_call(
                 "DELETE",
                 format!("/api/storage/volumes/{{uuid of {name}}}"),
                 format!("delete volume {svm}/{name} and its data"),
             )],
-            NfsStep::DeleteExportPolicy { svm, policy, .. } => vec![ontap(
+            NfsStep::DeleteExportPolicy { svm, policy, .. } => vec![ontap_call(
                 "DELETE",
                 format!("/api/protocols/nfs/export-policies/{{id of {policy}}}"),
                 format!("delete export policy {svm}/{policy}"),
@@ -1039,24 +1008,14 @@ impl Step for NfsStep {
             NfsStep::CreateVolume {
                 svm, volume, token, ..
             } => {
-                let op = || format!("delete volume {svm}/{}", volume.name);
-                let vols = env.ontap().volumes();
-                let uuid = match output {
-                    Some(NfsOutput::Volume { uuid }) if !uuid.is_empty() => uuid.clone(),
-                    _ => {
-                        // Result never recorded: delete only the volume carrying our token.
-                        match find_volume(env, svm, &volume.name)
-                            .await
-                            .map_err(ontap_err(op()))?
-                        {
-                            Some(v) if v.comment.as_deref() == Some(token.as_str()) => {
-                                v.uuid.unwrap_or_default()
-                            }
-                            _ => return Ok(false),
-                        }
-                    }
+                let recorded = match output {
+                    Some(NfsOutput::Volume { uuid }) => Some(uuid.as_str()),
+                    _ => None,
                 };
-                gone_ok(vols.delete(&uuid).await).map_err(ontap_err(op()))
+                // Result never recorded: delete only the volume carrying our token.
+                let lookup = format!("delete volume {svm}/{}", volume.name);
+                ontap_steps::delete_volume(env, svm, &volume.name, Some(token), recorded, lookup)
+                    .await
             }
             NfsStep::MountNfs { host, mount } => {
                 let remove_dir = match output {
@@ -1277,7 +1236,7 @@ impl NfsDatastore {
     }
 
     fn entry_id(&self) -> String {
-        format!("kvmstor-{}", self.pool.to_ascii_lowercase())
+        datastore::entry_id(&self.pool)
     }
 
     fn plan_err(&self, source: StepError) -> Error {
@@ -1288,13 +1247,7 @@ impl NfsDatastore {
     }
 
     fn validate(&self, env: &Env) -> Result<()> {
-        if self.hosts.is_empty() {
-            return Err(Error::Invalid {
-                field: "hosts",
-                value: String::new(),
-                reason: "a datastore needs at least one host",
-            });
-        }
+        datastore::require_hosts(&self.hosts)?;
         for h in &self.hosts {
             let host = env.find_host(h).map_err(|source| Error::Plan {
                 workflow: self.workflow("attach"),
@@ -1308,11 +1261,7 @@ impl NfsDatastore {
                 });
             }
         }
-        EntryId::parse(&self.entry_id()).map_err(|_| Error::Invalid {
-            field: "pool",
-            value: self.pool.clone(),
-            reason: "must be 1 to 56 of a-z A-Z 0-9 _ . - starting with a letter or digit",
-        })?;
+        datastore::check_entry_id(&self.pool)?;
         Ok(())
     }
 
@@ -1409,12 +1358,9 @@ impl NfsDatastore {
     pub async fn attach(&self, env: &Env) -> Result<Saga<NfsStep>> {
         self.validate(env)?;
         if self.persist == Persist::Autofs && self.pool_kind == PoolKind::Dir {
-            for h in &self.hosts {
-                let host = env.find_host(h).map_err(|e| self.plan_err(e))?;
-                require_automount(host, AUTOFS_MAP)
-                    .await
-                    .map_err(|e| self.plan_err(e))?;
-            }
+            require_automount_on(env, &self.hosts)
+                .await
+                .map_err(|e| self.plan_err(e))?;
         }
         let lifs = self.lif_addresses(env).await?;
         let mount = self.mount_spec(&lifs)?;
@@ -1443,7 +1389,7 @@ impl NfsDatastore {
             volume: self.volume.clone(),
             junction: self.junction(),
             policy,
-            token: format!("kvmstor:{}:{}", self.pool, uuid::Uuid::new_v4()),
+            token: datastore::ownership_token(&self.pool),
         });
         let pool = self.pool_request(&mount);
         for h in &self.hosts {

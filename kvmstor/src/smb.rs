@@ -46,13 +46,16 @@ use ontap_client::models::{
 use ontap_client::{Query, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::actions::{file_change, host_cmd, ontap_call, pool_defined, pool_removed};
+use crate::datastore;
 use crate::env::{Env, Host};
 use crate::error::{Error, Result, StepError};
 use crate::host_steps::{
-    self, autofs, ensure_pool, fstab, host_err, line_applied, mounter, remove_fstab, remove_pool,
-    require_automount, settle_autofs, AUTOFS_MAP,
+    self, ensure_pool, host_err, mounter, remove_fstab, remove_pool, require_automount_on,
+    AUTOFS_MAP,
 };
 use crate::nfs::{find_volume, gone_ok, ontap_err, NfsOutput, Persist, PoolRequest, VolumeRequest};
+use crate::ontap_steps;
 use crate::saga::{ActionKind, Applied, LockKey, Saga, Step};
 
 /// `max_channels` unless asked otherwise.
@@ -577,17 +580,8 @@ async fn delete_volume(
     token: Option<&str>,
     uuid: Option<&str>,
 ) -> Result<bool, StepError> {
-    let op = || format!("delete volume {svm}/{name}");
-    let uuid = match uuid {
-        Some(u) if !u.is_empty() => u.to_owned(),
-        _ => match find_volume(env, svm, name).await.map_err(ontap_err(op()))? {
-            Some(v) if token.is_none() || v.comment.as_deref() == token => {
-                v.uuid.unwrap_or_default()
-            }
-            _ => return Ok(false),
-        },
-    };
-    gone_ok(env.ontap().volumes().delete(&uuid).await).map_err(ontap_err(op()))
+    let lookup = format!("delete volume {svm}/{name}");
+    ontap_steps::delete_volume(env, svm, name, token, uuid, lookup).await
 }
 
 fn write_creds(
@@ -650,32 +644,26 @@ async fn unmount(host: &Host, mount: &SmbMountSpec, remove_dir: bool) -> Result<
 }
 
 fn add_fstab(host: &Host, mount: &SmbMountSpec) -> Result<bool, StepError> {
-    let err = || host_err(host.name(), format!("add fstab line {}", mount.id));
-    let m = mount.to_mount().map_err(err())?;
-    let id = EntryId::parse(&mount.id).map_err(err())?;
-    let u = fstab(host).add_cifs(&id, &m).map_err(err())?;
-    Ok(line_applied(&u).changed)
+    let u = host_steps::add_fstab(
+        host,
+        &mount.id,
+        mount.to_mount(),
+        host_storage::fstab::Fstab::add_cifs,
+    )?;
+    Ok(u.changed)
 }
 
 async fn add_autofs(host: &Host, map: &str, mount: &SmbMountSpec) -> Result<bool, StepError> {
-    let err = || {
-        host_err(
-            host.name(),
-            format!("add autofs entry {} to map {map}", mount.id),
-        )
-    };
-    let m = mount.to_mount().map_err(err())?;
-    let id = EntryId::parse(&mount.id).map_err(err())?;
-    require_automount(host, map).await?;
-    let u = autofs(host, map)
-        .map_err(err())?
-        .add_cifs(&id, &m)
-        .await
-        .map_err(err())?;
-    settle_autofs(host, map, &mount.target, true)
-        .await
-        .map_err(err())?;
-    Ok(line_applied(&u.entry).changed)
+    let u = host_steps::add_autofs(
+        host,
+        map,
+        &mount.id,
+        &mount.target,
+        mount.to_mount(),
+        |autofs, id, m| async move { autofs.add_cifs(&id, &m).await },
+    )
+    .await?;
+    Ok(u.changed)
 }
 
 async fn remove_autofs(host: &Host, map: &str, mount: &SmbMountSpec) -> Result<bool, StepError> {
@@ -742,16 +730,6 @@ impl Step for SmbStep {
     }
 
     fn planned(&self) -> Vec<ActionKind> {
-        let ontap = |method: &str, path: &str, summary: String| ActionKind::OntapCall {
-            method: method.into(),
-            path: path.into(),
-            summary,
-        };
-        let file = |host: &str, path: &str, line: String| ActionKind::FileChange {
-            host: host.to_owned(),
-            path: path.into(),
-            line,
-        };
         match self {
             SmbStep::CreateVolume {
                 svm,
@@ -759,7 +737,7 @@ impl Step for SmbStep {
                 junction,
                 security_style,
                 ..
-            } => vec![ontap(
+            } => vec![ontap_call(
                 "POST",
                 "/api/storage/volumes",
                 format!(
@@ -777,7 +755,7 @@ impl Step for SmbStep {
                 access,
                 encryption,
                 ..
-            } => vec![ontap(
+            } => vec![ontap_call(
                 "POST",
                 "/api/protocols/cifs/shares",
                 format!(
@@ -787,7 +765,7 @@ impl Step for SmbStep {
                     if *encryption { ", encryption required" } else { "" }
                 ),
             )],
-            SmbStep::AddShareAcl { svm, share, acl, .. } => vec![ontap(
+            SmbStep::AddShareAcl { svm, share, acl, .. } => vec![ontap_call(
                 "POST",
                 "/api/protocols/cifs/shares/{svm uuid}/{share}/acls",
                 format!(
@@ -801,9 +779,9 @@ impl Step for SmbStep {
                 username,
                 domain,
                 secret,
-            } => vec![file(
+            } => vec![file_change(
                 host,
-                &format!("/etc/kvmstor/cifs/{id}.cred"),
+                format!("/etc/kvmstor/cifs/{id}.cred"),
                 format!(
                     "username={username} password=<secret {secret}>{} (mode 0600)",
                     domain
@@ -812,55 +790,40 @@ impl Step for SmbStep {
                         .unwrap_or_default()
                 ),
             )],
-            SmbStep::RemoveCredentials { host, id, .. } => vec![file(
+            SmbStep::RemoveCredentials { host, id, .. } => vec![file_change(
                 host,
-                &format!("/etc/kvmstor/cifs/{id}.cred"),
+                format!("/etc/kvmstor/cifs/{id}.cred"),
                 "(remove)".into(),
             )],
-            SmbStep::MountSmb { host, mount } => vec![ActionKind::HostCommand {
-                host: host.clone(),
-                command: mount_line(mount, "mount"),
-            }],
-            SmbStep::UnmountSmb { host, mount } => vec![ActionKind::HostCommand {
-                host: host.clone(),
-                command: format!("umount {}", mount.target.display()),
-            }],
-            SmbStep::PersistFstab { host, mount } => {
-                vec![file(host, "/etc/fstab", mount_line(mount, "fstab"))]
+            SmbStep::MountSmb { host, mount } => vec![host_cmd(host, mount_line(mount, "mount"))],
+            SmbStep::UnmountSmb { host, mount } => {
+                vec![host_cmd(host, format!("umount {}", mount.target.display()))]
             }
-            SmbStep::RemoveFstab { host, mount } => vec![file(
+            SmbStep::PersistFstab { host, mount } => {
+                vec![file_change(host, "/etc/fstab", mount_line(mount, "fstab"))]
+            }
+            SmbStep::RemoveFstab { host, mount } => vec![file_change(
                 host,
                 "/etc/fstab",
                 format!("(remove) {}", mount_line(mount, "fstab")),
             )],
             SmbStep::PersistAutofs { host, map, mount } => vec![
-                file(host, "/etc/auto.master", format!("/- /etc/auto.{map} --timeout=300")),
-                file(host, &format!("/etc/auto.{map}"), mount_line(mount, "autofs")),
+                file_change(host, "/etc/auto.master", format!("/- /etc/auto.{map} --timeout=300")),
+                file_change(host, format!("/etc/auto.{map}"), mount_line(mount, "autofs")),
             ],
-            SmbStep::RemoveAutofs { host, map, mount } => vec![file(
+            SmbStep::RemoveAutofs { host, map, mount } => vec![file_change(
                 host,
-                &format!("/etc/auto.{map}"),
+                format!("/etc/auto.{map}"),
                 format!("(remove) {}", mount_line(mount, "autofs")),
             )],
-            SmbStep::DefinePool { host, pool } => vec![ActionKind::LibvirtDefinition {
-                host: host.clone(),
-                uri: String::new(),
-                xml: pool
-                    .def()
-                    .map(|d| d.to_xml())
-                    .unwrap_or_else(|e| format!("(invalid pool: {e})")),
-            }],
-            SmbStep::RemovePool { host, pool } => vec![ActionKind::LibvirtRemoval {
-                host: host.clone(),
-                uri: String::new(),
-                what: format!("pool {} (data kept)", pool.name),
-            }],
-            SmbStep::DeleteShare { svm, share, .. } => vec![ontap(
+            SmbStep::DefinePool { host, pool } => vec![pool_defined(host, pool)],
+            SmbStep::RemovePool { host, pool } => vec![pool_removed(host, pool)],
+            SmbStep::DeleteShare { svm, share, .. } => vec![ontap_call(
                 "DELETE",
                 "/api/protocols/cifs/shares/{svm uuid}/{share}",
                 format!("delete share {svm}/{share}"),
             )],
-            SmbStep::DeleteVolume { svm, name, .. } => vec![ontap(
+            SmbStep::DeleteVolume { svm, name, .. } => vec![ontap_call(
                 "DELETE",
                 "/api/storage/volumes/{uuid}",
                 format!("delete volume {svm}/{name} and its data"),
@@ -1279,7 +1242,7 @@ impl SmbDatastore {
     }
 
     fn entry_id(&self) -> String {
-        format!("kvmstor-{}", self.pool.to_ascii_lowercase())
+        datastore::entry_id(&self.pool)
     }
 
     fn workflow(&self, verb: &str) -> String {
@@ -1297,13 +1260,7 @@ impl SmbDatastore {
     }
 
     fn validate(&self, env: &Env) -> Result<()> {
-        if self.hosts.is_empty() {
-            return Err(Error::Invalid {
-                field: "hosts",
-                value: String::new(),
-                reason: "a datastore needs at least one host",
-            });
-        }
+        datastore::require_hosts(&self.hosts)?;
         if self.username.is_empty() {
             return Err(Error::Invalid {
                 field: "account",
@@ -1314,11 +1271,7 @@ impl SmbDatastore {
         for h in &self.hosts {
             env.find_host(h).map_err(|e| self.plan_err(e))?;
         }
-        EntryId::parse(&self.entry_id()).map_err(|_| Error::Invalid {
-            field: "pool",
-            value: self.pool.clone(),
-            reason: "must be 1 to 56 of a-z A-Z 0-9 _ . - starting with a letter or digit",
-        })?;
+        datastore::check_entry_id(&self.pool)?;
         check_share_name(self.share()).map_err(|reason| Error::Invalid {
             field: "share",
             value: self.share().to_owned(),
@@ -1439,16 +1392,13 @@ impl SmbDatastore {
     pub async fn attach(&self, env: &Env) -> Result<Saga<SmbStep>> {
         self.validate(env)?;
         if self.persist == Persist::Autofs {
-            for h in &self.hosts {
-                let host = env.find_host(h).map_err(|e| self.plan_err(e))?;
-                require_automount(host, AUTOFS_MAP)
-                    .await
-                    .map_err(|e| self.plan_err(e))?;
-            }
+            require_automount_on(env, &self.hosts)
+                .await
+                .map_err(|e| self.plan_err(e))?;
         }
         let mount = self.mount_spec(self.lif_address(env).await?)?;
         let cluster = env.cluster().to_owned();
-        let token = format!("kvmstor:{}:{}", self.pool, uuid::Uuid::new_v4());
+        let token = datastore::ownership_token(&self.pool);
         let junction = format!("/{}", self.volume.name);
         let mut steps = vec![
             SmbStep::CreateVolume {
