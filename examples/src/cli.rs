@@ -81,17 +81,23 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// A secret from the environment, never a flag: the first line of the file that variable
+/// `file_var` names, else variable `var`, else none (empty variables count as unset).
+pub fn secret_from_env(file_var: &str, var: &str) -> Result<Option<SecretString>> {
+    if let Some(path) = env_var(file_var) {
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("reading {file_var} {path}"))?;
+        return Ok(Some(SecretString::from(
+            text.lines().next().unwrap_or_default().to_owned(),
+        )));
+    }
+    Ok(env_var(var).map(SecretString::from))
+}
+
 /// The password: `ONTAP_PASSWORD_FILE` (first line), `ONTAP_PASSWORD`, or a prompt.
 fn password() -> Result<SecretString> {
-    if let Some(path) = env_var("ONTAP_PASSWORD_FILE") {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading ONTAP_PASSWORD_FILE {path}"))?;
-        return Ok(SecretString::from(
-            text.lines().next().unwrap_or_default().to_owned(),
-        ));
-    }
-    if let Some(p) = env_var("ONTAP_PASSWORD") {
-        return Ok(SecretString::from(p));
+    if let Some(p) = secret_from_env("ONTAP_PASSWORD_FILE", "ONTAP_PASSWORD")? {
+        return Ok(p);
     }
     let p = rpassword::prompt_password("ONTAP password: ")
         .context("no ONTAP_PASSWORD_FILE or ONTAP_PASSWORD, and no terminal to ask on")?;
@@ -218,6 +224,17 @@ pub fn progress() -> Observer {
     })
 }
 
+/// The subcommands of the workflow examples (NFS, SMB, block datastores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum Workflow {
+    /// Print what attach would do; changes nothing.
+    Plan,
+    /// Attach the datastore to this host.
+    Attach,
+    /// Detach it from this host.
+    Detach,
+}
+
 /// `plan`: prints the workflow's plan. Otherwise runs it with [`progress`] and prints how
 /// it ended; on failure the facade has unwound it (or says what needs attention).
 pub async fn plan_or_run<S: Step>(saga: Saga<S>, env: &S::Env, plan_only: bool) -> Result<()> {
@@ -261,5 +278,26 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("0").is_err());
         assert!(parse_size("ten").is_err());
+    }
+
+    #[test]
+    fn secret_from_env_prefers_the_file_and_treats_empty_as_unset() {
+        // Names of this test only: the process's other tests never read them.
+        let (file_var, var) = ("KVMSTOR_EX_TEST_SECRET_FILE", "KVMSTOR_EX_TEST_SECRET");
+        std::env::remove_var(file_var);
+        std::env::set_var(var, "");
+        assert!(secret_from_env(file_var, var).unwrap().is_none());
+        std::env::set_var(var, "s3cret");
+        assert!(secret_from_env(file_var, var).unwrap().is_some());
+        // The file wins over the variable: a missing file is an error naming it.
+        std::env::set_var(file_var, "/nonexistent/kvmstor-secret");
+        let e = secret_from_env(file_var, var).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "reading KVMSTOR_EX_TEST_SECRET_FILE /nonexistent/kvmstor-secret"
+        );
+        assert!(!format!("{e:#}").contains("s3cret"));
+        std::env::remove_var(file_var);
+        std::env::remove_var(var);
     }
 }

@@ -552,6 +552,19 @@ async fn finish<S: Step<Env = Env>>(
     }
 }
 
+/// The attach (`attach`) or detach saga of datastore `d` over `env`: one body for the three
+/// datastore types, which share no trait.
+macro_rules! saga_of {
+    ($d:expr, $env:expr, $attach:expr) => {
+        if $attach {
+            $d.attach($env).await
+        } else {
+            $d.detach($env).await
+        }
+        .map_err(|e| Failure::workflow(&e))
+    };
+}
+
 /// Builds the datastore of `ds` and its environment, then plans or runs the attach
 /// (`attach`) or the detach.
 async fn datastore_work(
@@ -562,20 +575,13 @@ async fn datastore_work(
 ) -> Result<(Value, String), Failure> {
     check_kind(ds)?;
     let root = sim_root(ds);
-    let wf = |e: kvmstor::Error| Failure::workflow(&e);
     match ds.kind {
         Kind::Nfs => {
             let env = world::env(client, &ds.hosts, &mode(ds)).map_err(|e| usage_of(&e))?;
             let d = nfs_spec(ds)
                 .datastore(root.as_deref())
                 .map_err(|e| usage_of(&e))?;
-            let saga = if attach {
-                d.attach(&env).await
-            } else {
-                d.detach(&env).await
-            }
-            .map_err(wf)?;
-            finish(saga, &env, &act).await
+            finish(saga_of!(d, &env, attach)?, &env, &act).await
         }
         Kind::Smb => {
             let prompt = attach && matches!(act, Act::Run(_));
@@ -583,13 +589,7 @@ async fn datastore_work(
             let d = spec.datastore(root.as_deref()).map_err(|e| usage_of(&e))?;
             let env = world::env(client, &ds.hosts, &mode(ds)).map_err(|e| usage_of(&e))?;
             let env = spec.env(&d, &env);
-            let saga = if attach {
-                d.attach(&env).await
-            } else {
-                d.detach(&env).await
-            }
-            .map_err(wf)?;
-            finish(saga, &env, &act).await
+            finish(saga_of!(d, &env, attach)?, &env, &act).await
         }
         Kind::Block => {
             let spec = block_spec(ds);
@@ -600,13 +600,7 @@ async fn datastore_work(
                     WorldError::FcTargets { .. } => Failure::other(&anyhow::Error::new(e)),
                     e => usage_of(&e),
                 })?;
-            let saga = if attach {
-                d.attach(&w.env).await
-            } else {
-                d.detach(&w.env).await
-            }
-            .map_err(wf)?;
-            finish(saga, &w.env, &act).await
+            finish(saga_of!(d, &w.env, attach)?, &w.env, &act).await
         }
     }
 }

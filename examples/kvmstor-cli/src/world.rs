@@ -161,6 +161,21 @@ impl Drop for BlockWorld {
     }
 }
 
+/// The WWPNs of `svm`'s FC LIFs: what a simulated FC host's HBA logs in to.
+pub async fn fc_targets(client: &Client, svm: &str) -> Result<Vec<String>, WorldError> {
+    Ok(client
+        .fc_interfaces()
+        .of_svm(svm)
+        .await
+        .map_err(|source| WorldError::FcTargets {
+            svm: svm.to_owned(),
+            source: Box::new(source),
+        })?
+        .into_iter()
+        .filter_map(|l| l.wwpn)
+        .collect())
+}
+
 /// The environment of a block datastore over `protocol` of `svm`: `client` and the hosts.
 /// Simulated hosts get initiator identities and a fake kernel that reacts to scans (see
 /// [`crate::simhost::simulated_block_host`]); with FC, their HBA is logged in to the SVM's
@@ -178,18 +193,8 @@ pub async fn block_env(
             reactions: Vec::new(),
         });
     };
-    let fc_targets: Vec<String> = if protocol == BlockProtocol::Fcp {
-        client
-            .fc_interfaces()
-            .of_svm(svm)
-            .await
-            .map_err(|source| WorldError::FcTargets {
-                svm: svm.to_owned(),
-                source: Box::new(source),
-            })?
-            .into_iter()
-            .filter_map(|l| l.wwpn)
-            .collect()
+    let fc_targets = if protocol == BlockProtocol::Fcp {
+        fc_targets(&client, svm).await?
     } else {
         Vec::new()
     };
@@ -208,6 +213,14 @@ pub async fn block_env(
             .push(tokio::spawn(SimKernelRunner::react_forever(runner)));
     }
     Ok(world)
+}
+
+/// The mount point asked for, else `<sim_root>/mnt/<name>` for simulated hosts, else none
+/// (the facade's default).
+fn mount_point(asked: Option<&Path>, sim_root: Option<&Path>, name: &str) -> Option<PathBuf> {
+    asked
+        .map(Path::to_path_buf)
+        .or_else(|| sim_root.map(|root| root.join("mnt").join(name)))
 }
 
 fn persist(value: &str) -> Result<Persist, WorldError> {
@@ -378,10 +391,8 @@ impl SmbSpec {
                 .clone()
                 .unwrap_or_else(|| SecretString::from(String::new())),
         );
-        match (&self.mount_point, sim_root) {
-            (Some(m), _) => ds = ds.mount_point(m.clone()),
-            (None, Some(root)) => ds = ds.mount_point(root.join("mnt").join(&self.name)),
-            (None, None) => {}
+        if let Some(m) = mount_point(self.mount_point.as_deref(), sim_root, &self.name) {
+            ds = ds.mount_point(m);
         }
         Ok(ds)
     }
@@ -461,10 +472,8 @@ impl BlockSpec {
         if let Some(w) = self.device_wait {
             ds = ds.device_wait(w);
         }
-        match (&self.mount_point, sim_root) {
-            (Some(m), _) => ds = ds.mount_point(m.clone()),
-            (None, Some(root)) => ds = ds.mount_point(root.join("mnt").join(&self.name)),
-            (None, None) => {}
+        if let Some(m) = mount_point(self.mount_point.as_deref(), sim_root, &self.name) {
+            ds = ds.mount_point(m);
         }
         Ok(ds)
     }
@@ -519,10 +528,8 @@ impl NfsSpec {
         if let Some(v) = &self.volume {
             ds = ds.volume_name(v.clone());
         }
-        match (&self.mount_point, sim_root) {
-            (Some(m), _) => ds = ds.mount_point(m.clone()),
-            (None, Some(root)) => ds = ds.mount_point(root.join("mnt").join(&self.name)),
-            (None, None) => {}
+        if let Some(m) = mount_point(self.mount_point.as_deref(), sim_root, &self.name) {
+            ds = ds.mount_point(m);
         }
         Ok(ds)
     }

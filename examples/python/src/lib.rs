@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 use kvmstor_cli::endpoint::{resolve_secret, Endpoint, EndpointError, PasswordSource};
 use kvmstor_cli::report::{self, chain, error_json};
 use kvmstor_cli::simhost::{simulated_block_host, SimKernelRunner};
-use kvmstor_cli::world::{parse_size, AclSpec, BlockSpec, NfsSpec, SmbSpec, WorldError};
+use kvmstor_cli::world::{self, parse_size, AclSpec, BlockSpec, NfsSpec, SmbSpec, WorldError};
 use kvmstor_facade::ops::{self, DatastoreVolume, Freeze};
 use kvmstor_facade::saga::{recover, LockRegistry, RecoverMode, Saga, Step};
 use kvmstor_facade::{Env, Host};
@@ -463,11 +463,26 @@ enum AnyDatastore<'py> {
 }
 
 /// What to do with a datastore's workflow.
-#[derive(Clone)]
 enum Act {
     Plan,
     Run(Option<PathBuf>),
     Recover(PathBuf, RecoverMode),
+}
+
+/// Builds the attach (`attach`) or detach saga of datastore `d` over `env` and does `act`
+/// with it, the GIL released: one body for the three datastore types, which share no trait.
+macro_rules! saga_then {
+    ($py:expr, $d:expr, $env:expr, $attach:expr, $act:expr) => {{
+        let (d, env, attach, act) = ($d, $env, $attach, $act);
+        block_on($py, async move {
+            let saga = if attach {
+                d.attach(&env).await
+            } else {
+                d.detach(&env).await
+            }?;
+            finish(saga, &env, act).await
+        })
+    }};
 }
 
 /// Plans, runs or recovers `saga` (see [`Act`]): the plan or the run report as JSON.
@@ -550,38 +565,16 @@ impl Ontap {
         let res = match ds {
             AnyDatastore::Nfs(d) => {
                 let d = d.spec.datastore(root).map_err(|e| world_err(&e))?;
-                block_on(py, async move {
-                    let saga = if attach {
-                        d.attach(&env).await
-                    } else {
-                        d.detach(&env).await
-                    }?;
-                    finish(saga, &env, act).await
-                })
+                saga_then!(py, d, env, attach, act)
             }
             AnyDatastore::Smb(d) => {
-                let spec = d.spec.clone();
-                let d = spec.datastore(root).map_err(|e| world_err(&e))?;
-                let env = spec.env(&d, &env);
-                block_on(py, async move {
-                    let saga = if attach {
-                        d.attach(&env).await
-                    } else {
-                        d.detach(&env).await
-                    }?;
-                    finish(saga, &env, act).await
-                })
+                let ds = d.spec.datastore(root).map_err(|e| world_err(&e))?;
+                let env = d.spec.env(&ds, &env);
+                saga_then!(py, ds, env, attach, act)
             }
             AnyDatastore::Block(d) => {
                 let d = d.spec.datastore(root).map_err(|e| world_err(&e))?;
-                block_on(py, async move {
-                    let saga = if attach {
-                        d.attach(&env).await
-                    } else {
-                        d.detach(&env).await
-                    }?;
-                    finish(saga, &env, act).await
-                })
+                saga_then!(py, d, env, attach, act)
             }
         };
         let v = res.map_err(|e| workflow_err(py, &e))?;
@@ -634,12 +627,15 @@ impl Ontap {
         let root = std::path::absolute(&root).unwrap_or(root);
         let dir = root.join(name);
         let client = self.env().ontap().clone();
-        let fc_targets: Vec<String> = match fc_svm {
+        let fc_targets = match fc_svm {
             Some(svm) => {
                 let c = client.clone();
-                let lifs = block_on(py, async move { c.fc_interfaces().of_svm(&svm).await })
-                    .map_err(|e| ontap_err(py, &e))?;
-                lifs.into_iter().filter_map(|l| l.wwpn).collect()
+                block_on(py, async move { world::fc_targets(&c, &svm).await }).map_err(
+                    |e| match &e {
+                        WorldError::FcTargets { source, .. } => ontap_err(py, source),
+                        e => world_err(e),
+                    },
+                )?
             }
             None => Vec::new(),
         };

@@ -14,9 +14,9 @@
 //! (o2cb, or corosync + DLM for GFS2), mkfs, mount, fstab and the pool. Detach reverses it.
 //! `attach`/`detach` need root, the initiator tools, dm-multipath and the cluster stack.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, ValueEnum};
 use kvmstor::block::{BlockDatastore, BlockProtocol};
-use kvmstor_examples::cli::{self, ConnectArgs, HostArgs};
+use kvmstor_examples::cli::{self, ConnectArgs, HostArgs, Workflow};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,7 +25,7 @@ use kvmstor_examples::cli::{self, ConnectArgs, HostArgs};
 )]
 struct Args {
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Workflow,
     /// The datastore (libvirt pool) name.
     #[arg(global = true, default_value = "vmblock")]
     name: String,
@@ -66,16 +66,6 @@ enum Fs {
     Gfs2,
 }
 
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// Print what attach would do; changes nothing.
-    Plan,
-    /// Attach the datastore to this host.
-    Attach,
-    /// Detach it from this host.
-    Detach,
-}
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     cli::exit_code(run().await)
@@ -98,11 +88,11 @@ async fn run() -> anyhow::Result<()> {
         ds = ds.gfs2();
     }
 
-    let result = match args.cmd {
-        Cmd::Plan => cli::plan_or_run(ds.attach(&env).await?, &env, true).await,
-        Cmd::Attach => cli::plan_or_run(ds.attach(&env).await?, &env, false).await,
-        Cmd::Detach => cli::plan_or_run(ds.detach(&env).await?, &env, false).await,
+    let saga = match args.cmd {
+        Workflow::Plan | Workflow::Attach => ds.attach(&env).await?,
+        Workflow::Detach => ds.detach(&env).await?,
     };
+    let result = cli::plan_or_run(saga, &env, args.cmd == Workflow::Plan).await;
     conn.close().await;
     result
 }

@@ -12,9 +12,9 @@
 //! pool, the fstab line and the mount; the volume only with `--delete-ontap-objects`.
 //! `attach`/`detach` change this host: root, and the ONTAP LIFs reachable.
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use kvmstor::nfs::{NfsDatastore, Persist};
-use kvmstor_examples::cli::{self, ConnectArgs, HostArgs};
+use kvmstor_examples::cli::{self, ConnectArgs, HostArgs, Workflow};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,7 +23,7 @@ use kvmstor_examples::cli::{self, ConnectArgs, HostArgs};
 )]
 struct Args {
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Workflow,
     /// The datastore (libvirt pool) name; the volume is named like it with `_` for `-`.
     #[arg(global = true, default_value = "vmstore")]
     name: String,
@@ -48,16 +48,6 @@ struct Args {
     host: HostArgs,
 }
 
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// Print what attach would do; changes nothing.
-    Plan,
-    /// Attach the datastore to this host.
-    Attach,
-    /// Detach it from this host.
-    Detach,
-}
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     cli::exit_code(run().await)
@@ -79,11 +69,11 @@ async fn run() -> anyhow::Result<()> {
         .delete_ontap_objects(args.delete_ontap_objects);
 
     // Each workflow is a saga: planned first, then run step by step; a failure unwinds.
-    let result = match args.cmd {
-        Cmd::Plan => cli::plan_or_run(ds.attach(&env).await?, &env, true).await,
-        Cmd::Attach => cli::plan_or_run(ds.attach(&env).await?, &env, false).await,
-        Cmd::Detach => cli::plan_or_run(ds.detach(&env).await?, &env, false).await,
+    let saga = match args.cmd {
+        Workflow::Plan | Workflow::Attach => ds.attach(&env).await?,
+        Workflow::Detach => ds.detach(&env).await?,
     };
+    let result = cli::plan_or_run(saga, &env, args.cmd == Workflow::Plan).await;
     conn.close().await;
     result
 }

@@ -13,9 +13,9 @@
 //! appears in a plan or a journal. `attach`/`detach` need root and `mount.cifs`.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use kvmstor::smb::SmbDatastore;
-use kvmstor_examples::cli::{self, ConnectArgs, HostArgs};
+use kvmstor_examples::cli::{self, ConnectArgs, HostArgs, Workflow};
 use ontap_client::SecretString;
 
 #[derive(Debug, Parser)]
@@ -25,7 +25,7 @@ use ontap_client::SecretString;
 )]
 struct Args {
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Workflow,
     /// The datastore (share and libvirt pool) name.
     #[arg(global = true, default_value = "vmsmb")]
     name: String,
@@ -53,26 +53,10 @@ struct Args {
     host: HostArgs,
 }
 
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// Print what attach would do; changes nothing.
-    Plan,
-    /// Attach the datastore to this host.
-    Attach,
-    /// Detach it from this host.
-    Detach,
-}
-
 /// The SMB account's password: `SMB_PASSWORD_FILE` (first line), else `SMB_PASSWORD`.
 fn smb_password() -> anyhow::Result<SecretString> {
-    if let Ok(path) = std::env::var("SMB_PASSWORD_FILE") {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        return Ok(SecretString::from(
-            text.lines().next().unwrap_or_default().to_owned(),
-        ));
-    }
-    let p = std::env::var("SMB_PASSWORD").context("set SMB_PASSWORD_FILE or SMB_PASSWORD")?;
-    Ok(SecretString::from(p))
+    cli::secret_from_env("SMB_PASSWORD_FILE", "SMB_PASSWORD")?
+        .context("set SMB_PASSWORD_FILE or SMB_PASSWORD")
 }
 
 #[tokio::main]
@@ -91,11 +75,11 @@ async fn run() -> anyhow::Result<()> {
     // The password travels in the Env (and the 0600 file on the host), not in the steps.
     let env = ds.env_with_secret(&args.host.env(&conn.client));
 
-    let result = match args.cmd {
-        Cmd::Plan => cli::plan_or_run(ds.attach(&env).await?, &env, true).await,
-        Cmd::Attach => cli::plan_or_run(ds.attach(&env).await?, &env, false).await,
-        Cmd::Detach => cli::plan_or_run(ds.detach(&env).await?, &env, false).await,
+    let saga = match args.cmd {
+        Workflow::Plan | Workflow::Attach => ds.attach(&env).await?,
+        Workflow::Detach => ds.detach(&env).await?,
     };
+    let result = cli::plan_or_run(saga, &env, args.cmd == Workflow::Plan).await;
     conn.close().await;
     result
 }
