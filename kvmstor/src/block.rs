@@ -89,7 +89,7 @@ use crate::env::{Env, Host};
 use crate::error::{Error, Result, StepError};
 use crate::host_steps::{self, ensure_pool, host_err, line_applied, remove_fstab, remove_pool};
 use crate::nfs::{gone_ok, ontap_err, NfsOutput, PoolRequest, VolumeRequest};
-use crate::ontap_steps::{self, delete_owned, Owned};
+use crate::ontap_steps::{self, create_once, delete_owned, Owned};
 use crate::saga::{ActionKind, Applied, LockKey, Saga, Step};
 
 /// How long a host waits for a LUN's paths and multipath map to appear.
@@ -799,34 +799,9 @@ fn parse_portal(host: &str, p: &str) -> Result<Portal, StepError> {
 
 // ---- ONTAP lookups ----
 
-/// Creates an ONTAP object unless one of that name is there: `find` looks it up by name,
-/// `create` makes it (its failure reported as `operation`). One found counts as changed
-/// only when it carries `token` (this run made it before a crash), so that an unwind
-/// removes only what is this run's.
-async fn create_once<F, Found, T>(
-    operation: String,
-    token: Option<&str>,
-    find: F,
-    create: impl std::future::Future<Output = ontap_client::Result<T>>,
-) -> Result<Applied<BlockOutput>, StepError>
-where
-    F: Fn() -> Found,
-    Found: std::future::Future<Output = Result<Option<Owned>, StepError>>,
-{
-    if let Some(o) = find().await? {
-        let ours = token.is_some() && o.comment.as_deref() == token;
-        let uuid = o.uuid.unwrap_or_default();
-        return Ok(applied(ours, BlockOutput::Uuid { uuid }));
-    }
-    create.await.map_err(ontap_err(operation.clone()))?;
-    let uuid = find()
-        .await?
-        .and_then(|o| o.uuid)
-        .ok_or(StepError::MissingField {
-            operation,
-            field: "uuid",
-        })?;
-    Ok(applied(true, BlockOutput::Uuid { uuid }))
+/// [`ontap_steps::create_once`]'s result as a step's: the object's UUID as output.
+fn uuid_output(a: Applied<String>) -> Applied<BlockOutput> {
+    applied(a.changed, BlockOutput::Uuid { uuid: a.output })
 }
 
 /// The volume `svm/name` as [`Owned`].
@@ -954,7 +929,9 @@ async fn create_igroup(
     let op = format!("create igroup {svm}/{igroup}");
     let find = || owned_igroup(env, svm, igroup);
     let igroups = env.ontap().igroups();
-    create_once(op, comment, find, igroups.create(&body)).await
+    create_once(op, comment, find, igroups.create(&body))
+        .await
+        .map(uuid_output)
 }
 
 async fn delete_igroup(
@@ -2025,7 +2002,9 @@ async fn create_subsystem(
         }))
     };
     let subsystems = env.ontap().nvme_subsystems();
-    create_once(op, comment, find, subsystems.create(&body)).await
+    create_once(op, comment, find, subsystems.create(&body))
+        .await
+        .map(uuid_output)
 }
 
 async fn delete_subsystem(
@@ -2946,6 +2925,7 @@ impl Step for BlockStep {
                     volumes.create(&volume.san_body(svm, token)),
                 )
                 .await
+                .map(uuid_output)
             }
             BlockStep::CreateLun {
                 svm,
@@ -2961,7 +2941,9 @@ impl Step for BlockStep {
                     .space_reserved(*reserved);
                 let find = || owned_lun(env, svm, lun);
                 let luns = env.ontap().luns();
-                create_once(op, Some(token), find, luns.create(&body)).await
+                create_once(op, Some(token), find, luns.create(&body))
+                    .await
+                    .map(uuid_output)
             }
             BlockStep::CreateIgroup {
                 svm,
@@ -2986,7 +2968,9 @@ impl Step for BlockStep {
                     .comment(token.as_str());
                 let find = || owned_namespace(env, svm, namespace);
                 let namespaces = env.ontap().namespaces();
-                create_once(op, Some(token), find, namespaces.create(&body)).await
+                create_once(op, Some(token), find, namespaces.create(&body))
+                    .await
+                    .map(uuid_output)
             }
             BlockStep::CreateSubsystem {
                 svm,

@@ -184,17 +184,12 @@ pub(crate) const AUTOFS_SETTLE: Duration = Duration::from_secs(20);
 /// and a pool built on the bare path would put VM images on the host's own disk. Checked
 /// when an autofs attach is planned and again before its entry is written.
 pub(crate) async fn require_automount(host: &Host, map: &str) -> Result<(), StepError> {
+    let err = || host_err(host.name(), format!("check automount for map {map}"));
     autofs(host, map)
-        .map_err(host_err(
-            host.name(),
-            format!("check automount for map {map}"),
-        ))?
+        .map_err(err())?
         .require_daemon()
         .await
-        .map_err(host_err(
-            host.name(),
-            format!("check automount for map {map}"),
-        ))
+        .map_err(err())
 }
 
 /// [`require_automount`] for kvmstor's map ([`AUTOFS_MAP`]) on each of `hosts` in turn,

@@ -1249,10 +1249,7 @@ impl NfsDatastore {
     fn validate(&self, env: &Env) -> Result<()> {
         datastore::require_hosts(&self.hosts)?;
         for h in &self.hosts {
-            let host = env.find_host(h).map_err(|source| Error::Plan {
-                workflow: self.workflow("attach"),
-                source: Box::new(source),
-            })?;
+            let host = env.find_host(h).map_err(|e| self.plan_err(e))?;
             if host.addresses().is_empty() {
                 return Err(Error::Invalid {
                     field: "host addresses",
@@ -1280,12 +1277,11 @@ impl NfsDatastore {
             .ip_interfaces()
             .data_lifs(&self.svm, &IpService::DataNfs)
             .await
-            .map_err(|source| Error::Plan {
-                workflow: self.workflow("attach"),
-                source: Box::new(StepError::Ontap {
+            .map_err(|source| {
+                self.plan_err(StepError::Ontap {
                     operation: format!("list data_nfs LIFs of {}", self.svm),
                     source: Box::new(source),
-                }),
+                })
             })?;
         let mut up: Vec<(String, String)> = lifs
             .iter()
@@ -1316,13 +1312,12 @@ impl NfsDatastore {
             options: options.fstab_options(),
         };
         // Validate now (and take NfsMount's adjustments, e.g. max_connect).
-        let m = spec.to_mount().map_err(|source| Error::Plan {
-            workflow: self.workflow("attach"),
-            source: Box::new(StepError::Host {
+        let m = spec.to_mount().map_err(|source| {
+            self.plan_err(StepError::Host {
                 host: String::new(),
                 operation: "validate NFS mount".into(),
                 source: Box::new(source),
-            }),
+            })
         })?;
         Ok(MountSpec {
             options: m.options().fstab_options(),

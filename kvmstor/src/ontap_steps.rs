@@ -1,10 +1,12 @@
-//! What the NFS, SMB and block steps do alike with the ONTAP objects they own: find the
-//! one an undo may delete (by the UUID a run recorded, or by name and ownership token) and
-//! delete it, "already gone" being success; a datastore's volume is deleted that way.
+//! What the NFS, SMB and block steps do alike with the ONTAP objects they own: create one
+//! unless it is there, find the one an undo may delete (by the UUID a run recorded, or by
+//! name and ownership token) and delete it, "already gone" being success; a datastore's
+//! volume is deleted that way.
 
 use crate::env::Env;
 use crate::error::StepError;
 use crate::nfs::{find_volume, gone_ok, ontap_err};
+use crate::saga::Applied;
 
 /// An ONTAP object as the create and delete steps see it: its UUID and its comment, where
 /// a run's ownership token is kept.
@@ -13,6 +15,38 @@ pub(crate) struct Owned {
     pub(crate) uuid: Option<String>,
     /// Its comment.
     pub(crate) comment: Option<String>,
+}
+
+/// Creates an ONTAP object unless one of that name is there: `find` looks it up by name,
+/// `create` makes it (its failure reported as `operation`). One found counts as changed
+/// only when it carries `token` (this run made it before a crash), so that an unwind
+/// removes only what is this run's. The output is the object's UUID.
+pub(crate) async fn create_once<F, Found, T>(
+    operation: String,
+    token: Option<&str>,
+    find: F,
+    create: impl std::future::Future<Output = ontap_client::Result<T>>,
+) -> Result<Applied<String>, StepError>
+where
+    F: Fn() -> Found,
+    Found: std::future::Future<Output = Result<Option<Owned>, StepError>>,
+{
+    if let Some(o) = find().await? {
+        let ours = token.is_some() && o.comment.as_deref() == token;
+        return Ok(Applied {
+            changed: ours,
+            output: o.uuid.unwrap_or_default(),
+        });
+    }
+    create.await.map_err(ontap_err(operation.clone()))?;
+    let uuid = find()
+        .await?
+        .and_then(|o| o.uuid)
+        .ok_or(StepError::MissingField {
+            operation,
+            field: "uuid",
+        })?;
+    Ok(Applied::changed(uuid))
 }
 
 /// The UUID a delete acts on: the one a run recorded, else that of the object `find` finds

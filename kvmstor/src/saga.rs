@@ -703,8 +703,8 @@ impl<S: Step> Saga<S> {
         }
     }
 
-    /// Tells `observer` of every step state change of the run (ADDED for progress output:
-    /// the demo prints each step as it starts and ends, with its duration).
+    /// Tells `observer` of every step state change of the run (for progress output: the
+    /// demo prints each step as it starts and ends, with its duration).
     pub fn observe(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
         self
@@ -1349,7 +1349,7 @@ mod tests {
         assert!(!reg.is_held(&LockKey::host("h")));
     }
 
-    // ADDED by H4: the observer sees every journaled state change, in order.
+    // The observer sees every journaled state change, in order.
     #[tokio::test]
     async fn an_observer_sees_each_step_start_end_and_undo() {
         let env = ToyEnv::default();

@@ -54,7 +54,7 @@ use crate::host_steps::{
     self, ensure_pool, host_err, mounter, remove_fstab, remove_pool, require_automount_on,
     AUTOFS_MAP,
 };
-use crate::nfs::{find_volume, gone_ok, ontap_err, NfsOutput, Persist, PoolRequest, VolumeRequest};
+use crate::nfs::{gone_ok, ontap_err, NfsOutput, Persist, PoolRequest, VolumeRequest};
 use crate::ontap_steps;
 use crate::saga::{ActionKind, Applied, LockKey, Saga, Step};
 
@@ -892,31 +892,15 @@ impl Step for SmbStep {
                 ..
             } => {
                 let op = || format!("create volume {svm}/{}", volume.name);
-                if let Some(v) = find_volume(env, svm, &volume.name)
-                    .await
-                    .map_err(ontap_err(op()))?
-                {
-                    return Ok(Applied {
-                        changed: v.comment.as_deref() == Some(token.as_str()),
-                        output: SmbOutput::Volume {
-                            uuid: v.uuid.unwrap_or_default(),
-                        },
-                    });
-                }
-                env.ontap()
-                    .volumes()
-                    .create(&volume.smb_body(svm, junction, style(security_style), token))
-                    .await
-                    .map_err(ontap_err(op()))?;
-                let uuid = find_volume(env, svm, &volume.name)
-                    .await
-                    .map_err(ontap_err(op()))?
-                    .and_then(|v| v.uuid)
-                    .ok_or_else(|| StepError::MissingField {
-                        operation: op(),
-                        field: "uuid",
-                    })?;
-                Ok(Applied::changed(SmbOutput::Volume { uuid }))
+                let find = || ontap_steps::owned_volume(env, svm, &volume.name, op());
+                let body = volume.smb_body(svm, junction, style(security_style), token);
+                let volumes = env.ontap().volumes();
+                let a = ontap_steps::create_once(op(), Some(token), find, volumes.create(&body))
+                    .await?;
+                Ok(Applied {
+                    changed: a.changed,
+                    output: SmbOutput::Volume { uuid: a.output },
+                })
             }
             SmbStep::CreateShare {
                 svm,

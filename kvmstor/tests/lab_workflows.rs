@@ -362,7 +362,7 @@ async fn lab_workflow_smb() -> Result<()> {
     assert_pool_active(&lv, pool).await?;
     step("mount, autofs entry, credentials file and pool checked");
 
-    let vol = DatastoreVolume::new(SVM, ds.share().replace('-', "_"));
+    let vol = DatastoreVolume::new(SVM, ds.volume());
     file_datastore_disks(&env, &host, pool, &mount, &vol, true).await?;
 
     let outcome = run(
@@ -379,7 +379,7 @@ async fn lab_workflow_smb() -> Result<()> {
     assert!(!cred.exists(), "credentials file left behind");
     assert_no_pool(&lv, pool).await?;
     let c = env.ontap();
-    assert_none(c, "/api/storage/volumes", "wf_smb").await?;
+    assert_none(c, "/api/storage/volumes", ds.volume()).await?;
     assert_none(c, "/api/protocols/cifs/shares", ds.share()).await?;
     step("detached: clean slate");
     Ok(())
@@ -393,7 +393,6 @@ struct BlockSlate {
     device: PathBuf,
 }
 
-/// The parent's mount source, checked to be `device` (through udev's stable link).
 /// automount 5.1.8 exits when a reload leaves its master map without entries (reproduced
 /// outside the lab: empty `/etc/auto.master` + SIGHUP → the daemon is gone), which is what an
 /// earlier lab test's autofs undo does when its line was the only one. A host's autofs
@@ -414,6 +413,7 @@ fn ensure_automount() -> Result<()> {
     Ok(())
 }
 
+/// An OCFS2 file system is mounted at `mount`, from `device` (through udev's stable link).
 fn assert_mounted_ocfs2(mount: &Path, device: &Path) -> Result<()> {
     let (fs, source, opts) = mounted(mount)?.context("nothing mounted")?;
     assert_eq!(fs, "ocfs2", "{source} {opts}");
@@ -426,8 +426,6 @@ fn assert_mounted_ocfs2(mount: &Path, device: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The OCFS2 datastore part: attach, checks, disk, snapshot, FlexClone attached beside the
-/// parent with a new UUID, the clone's pool holding the snapshot's bytes, both detached.
 /// Earlier lab tests (cluster-fs's, libvirt-pools') leave their one-node o2cb cluster
 /// registered (target/BUGS.md), and o2cb runs one cluster per host. With no OCFS2 mounted
 /// it is only a leftover: it is taken down, and said so.
@@ -469,6 +467,8 @@ async fn block_workflow(protocol: BlockProtocol, pool: &str) -> Result<()> {
     result
 }
 
+/// The OCFS2 datastore part: attach, checks, disk, snapshot, FlexClone attached beside the
+/// parent with a new UUID, the clone's pool holding the snapshot's bytes, both detached.
 async fn block_workflow_steps(protocol: BlockProtocol, pool: &str) -> Result<()> {
     step("start");
     take_down_leftover_o2cb()?;
@@ -523,13 +523,8 @@ async fn block_workflow_steps(protocol: BlockProtocol, pool: &str) -> Result<()>
     // The FlexClone of the snapshot, attached beside the parent as a second pool with a new
     // OCFS2 UUID.
     let clone_pool = format!("{pool}-clone");
-    let clone_vol = clone_pool.replace('-', "_");
-    let parent_uuid = sh(
-        "blkid",
-        &["-o", "value", "-s", "UUID", &device.display().to_string()],
-    )?
-    .trim()
-    .to_owned();
+    let clone_vol = kvmstor::default_volume_name(&clone_pool);
+    let parent_uuid = blkid(&device, "UUID")?;
     ops::flexclone(&env, &vol, &clone_vol, Some(SNAPSHOT)).await?;
     step("FlexClone made");
     let clone = BlockDatastore::new(protocol, SVM, &clone_pool, AGGR, BLOCK_SIZE)
@@ -549,29 +544,9 @@ async fn block_workflow_steps(protocol: BlockProtocol, pool: &str) -> Result<()>
     let clone_device = stable_device(&c, protocol, &clone.disk_path()).await?;
     assert_mounted_ocfs2(&clone_mount, &clone_device)?;
     assert_mounted_ocfs2(&mount, &device)?;
-    let clone_uuid = sh(
-        "blkid",
-        &[
-            "-o",
-            "value",
-            "-s",
-            "UUID",
-            &clone_device.display().to_string(),
-        ],
-    )?;
-    assert_ne!(clone_uuid.trim(), parent_uuid);
-    let clone_label = sh(
-        "blkid",
-        &[
-            "-o",
-            "value",
-            "-s",
-            "LABEL",
-            &clone_device.display().to_string(),
-        ],
-    )?;
+    assert_ne!(blkid(&clone_device, "UUID")?, parent_uuid);
     // tunefs' label for a clone; relabeling waits for a replay of its journals.
-    assert_eq!(clone_label.trim(), format!("{pool}-cloned"));
+    assert_eq!(blkid(&clone_device, "LABEL")?, format!("{pool}-cloned"));
     assert_pool_active(&lv, &clone_pool).await?;
     assert_disk_holds(&lv, &clone_pool, DISK, &v1).await?;
     assert_disk_holds(&lv, pool, DISK, &v2).await?;
@@ -642,6 +617,14 @@ async fn block_workflow_steps(protocol: BlockProtocol, pool: &str) -> Result<()>
     }
     step("detached: clean slate");
     Ok(())
+}
+
+/// The value of the file-system tag `tag` (`UUID`, `LABEL`) that blkid reads on `device`.
+fn blkid(device: &Path, tag: &str) -> Result<String> {
+    let device = device.display().to_string();
+    Ok(sh("blkid", &["-o", "value", "-s", tag, &device])?
+        .trim()
+        .to_owned())
 }
 
 /// The stable device path of a LUN (`/dev/mapper/<NAA WWID>`) or namespace

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use kvmstor::nfs::{NfsDatastore, NfsStep, Persist, PoolKind};
 use kvmstor::saga::{
-    ActionKind, LockKey, LockRegistry, RecoverMode, RunOutcome, RunStatus, StepState,
+    ActionKind, LockKey, LockRegistry, RecoverMode, RunOutcome, RunStatus, Saga, StepState,
 };
 use kvmstor::{Env, Error};
 use libvirt_pools::{Libvirt, PoolDef};
@@ -836,7 +836,12 @@ impl World {
         support::tree(&self.hosts[0].root, &TreeOpts::default())
     }
 
-    async fn attach_now(&self) {
+    /// Attaches; returns the host's [`World::shape`] then and the detach planned, deleting
+    /// the ONTAP objects or not.
+    async fn attached_detach(
+        &self,
+        delete_ontap_objects: bool,
+    ) -> (BTreeMap<String, String>, Saga<NfsStep>) {
         self.datastore()
             .attach(&self.env)
             .await
@@ -845,6 +850,14 @@ impl World {
             .await
             .unwrap();
         self.assert_attached("attached").await;
+        let before = self.shape();
+        let detach = self
+            .datastore()
+            .delete_ontap_objects(delete_ontap_objects)
+            .detach(&self.env)
+            .await
+            .unwrap();
+        (before, detach)
     }
 
     /// Detaches, deleting the ONTAP objects.
@@ -890,17 +903,10 @@ fn inject_detach(w: &World, k: usize) -> (Env, Option<Frozen>) {
 async fn detach_failure_matrix(prefix: &str, steps: &[usize]) {
     for &k in steps {
         let w = world(&format!("{prefix}-{k}"), FSTAB).await;
-        w.attach_now().await;
-        let before = w.shape();
         let dir = tempfile::tempdir().unwrap();
         let journal = dir.path().join("detach.json");
-        let detach = w
-            .datastore()
-            .delete_ontap_objects(true)
-            .detach(&w.env)
-            .await
-            .unwrap()
-            .journal_file(&journal);
+        let (before, detach) = w.attached_detach(true).await;
+        let detach = detach.journal_file(&journal);
         let (pool, volume) = (&w.pool, w.pool.replace('-', "_"));
         assert_eq!(
             steps_of(&detach),
@@ -967,14 +973,7 @@ async fn detach_crash_matrix(delete_ontap_objects: bool) {
     for c in crash_cases(steps) {
         let (point, mode) = (c.point, c.mode);
         let w = world(&format!("ds-{name}-{}", c.tag()), FSTAB).await;
-        w.attach_now().await;
-        let before = w.shape();
-        let detach = w
-            .datastore()
-            .delete_ontap_objects(delete_ontap_objects)
-            .detach(&w.env)
-            .await
-            .unwrap();
+        let (before, detach) = w.attached_detach(delete_ontap_objects).await;
         assert_eq!(detach.steps().len(), steps);
         let crashed = crash(detach, &w.env, &c).await;
         let report = crashed

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kvmstor::nfs::Persist;
-use kvmstor::saga::{LockRegistry, RecoverMode, RunOutcome, RunStatus};
+use kvmstor::saga::{LockRegistry, RecoverMode, RunOutcome, RunStatus, Saga};
 use kvmstor::smb::{SmbDatastore, SmbStep};
 use kvmstor::{Env, Error, StepError};
 use libvirt_pools::{Libvirt, PoolDef};
@@ -442,7 +442,12 @@ impl World {
         support::tree(&self.root, &opts)
     }
 
-    async fn attach_now(&self) {
+    /// Attaches; returns the host's [`World::shape`] then and the detach planned, deleting
+    /// the ONTAP objects or not.
+    async fn attached_detach(
+        &self,
+        delete_ontap_objects: bool,
+    ) -> (BTreeMap<String, String>, Saga<SmbStep>) {
         self.datastore()
             .attach(&self.env())
             .await
@@ -451,6 +456,14 @@ impl World {
             .await
             .unwrap();
         self.assert_attached("attached").await;
+        let before = self.shape();
+        let detach = self
+            .datastore()
+            .delete_ontap_objects(delete_ontap_objects)
+            .detach(&self.env())
+            .await
+            .unwrap();
+        (before, detach)
     }
 }
 
@@ -487,14 +500,7 @@ fn inject_detach(w: &World, k: usize) -> (Env, Option<Frozen>) {
 async fn detach_failure_matrix(prefix: &str, steps: &[usize]) {
     for &k in steps {
         let w = world(&format!("{prefix}-{k}")).await;
-        w.attach_now().await;
-        let before = w.shape();
-        let detach = w
-            .datastore()
-            .delete_ontap_objects(true)
-            .detach(&w.env())
-            .await
-            .unwrap();
+        let (before, detach) = w.attached_detach(true).await;
         let (pool, mp) = (&w.pool, w.root.join("mnt").join(&w.pool));
         assert_eq!(
             labels(&detach),
@@ -555,14 +561,7 @@ async fn detach_crash_matrix(delete_ontap_objects: bool) {
     for c in crash_cases(steps) {
         let (point, mode) = (c.point, c.mode);
         let w = world(&format!("smb-{name}-{}", c.tag())).await;
-        w.attach_now().await;
-        let before = w.shape();
-        let detach = w
-            .datastore()
-            .delete_ontap_objects(delete_ontap_objects)
-            .detach(&w.env())
-            .await
-            .unwrap();
+        let (before, detach) = w.attached_detach(delete_ontap_objects).await;
         assert_eq!(detach.steps().len(), steps);
         let crashed = crash(detach, &w.env(), &c).await;
         assert!(!crashed.text().contains(PASSWORD));
