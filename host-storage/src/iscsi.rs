@@ -465,15 +465,14 @@ impl<R: Runner> Iscsi<R> {
     /// style `ADDR,PORT`), if it exists.
     pub fn record_file(&self, target: &Iqn, portal: &Portal) -> Option<PathBuf> {
         let dir = self.node_db()?.join(target.as_str());
-        let prefix = format!("{},{}", portal.address, portal.port);
         let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
             .ok()?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
             .filter(|p| {
-                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                    n == prefix || n.strip_prefix(&prefix).is_some_and(|r| r.starts_with(','))
-                })
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| record_of(n, portal))
             })
             .collect();
         entries.sort();
@@ -546,13 +545,7 @@ impl<R: Runner> Iscsi<R> {
         for e in entries {
             let Ok(e) = e else { return false };
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(i) = portals.iter().position(|p| {
-                let prefix = format!("{},{}", p.address, p.port);
-                name == prefix
-                    || name
-                        .strip_prefix(&prefix)
-                        .is_some_and(|r| r.starts_with(','))
-            }) else {
+            let Some(i) = portals.iter().position(|p| record_of(&name, p)) else {
                 return false;
             };
             if std::mem::replace(&mut matched[i], true) {
@@ -1252,6 +1245,16 @@ fn set_mode_0600(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io(IoOp::SetPermissions, path, e))
+}
+
+/// Whether `name`, an entry of a target's node database directory, is the record of
+/// `portal`: `ADDR,PORT` (old style) or `ADDR,PORT,TPGT` (new style, a directory).
+fn record_of(name: &str, portal: &Portal) -> bool {
+    let prefix = format!("{},{}", portal.address, portal.port);
+    name == prefix
+        || name
+            .strip_prefix(&prefix)
+            .is_some_and(|r| r.starts_with(','))
 }
 
 #[cfg(test)]

@@ -569,6 +569,19 @@ impl<R: Runner> Nvme<R> {
         let results =
             futures_util::future::join_all(missing.iter().map(|t| self.run_connect(nqn, t, opts)))
                 .await;
+        // Only the paths this call connected: where a concurrent connect won the race, the
+        // controller is someone else's.
+        let mut first_err = None;
+        let mut connected: Vec<&Transport> = Vec::new();
+        for (t, r) in missing.iter().zip(results) {
+            match r {
+                Ok(true) => connected.push(t),
+                Ok(false) => {}
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
         let old: BTreeSet<&str> = before.iter().map(|c| c.name.as_str()).collect();
         let controllers: Vec<String> = self
             .controllers()?
@@ -576,7 +589,9 @@ impl<R: Runner> Nvme<R> {
             .filter(|c| {
                 !old.contains(c.name.as_str())
                     && c.subsysnqn == nqn.as_str()
-                    && missing.iter().any(|t| t.matches(&c.transport, &c.address))
+                    && connected
+                        .iter()
+                        .any(|t| t.matches(&c.transport, &c.address))
             })
             .map(|c| c.name)
             .collect();
@@ -584,7 +599,7 @@ impl<R: Runner> Nvme<R> {
             change: Change::from(!controllers.is_empty()),
             controllers,
         };
-        if let Some(e) = results.into_iter().find_map(std::result::Result::err) {
+        if let Some(e) = first_err {
             // Leave nothing half-connected; the first error is the one reported.
             let _ = self.disconnect(&undo).await;
             return Err(e);

@@ -1267,6 +1267,37 @@ async fn nvme_connect_paths_at_once_and_disconnect_by_subsystem_when_all_are_our
     let err = nvme.connect_paths(&nqn, &paths, &opts).await.unwrap_err();
     assert!(err.is_exit_code(1), "{err}");
     fake.verify();
+
+    // A concurrent connect wins the race on one path: its controller is not this call's,
+    // so the undo lists only the other one.
+    // (The fake kernel keeps what `disconnect -d` named: start from no controller.)
+    std::fs::remove_dir_all(root.join("sys/class/nvme")).unwrap();
+    std::fs::create_dir_all(root.join("sys/class/nvme")).unwrap();
+    let paths = [tcp("192.168.2.117"), tcp("192.168.2.118")];
+    fake.expect(Expect::new("nvme", nvme_connect_args("192.168.2.117")));
+    fake.expect(
+        Expect::new("nvme", nvme_connect_args("192.168.2.118")).exit(
+            1,
+            "",
+            "Failed to write to /dev/nvme-fabrics: Operation already in progress\nalready connected\n",
+        ),
+    );
+    let undo = nvme.connect_paths(&nqn, &paths, &opts).await.unwrap();
+    fake.verify();
+    let names: Vec<(String, String)> = nvme
+        .controllers()
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.name, c.address))
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let mine: Vec<&String> = names
+        .iter()
+        .filter(|(_, a)| a.contains("traddr=192.168.2.117,"))
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(undo.controllers.iter().collect::<Vec<_>>(), mine);
+    assert_eq!(undo.change, Change::Changed);
 }
 
 #[tokio::test]
