@@ -13,8 +13,7 @@ use host_storage::iscsi::{Chap, ChapCredentials, Iscsi, IscsiTarget, NodeSetting
 use host_storage::multipath::{MapRef, Multipath};
 use host_storage::parse::Portal;
 use host_storage::{Iqn, LunSerial, SystemRunner};
-use lab_common::{get, payload, post, sh, sim, step, Volume};
-use ontap_client::Query;
+use lab_common::{payload, post, sh, sim, step, Volume};
 use ontap_client::SecretString;
 use serde_json::json;
 
@@ -100,35 +99,14 @@ async fn mapped_lun(
     )
     .await?;
     let serial = LunSerial::parse(lun[0]["serial_number"].as_str().context("serial")?)?;
-    let igroups = get(
+    let iqn = lab_common::map_lun_to_lab_igroup(
         c,
-        "/api/protocols/san/igroups",
-        &Query::new().filter("name", "lab_ig"),
+        &format!("/vol/{vol}/lun1"),
+        lun_id,
+        initiator.as_str(),
     )
     .await?;
-    if igroups.is_empty() {
-        post(
-            c,
-            "/api/protocols/san/igroups",
-            json!({"svm": {"name": "svm1"}, "name": "lab_ig", "os_type": "linux", "protocol": "iscsi",
-                   "initiators": [{"name": initiator.as_str()}]}),
-        )
-        .await?;
-    }
-    post(
-        c,
-        "/api/protocols/san/lun-maps",
-        json!({"svm": {"name": "svm1"}, "lun": {"name": format!("/vol/{vol}/lun1")},
-               "igroup": {"name": "lab_ig"}, "logical_unit_number": lun_id}),
-    )
-    .await?;
-    let svc = get(
-        c,
-        "/api/protocols/san/iscsi/services",
-        &Query::new().fields(["target"]),
-    )
-    .await?;
-    let iqn = Iqn::parse(svc[0]["target"]["name"].as_str().context("target iqn")?)?;
+    let iqn = Iqn::parse(&iqn)?;
     Ok((iqn, serial, v.backend_dir().join("lun1"), initiator))
 }
 

@@ -9,12 +9,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use lab_common::{get, open_default_policy, post, sim, step, Volume};
+use lab_common::{open_default_policy, post, sim, step, Volume};
 use libvirt_pools::{
     IscsiSource, Libvirt, Outcome, PoolDef, PoolName, PoolSpec, Protocol, RemoveMode, VolumeDef,
     VolumeFormat, VolumeName,
 };
-use ontap_client::Query;
 use serde_json::json;
 
 const MIB: u64 = 1 << 20;
@@ -118,39 +117,8 @@ async fn lab_pools_iscsi_and_mpath_on_sim_lun() -> Result<()> {
                "space": {"size": "64M"}}),
     )
     .await?;
-    if get(
-        &c,
-        "/api/protocols/san/igroups",
-        &Query::new().filter("name", "lab_ig"),
-    )
-    .await?
-    .is_empty()
-    {
-        post(
-            &c,
-            "/api/protocols/san/igroups",
-            json!({"svm": {"name": "svm1"}, "name": "lab_ig", "os_type": "linux", "protocol": "iscsi",
-                   "initiators": [{"name": initiator}]}),
-        )
+    let iqn = lab_common::map_lun_to_lab_igroup(&c, "/vol/lab_pooliscsi/lun1", LUN_ID, &initiator)
         .await?;
-    }
-    post(
-        &c,
-        "/api/protocols/san/lun-maps",
-        json!({"svm": {"name": "svm1"}, "lun": {"name": "/vol/lab_pooliscsi/lun1"},
-               "igroup": {"name": "lab_ig"}, "logical_unit_number": LUN_ID}),
-    )
-    .await?;
-    let svc = get(
-        &c,
-        "/api/protocols/san/iscsi/services",
-        &Query::new().fields(["target"]),
-    )
-    .await?;
-    let iqn = svc[0]["target"]["name"]
-        .as_str()
-        .context("target iqn")?
-        .to_owned();
     let lv = libvirt().await?;
     step("LUN mapped, libvirtd connected");
 

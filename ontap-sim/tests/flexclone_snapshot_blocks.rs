@@ -25,6 +25,13 @@ async fn in_volume(env: &common::Env, path: &str, volume: &str) -> anyhow::Resul
     Ok(r.body["records"].as_array().cloned().unwrap_or_default())
 }
 
+/// A simulator that keeps its state in `state` (and loads it from there when it exists).
+fn with_state_file(state: &std::path::Path) -> ontap_sim::SimServerBuilder {
+    ontap_sim::SimServer::builder()
+        .state_file(state.to_owned())
+        .job_duration(Duration::ZERO, Duration::from_millis(10))
+}
+
 fn names(recs: &[Value]) -> Vec<&str> {
     recs.iter().map(|r| r["name"].as_str().unwrap()).collect()
 }
@@ -482,11 +489,7 @@ async fn all_gets(env: &common::Env, vol: &str, snap: &str) -> anyhow::Result<St
 async fn kept_records_are_no_resource_and_survive_a_state_file() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let state = dir.path().join("state.json");
-    let start = || {
-        ontap_sim::SimServer::builder()
-            .state_file(state.clone())
-            .job_duration(Duration::ZERO, Duration::from_millis(10))
-    };
+    let start = || with_state_file(&state);
     let env = common::start_with(start()).await?;
     let pu = volume(&env, "p").await?;
     lun(&env, "/vol/p/a", "64M", false).await?;
@@ -583,11 +586,7 @@ async fn kept_records_are_no_resource_and_survive_a_state_file() -> anyhow::Resu
 async fn a_snapshot_from_an_older_state_file_clones_the_current_luns() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let state = dir.path().join("state.json");
-    let start = || {
-        ontap_sim::SimServer::builder()
-            .state_file(state.clone())
-            .job_duration(Duration::ZERO, Duration::from_millis(10))
-    };
+    let start = || with_state_file(&state);
     let env = common::start_with(start()).await?;
     let pu = volume(&env, "p").await?;
     lun(&env, "/vol/p/a", "64M", false).await?;

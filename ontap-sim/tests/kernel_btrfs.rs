@@ -12,7 +12,7 @@ use std::time::Duration;
 use ontap_sim::kernel::{KernelBackend, KernelConfig};
 use ontap_sim::{Seed, SimServer};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// Unmounts everything below the state directory (deepest first) and removes it, also when
 /// the test panics.
@@ -49,6 +49,16 @@ impl Drop for Cleanup {
         }
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// `POST /api/storage/file/clone` in volume `vol1`; the finished job.
+async fn file_clone(env: &common::Env, source: &str, dest: &str) -> anyhow::Result<Value> {
+    let body = json!({"volume": {"name": "vol1"}, "source_path": source,
+                      "destination_path": dest});
+    let (_, job) = env
+        .run_job(Method::POST, "/api/storage/file/clone", Some(body))
+        .await?;
+    Ok(job)
 }
 
 fn is_mount_point(p: &Path) -> bool {
@@ -161,45 +171,18 @@ async fn host_volumes_snapshots_clones_on_real_btrfs() -> anyhow::Result<()> {
     );
 
     // File clone → reflink copy (cp --reflink=always fails where extents cannot be shared).
-    let (_, job) = env
-        .run_job(
-            Method::POST,
-            "/api/storage/file/clone",
-            Some(
-                json!({"volume": {"name": "vol1"}, "source_path": "data.txt",
-                             "destination_path": "dir/copy.txt"}),
-            ),
-        )
-        .await?;
+    let job = file_clone(&env, "data.txt", "dir/copy.txt").await?;
     assert_eq!(job["state"], "success", "{job}");
     assert_eq!(
         std::fs::read_to_string(vdir.join("dir/copy.txt"))?,
         "changed after s1\n"
     );
-    let (_, job) = env
-        .run_job(
-            Method::POST,
-            "/api/storage/file/clone",
-            Some(
-                json!({"volume": {"name": "vol1"}, "source_path": "missing.txt",
-                             "destination_path": "x.txt"}),
-            ),
-        )
-        .await?;
+    let job = file_clone(&env, "missing.txt", "x.txt").await?;
     assert_eq!(job["state"], "failure", "{job}");
     assert_eq!(job["code"], 13001);
 
     // Single-file restore: the source is read from snapshot s1 (`.snapshot/s1/...`).
-    let (_, job) = env
-        .run_job(
-            Method::POST,
-            "/api/storage/file/clone",
-            Some(
-                json!({"volume": {"name": "vol1"}, "source_path": ".snapshot/s1/data.txt",
-                             "destination_path": "restored.txt"}),
-            ),
-        )
-        .await?;
+    let job = file_clone(&env, ".snapshot/s1/data.txt", "restored.txt").await?;
     assert_eq!(job["state"], "success", "{job}");
     assert_eq!(
         std::fs::read_to_string(vdir.join("restored.txt"))?,

@@ -51,8 +51,7 @@ struct Row {
 /// The parts of `cargo xtask bench [client] [clone] [attach]` (all when none is named).
 const PARTS: &[&str] = &["client", "clone", "attach"];
 
-pub(crate) fn run() -> Result<bool> {
-    let named: Vec<String> = std::env::args().skip(2).collect();
+pub(crate) fn run(named: &[String]) -> Result<bool> {
     if let Some(bad) = named.iter().find(|a| !PARTS.contains(&a.as_str())) {
         bail!("unknown bench part {bad}; parts: {}", PARTS.join(", "));
     }
@@ -73,20 +72,13 @@ pub(crate) fn run() -> Result<bool> {
 /// `ontap-client` against `netapp-ontap`: target/bench/ontap-client.md.
 fn client_bench() -> Result<()> {
     println!("==> building release binaries (ontap-sim, bench_ontap)");
-    for (package, bin) in [
+    let release = build_release(&[
         ("ontap-sim", "ontap-sim"),
         ("kvmstor-examples", "bench_ontap"),
-    ] {
-        let mut cmd = cargo();
-        cmd.args(["build", "--release", "-p", package, "--bin", bin]);
-        if !run_streamed(&mut cmd)?.success {
-            bail!("cargo build --release -p {package} --bin {bin} failed");
-        }
-    }
+    ])?;
     println!("==> python venv");
     setup::python_venv()?;
 
-    let release = target_dir().join("release");
     let sim_bin = release.join("ontap-sim");
     let mut rows = Vec::new();
     for &size in STREAM_SIZES {
@@ -181,6 +173,18 @@ fn measure(sim: &SimDaemon, side: Side, args: &[&str]) -> Result<Measure> {
         seconds: field("seconds")?,
         peak_rss_kib: field("peak_rss_kib")? as u64,
     })
+}
+
+/// Builds each `(package, bin)` optimised, output streamed; returns the release directory.
+pub(crate) fn build_release(bins: &[(&str, &str)]) -> Result<std::path::PathBuf> {
+    for (package, bin) in bins {
+        let mut cmd = cargo();
+        cmd.args(["build", "--release", "-p", package, "--bin", bin]);
+        if !run_streamed(&mut cmd)?.success {
+            bail!("cargo build --release -p {package} --bin {bin} failed");
+        }
+    }
+    Ok(target_dir().join("release"))
 }
 
 /// The median of `v`; `None` when empty. Shared by the lab benches' tables.

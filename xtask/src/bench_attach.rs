@@ -8,10 +8,9 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::lab;
 
@@ -37,23 +36,15 @@ pub(crate) fn run() -> Result<bool> {
     let vng = lab::virtme_ng()?;
     let virtiofsd = lab::virtiofsd();
     let sim = lab::build_sim()?;
-    let bench = build_bench()?;
-    let out = lab::lab_dir().join("bench-attach-out");
-    if out.exists() {
-        fs::remove_dir_all(&out).with_context(|| format!("removing {}", out.display()))?;
-    }
-    fs::create_dir_all(&out)?;
+    let bench = lab::build_test("kvmstor", "bench_lab_attach", false)?;
+    let out = lab::fresh_out_dir("bench-attach-out")?;
     lab::write_plan(
         &out,
         &sim,
         std::slice::from_ref(&bench),
         Some("bench_attach"),
     )?;
-    let reps: usize = match std::env::var("LAB_BENCH_REPS") {
-        Ok(r) => r.parse().context("LAB_BENCH_REPS must be a number")?,
-        Err(_) => 3,
-    };
-    fs::write(out.join("bench-reps"), format!("{reps}\n"))?;
+    let reps = lab::bench_reps(&out, 3)?;
 
     let t = Instant::now();
     let status = lab::boot(&vng, &vmlinux, virtiofsd.as_deref(), &out)?;
@@ -70,13 +61,7 @@ pub(crate) fn run() -> Result<bool> {
     print!("{log}");
     let samples =
         read_samples(&fs::read_to_string(out.join("bench-attach.jsonl")).unwrap_or_default());
-    let kernel = fs::read_to_string(out.join("guest.log"))
-        .ok()
-        .and_then(|l| {
-            l.lines()
-                .find_map(|l| l.split("guest up: ").nth(1).map(str::to_owned))
-        })
-        .unwrap_or_default();
+    let kernel = lab::guest_kernel_release(&out);
     let steps =
         read_steps(&fs::read_to_string(out.join("bench-attach-steps.jsonl")).unwrap_or_default());
     let table = format!(
@@ -108,27 +93,6 @@ pub(crate) fn run() -> Result<bool> {
             .any(|s| s.protocol == *p && s.times.is_some())
     });
     Ok(complete && log.contains("test result: ok"))
-}
-
-fn build_bench() -> Result<PathBuf> {
-    let mut cmd = crate::cargo();
-    cmd.args([
-        "test",
-        "--no-run",
-        "--message-format=json-render-diagnostics",
-        "-p",
-        "kvmstor",
-        "--test",
-        "bench_lab_attach",
-    ]);
-    let json = crate::proc::output_of(&mut cmd)?;
-    json.lines()
-        .filter(|l| {
-            l.contains("\"reason\":\"compiler-artifact\"") && l.contains("bench_lab_attach")
-        })
-        .find_map(|l| lab::json_str(l, "\"executable\":\""))
-        .map(PathBuf::from)
-        .context("no bench_lab_attach test executable in cargo's output")
 }
 
 /// One line of `bench-attach.jsonl`: times, or the error that stopped the protocol.

@@ -15,8 +15,8 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use super::json_number;
-use crate::proc::{is_root, output_of, run_streamed, Libvirtd, SimDaemon, LIBVIRT_URI};
-use crate::{cargo, repo_root, target_dir};
+use crate::proc::{is_root, output_of, Libvirtd, SimDaemon, LIBVIRT_URI};
+use crate::{repo_root, target_dir};
 
 const COUNT: u64 = 20;
 const SIZE_GIB: u64 = 4;
@@ -105,16 +105,10 @@ pub(crate) fn run() -> Result<CloneResult> {
     if !is_root() {
         bail!("the clone bench needs root (loop device, btrfs, mounts, libvirtd)");
     }
-    for (package, bin) in [
+    let release = super::build_release(&[
         ("ontap-sim", "ontap-sim"),
         ("kvmstor-examples", "bench_clone"),
-    ] {
-        let mut cmd = cargo();
-        cmd.args(["build", "--release", "-p", package, "--bin", bin]);
-        if !run_streamed(&mut cmd)?.success {
-            bail!("cargo build --release -p {package} --bin {bin} failed");
-        }
-    }
+    ])?;
     let bench_dir = target_dir().join("bench");
     std::fs::create_dir_all(&bench_dir)?;
     let root = bench_dir.join("clone-sim");
@@ -132,7 +126,6 @@ pub(crate) fn run() -> Result<CloneResult> {
     std::fs::create_dir_all(&root)?;
     let _cleanup = SimRoot(root.clone());
     let libvirtd = Libvirtd::start()?;
-    let release = target_dir().join("release");
     let root_arg = root.display().to_string();
     let sim = SimDaemon::start(
         &release.join("ontap-sim"),

@@ -12,10 +12,10 @@
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 /// Runs the demo; `Ok(false)` when it failed.
 pub(crate) fn run(args: &[String]) -> Result<bool> {
@@ -64,14 +64,10 @@ fn in_guest() -> Result<bool> {
     println!("demo: lab setup {:.1}s", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let demo = build_demo()?;
+    let demo = crate::lab::build_bin("kvmstor-examples", "demo")?;
     println!("demo: build {:.1}s", t.elapsed().as_secs_f64());
 
-    let out = crate::lab::lab_dir().join("demo");
-    if out.exists() {
-        fs::remove_dir_all(&out).with_context(|| format!("removing {}", out.display()))?;
-    }
-    fs::create_dir_all(&out)?;
+    let out = crate::lab::fresh_out_dir("demo")?;
     write_plan(&out, &demo)?;
 
     println!("demo: booting the lab guest (QEMU TCG, about 1.5 min before the first step)");
@@ -111,16 +107,6 @@ fn in_guest() -> Result<bool> {
             Ok(false)
         }
     }
-}
-
-fn build_demo() -> Result<PathBuf> {
-    let status = crate::cargo()
-        .args(["build", "-q", "-p", "kvmstor-examples", "--bin", "demo"])
-        .status()?;
-    if !status.success() {
-        bail!("building the demo failed with {status}");
-    }
-    Ok(crate::target_dir().join("debug/demo"))
 }
 
 fn write_plan(out: &Path, demo: &Path) -> Result<()> {

@@ -113,11 +113,7 @@ pub(crate) fn run_counted(filter: Option<&str>) -> Result<(bool, crate::summary:
         tests.len()
     );
 
-    let out = lab_dir().join("out");
-    if out.exists() {
-        fs::remove_dir_all(&out).with_context(|| format!("removing {}", out.display()))?;
-    }
-    fs::create_dir_all(&out)?;
+    let out = fresh_out_dir("out")?;
     write_plan(&out, &sim, &tests, filter)?;
 
     let t = Instant::now();
@@ -348,13 +344,81 @@ pub(crate) fn virtiofsd() -> Option<PathBuf> {
 }
 
 pub(crate) fn build_sim() -> Result<PathBuf> {
+    build_bin("ontap-sim", "ontap-sim")
+}
+
+/// `target/lab/<name>`, emptied (a previous run's results would mislead) and created.
+pub(crate) fn fresh_out_dir(name: &str) -> Result<PathBuf> {
+    let out = lab_dir().join(name);
+    if out.exists() {
+        fs::remove_dir_all(&out).with_context(|| format!("removing {}", out.display()))?;
+    }
+    fs::create_dir_all(&out)?;
+    Ok(out)
+}
+
+/// The benches' repetitions: `LAB_BENCH_REPS`, else `default`; written to
+/// `<out>/bench-reps` for the guest.
+pub(crate) fn bench_reps(out: &Path, default: usize) -> Result<usize> {
+    let reps: usize = match std::env::var("LAB_BENCH_REPS") {
+        Ok(r) => r.parse().context("LAB_BENCH_REPS must be a number")?,
+        Err(_) => default,
+    };
+    fs::write(out.join("bench-reps"), format!("{reps}\n"))?;
+    Ok(reps)
+}
+
+/// The guest kernel's version as the guest log's `guest up: ` line names it (empty when
+/// the guest never came up).
+pub(crate) fn guest_kernel_release(out: &Path) -> String {
+    fs::read_to_string(out.join("guest.log"))
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find_map(|l| l.split("guest up: ").nth(1).map(str::to_owned))
+        })
+        .unwrap_or_default()
+}
+
+/// Builds binary `bin` of `package` (debug) and returns its path.
+pub(crate) fn build_bin(package: &str, bin: &str) -> Result<PathBuf> {
     let status = crate::cargo()
-        .args(["build", "-q", "-p", "ontap-sim", "--bin", "ontap-sim"])
+        .args(["build", "-q", "-p", package, "--bin", bin])
         .status()?;
     if !status.success() {
-        bail!("building ontap-sim failed with {status}");
+        bail!("building {bin} ({package}) failed with {status}");
     }
-    Ok(crate::target_dir().join("debug/ontap-sim"))
+    Ok(crate::target_dir().join("debug").join(bin))
+}
+
+/// Builds test target `test` of `package` (optimised when `release`) and returns its
+/// executable.
+pub(crate) fn build_test(package: &str, test: &str, release: bool) -> Result<PathBuf> {
+    let mut cmd = crate::cargo();
+    cmd.args([
+        "test",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ]);
+    if release {
+        cmd.arg("--release");
+    }
+    cmd.args(["-p", package, "--test", test]);
+    let json = crate::proc::output_of(&mut cmd)?;
+    test_executable(&json, test)
+        .map(PathBuf::from)
+        .with_context(|| format!("no {test} test executable in cargo's output"))
+}
+
+/// The executable of test target `test` in cargo's JSON messages.
+fn test_executable<'a>(json: &'a str, test: &str) -> Option<&'a str> {
+    json.lines()
+        .filter(|l| {
+            l.contains("\"reason\":\"compiler-artifact\"")
+                && l.contains("\"kind\":[\"test\"]")
+                && json_str(l, "\"name\":\"") == Some(test)
+        })
+        .find_map(|l| json_str(l, "\"executable\":\""))
 }
 
 /// Builds the lab crates' tests and returns the `lab_*` test executables.
@@ -562,5 +626,26 @@ mod tests {
             lab_executables(json),
             vec![PathBuf::from("/t/debug/deps/lab_nfs-1")]
         );
+    }
+
+    #[test]
+    fn a_test_executable_is_found_by_its_exact_target_name() {
+        let json = concat!(
+            r#"{"reason":"compiler-artifact","target":{"kind":["test"],"name":"bench_lab_attach"},"executable":"/t/debug/deps/bench_lab_attach-1"}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"bench_lab"},"executable":"/t/debug/deps/lib-2"}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"kind":["test"],"name":"bench_lab"},"executable":"/t/release/deps/bench_lab-3"}"#,
+            "\n"
+        );
+        assert_eq!(
+            test_executable(json, "bench_lab"),
+            Some("/t/release/deps/bench_lab-3")
+        );
+        assert_eq!(
+            test_executable(json, "bench_lab_attach"),
+            Some("/t/debug/deps/bench_lab_attach-1")
+        );
+        assert_eq!(test_executable(json, "bench"), None);
     }
 }

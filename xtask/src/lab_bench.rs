@@ -36,23 +36,16 @@ pub(crate) fn run(args: &[String]) -> Result<bool> {
     let python = osbrick_venv();
 
     let sim = lab::build_sim()?;
-    let bench = build_bench()?;
-    let out = lab::lab_dir().join("bench-out");
-    if out.exists() {
-        fs::remove_dir_all(&out).with_context(|| format!("removing {}", out.display()))?;
-    }
-    fs::create_dir_all(&out)?;
+    // Optimised like `cargo bench`: the peers are C programs and Python, not a debug build.
+    let bench = lab::build_test("host-storage", "bench_lab", true)?;
+    let out = lab::fresh_out_dir("bench-out")?;
     let filter = protocols
         .iter()
         .map(|p| format!("bench_lab_{p}_"))
         .collect::<Vec<_>>()
         .join(" ");
     lab::write_plan(&out, &sim, std::slice::from_ref(&bench), Some(&filter))?;
-    let reps: usize = match std::env::var("LAB_BENCH_REPS") {
-        Ok(r) => r.parse().context("LAB_BENCH_REPS must be a number")?,
-        Err(_) => 5,
-    };
-    fs::write(out.join("bench-reps"), format!("{reps}\n"))?;
+    let reps = lab::bench_reps(&out, 5)?;
     match &python {
         Ok(python) => {
             let script = crate::repo_root().join("lab/bench_osbrick.py");
@@ -87,13 +80,7 @@ pub(crate) fn run(args: &[String]) -> Result<bool> {
     print!("{table}");
     let dir = crate::target_dir().join("bench");
     fs::create_dir_all(&dir)?;
-    let kernel = fs::read_to_string(out.join("guest.log"))
-        .ok()
-        .and_then(|l| {
-            l.lines()
-                .find_map(|l| l.split("guest up: ").nth(1).map(str::to_owned))
-        })
-        .unwrap_or_default();
+    let kernel = lab::guest_kernel_release(&out);
     let laps: String = fs::read_to_string(out.join("steps.log"))
         .unwrap_or_default()
         .lines()
@@ -181,27 +168,6 @@ fn osbrick_venv() -> Result<PathBuf> {
         bail!("pip install os-brick failed ({status})");
     }
     Ok(python)
-}
-
-fn build_bench() -> Result<PathBuf> {
-    let mut cmd = crate::cargo();
-    cmd.args([
-        "test",
-        "--no-run",
-        // Optimised like `cargo bench`: the peers are C programs and Python, not a debug build.
-        "--release",
-        "--message-format=json-render-diagnostics",
-        "-p",
-        "host-storage",
-        "--test",
-        "bench_lab",
-    ]);
-    let json = crate::proc::output_of(&mut cmd)?;
-    json.lines()
-        .filter(|l| l.contains("\"reason\":\"compiler-artifact\"") && l.contains("bench_lab"))
-        .find_map(|l| lab::json_str(l, "\"executable\":\""))
-        .map(PathBuf::from)
-        .context("no bench_lab test executable in cargo's output")
 }
 
 /// One measurement from `bench.jsonl`.

@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
-        Some("bench") => bench::run(),
+        Some("bench") => bench::run(&args[1..]),
         Some("lab") => lab::run(&args[1..]),
         Some("lab-bench") => lab_bench::run(&args[1..]),
         Some("help" | "-h" | "--help") | None => {

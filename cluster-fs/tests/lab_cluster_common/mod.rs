@@ -18,7 +18,7 @@ use host_storage::{Change, Iqn, LunSerial, SystemRunner};
 use ontap_client::{Client, Query};
 use serde_json::json;
 
-use crate::lab_common::{delete, get, post, sh, Volume};
+use crate::lab_common::{delete, get, map_lun_to_lab_igroup, post, sh, Volume};
 
 /// A daemon started by the test, killed when dropped.
 pub struct Daemon(std::process::Child);
@@ -112,37 +112,8 @@ pub async fn wait_map(mp: &Multipath<SystemRunner>, serial: &LunSerial) -> Resul
 /// host (created when missing); returns the target IQN.
 pub async fn map_lun(c: &Client, lun: &str, lun_id: u64) -> Result<Iqn> {
     let initiator = initiator_iqn(&HostRoot::system())?.context("no initiator name")?;
-    let igroups = get(
-        c,
-        "/api/protocols/san/igroups",
-        &Query::new().filter("name", "lab_ig"),
-    )
-    .await?;
-    if igroups.is_empty() {
-        post(
-            c,
-            "/api/protocols/san/igroups",
-            json!({"svm": {"name": "svm1"}, "name": "lab_ig", "os_type": "linux", "protocol": "iscsi",
-                   "initiators": [{"name": initiator.as_str()}]}),
-        )
-        .await?;
-    }
-    post(
-        c,
-        "/api/protocols/san/lun-maps",
-        json!({"svm": {"name": "svm1"}, "lun": {"name": lun},
-               "igroup": {"name": "lab_ig"}, "logical_unit_number": lun_id}),
-    )
-    .await?;
-    let svc = get(
-        c,
-        "/api/protocols/san/iscsi/services",
-        &Query::new().fields(["target"]),
-    )
-    .await?;
-    Ok(Iqn::parse(
-        svc[0]["target"]["name"].as_str().context("target iqn")?,
-    )?)
+    let iqn = map_lun_to_lab_igroup(c, lun, lun_id, initiator.as_str()).await?;
+    Ok(Iqn::parse(&iqn)?)
 }
 
 /// A LUN `/vol/<vol>/lun1` in a new volume, mapped as `lun_id` to the igroup of this host.

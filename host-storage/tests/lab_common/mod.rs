@@ -54,6 +54,49 @@ pub async fn delete(c: &Client, path: &str) -> Result<()> {
     Ok(())
 }
 
+/// Maps the LUN at `lun` (`/vol/v/lun1`) as `lun_id` to the iSCSI igroup `lab_ig` of
+/// `initiator` (created when missing); returns the target IQN.
+pub async fn map_lun_to_lab_igroup(
+    c: &Client,
+    lun: &str,
+    lun_id: u64,
+    initiator: &str,
+) -> Result<String> {
+    let igroups = get(
+        c,
+        "/api/protocols/san/igroups",
+        &Query::new().filter("name", "lab_ig"),
+    )
+    .await?;
+    if igroups.is_empty() {
+        post(
+            c,
+            "/api/protocols/san/igroups",
+            json!({"svm": {"name": "svm1"}, "name": "lab_ig", "os_type": "linux", "protocol": "iscsi",
+                   "initiators": [{"name": initiator}]}),
+        )
+        .await?;
+    }
+    post(
+        c,
+        "/api/protocols/san/lun-maps",
+        json!({"svm": {"name": "svm1"}, "lun": {"name": lun},
+               "igroup": {"name": "lab_ig"}, "logical_unit_number": lun_id}),
+    )
+    .await?;
+    let svc = get(
+        c,
+        "/api/protocols/san/iscsi/services",
+        &Query::new().fields(["target"]),
+    )
+    .await?;
+    Ok(svc
+        .first()
+        .and_then(|s| s["target"]["name"].as_str())
+        .context("target iqn")?
+        .to_owned())
+}
+
 /// Deletes every CHAP credential of `initiator` (LIO then lets it log in without CHAP).
 /// Tests that set CHAP call it when done, so the tests of other binaries do not depend on
 /// the order the lab runs them in.
